@@ -1,0 +1,68 @@
+"""All configuration, in one pydantic-settings model.
+
+Every field reads from ``LEARNER_<FIELD>`` in the environment; the CLI passes the options the
+user typed as keyword arguments, which take precedence. The model is frozen: a running service
+never changes its configuration behind the operator's back.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Configuration of ``learner run`` and of the commands that share its options."""
+
+    model_config = SettingsConfigDict(env_prefix="LEARNER_", frozen=True, extra="ignore")
+
+    bootstrap_servers: str = "localhost:9092"
+    redis_url: str = "redis://localhost:6379/0"
+    name: str = Field("model", pattern=r"^[A-Za-z0-9_.\-]+$", description="model name (the Redis key prefix)")
+    model: str = "binary"
+    input_topic: str = "events"
+    output_topic: str = "predictions"
+    labels_topic: str | None = None
+    dlq_topic: str | None = None
+    group_id: str | None = None
+    role: Literal["all", "learn", "serve"] = "all"
+
+    snapshot_every_events: int = Field(100_000, ge=0)
+    snapshot_every_seconds: float = Field(60.0, ge=0)
+    snapshot_keep: int = Field(20, ge=1)
+    snapshot_in_background: bool = True
+
+    signing_key: SecretStr | None = None
+    insecure_no_signing: bool = False
+    force: bool = False
+
+    max_event_bytes: int = Field(1_000_000, ge=64)
+    batch_size: int = Field(2000, ge=1)
+    session_timeout_ms: int = Field(10_000, ge=1000)
+
+    metrics_port: int = Field(0, ge=0, le=65535)
+    metric: tuple[str, ...] = ()
+
+    @model_validator(mode="after")
+    def _signing_is_explicit(self) -> Settings:
+        if self.signing_key is not None and not self.signing_key.get_secret_value():
+            raise ValueError("--signing-key is empty")
+        return self
+
+    @property
+    def dead_letter_topic(self) -> str:
+        """Where rejected input goes; defaults to ``<input-topic>.dlq``."""
+        return self.dlq_topic or f"{self.input_topic}.dlq"
+
+    @property
+    def consumer_group(self) -> str:
+        """The consumer group; defaults to ``learner.<name>``."""
+        return self.group_id or f"learner.{self.name}"
+
+    def key_bytes(self) -> bytes | None:
+        """The HMAC key, or None when the operator chose ``--insecure-no-signing``."""
+        if self.signing_key is not None:
+            return self.signing_key.get_secret_value().encode()
+        return None

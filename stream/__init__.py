@@ -1,0 +1,25 @@
+"""Everything that talks Kafka: a batch consumer, an asynchronous producer, codecs, dead letters.
+
+This package knows nothing of River, models or Redis: it moves validated events in and
+encoded bytes out, so that it can be tested (and reused) on its own.
+"""
+
+from stream.codec import Event, InvalidEvent, decode_event, encode_prediction
+from stream.consumer import BatchConsumer
+from stream.deadletter import DeadLetters
+from stream.errors import BrokerUnavailable, DeliveryFailed, StreamError, TopicMissing
+from stream.producer import AsyncProducer
+
+__all__ = [
+    "AsyncProducer",
+    "BatchConsumer",
+    "BrokerUnavailable",
+    "DeadLetters",
+    "DeliveryFailed",
+    "Event",
+    "InvalidEvent",
+    "StreamError",
+    "TopicMissing",
+    "decode_event",
+    "encode_prediction",
+]

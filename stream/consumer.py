@@ -1,0 +1,139 @@
+"""A thin batch consumer: confluent-kafka's Consumer, with errors translated in one place.
+
+The caller owns the offsets: partitions are positioned by ``on_assign`` (the learner seeks to the
+offsets stored in its snapshot) and commits are explicit, so the committed group offsets follow
+the snapshots instead of racing ahead of them.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
+
+from stream.errors import BrokerUnavailable, StreamError, TopicMissing
+
+log = logging.getLogger(__name__)
+
+#: Called with the partitions just assigned; returns the offset to start each one at, or None
+#: to use the group's committed offset (or ``auto.offset.reset``).
+AssignHook = Callable[[list[tuple[str, int]]], Mapping[tuple[str, int], int | None]]
+#: Called with the partitions about to be taken away, before they go.
+RevokeHook = Callable[[list[tuple[str, int]]], None]
+
+_DEFAULTS: dict[str, Any] = {
+    "enable.auto.commit": False,
+    "enable.auto.offset.store": False,
+    "auto.offset.reset": "earliest",
+    "enable.partition.eof": False,
+    # Fetch in big chunks: the service consumes in batches and librdkafka prefetches meanwhile.
+    "fetch.wait.max.ms": 50,
+    "queued.min.messages": 20000,
+}
+
+
+class BatchConsumer:
+    """Consume batches of messages from a set of topics in one consumer group."""
+
+    def __init__(
+        self,
+        config: Mapping[str, Any],
+        topics: list[str],
+        on_assign: AssignHook | None = None,
+        on_revoke: RevokeHook | None = None,
+    ) -> None:
+        self._consumer = Consumer({**_DEFAULTS, **config})
+        self._bootstrap = str(config.get("bootstrap.servers"))
+        self._on_assign = on_assign
+        self._on_revoke = on_revoke
+        self.assigned: set[tuple[str, int]] = set()
+        self._topics = topics
+
+    def start(self, metadata_timeout: float = 10.0) -> None:
+        """Check that the broker answers and the topics exist, then join the group."""
+        missing = set(self._topics) - set(self.topic_partitions(metadata_timeout))
+        if missing:
+            raise TopicMissing(f"topic {sorted(missing)[0]!r} does not exist on {self._bootstrap}")
+        self._consumer.subscribe(self._topics, on_assign=self._assigned, on_revoke=self._revoked,
+                                 on_lost=self._revoked)
+
+    def topic_partitions(self, timeout: float = 10.0) -> dict[str, int]:
+        """Topics on the broker with their partition counts."""
+        try:
+            metadata = self._consumer.list_topics(timeout=timeout)
+        except KafkaException as error:
+            raise BrokerUnavailable(f"cannot reach Kafka at {self._bootstrap}: {error.args[0].str()}") from None
+        return {name: len(topic.partitions) for name, topic in metadata.topics.items() if not topic.error}
+
+    def consume(self, max_messages: int, timeout: float) -> list[Message]:
+        """Up to ``max_messages`` messages; per-message broker errors are raised or logged here."""
+        try:
+            messages = self._consumer.consume(max_messages, timeout)
+        except KafkaException as error:
+            raise StreamError(f"consume failed: {error.args[0].str()}") from None
+        for message in messages:
+            if message.error() is not None:
+                return self._without_errors(messages)
+        return messages
+
+    def _without_errors(self, messages: list[Message]) -> list[Message]:
+        kept = []
+        for message in messages:
+            error = message.error()
+            if error is None:
+                kept.append(message)
+            elif error.fatal():
+                raise StreamError(f"consumer failed: {error.str()}")
+            elif error.code() != KafkaError._PARTITION_EOF:
+                log.warning("consumer: %s", error.str())
+        return kept
+
+    def seek(self, topic: str, partition: int, offset: int) -> None:
+        """Move an assigned partition; the next batch starts at ``offset``."""
+        self._consumer.seek(TopicPartition(topic, partition, offset))
+
+    def commit(self, offsets: Mapping[tuple[str, int], int]) -> None:
+        """Commit next-offsets asynchronously (for lag monitoring; the snapshot is the truth)."""
+        mine = [TopicPartition(t, p, o) for (t, p), o in offsets.items() if (t, p) in self.assigned]
+        if mine:
+            try:
+                self._consumer.commit(offsets=mine, asynchronous=True)
+            except KafkaException as error:
+                log.warning("offset commit failed: %s", error.args[0].str())
+
+    def watermarks(self, topic: str, partition: int, timeout: float = 5.0) -> tuple[int, int]:
+        """Low and high watermark of one partition, from the broker."""
+        low, high = self._consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=timeout)
+        return int(low), int(high)
+
+    def close(self) -> None:
+        """Leave the group now, so that another member gets the partitions without waiting."""
+        try:
+            self._consumer.close()
+        except (KafkaException, RuntimeError) as error:
+            log.warning("consumer close: %s", error)
+
+    def _assigned(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        keys = [(tp.topic, tp.partition) for tp in partitions]
+        starts = self._on_assign(keys) if self._on_assign else {}
+        for tp in partitions:
+            offset = starts.get((tp.topic, tp.partition))
+            if offset is not None:
+                tp.offset = offset
+        consumer.assign(partitions)
+        self.assigned.update(keys)
+        log.info("assigned %s", _describe(partitions))
+
+    def _revoked(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        keys = [(tp.topic, tp.partition) for tp in partitions]
+        if self._on_revoke:
+            self._on_revoke(keys)
+        self.assigned.difference_update(keys)
+        consumer.unassign()
+        log.info("revoked %s", _describe(partitions))
+
+
+def _describe(partitions: list[TopicPartition]) -> str:
+    return ", ".join(f"{tp.topic}[{tp.partition}]@{tp.offset}" for tp in partitions) or "nothing"

@@ -1,0 +1,27 @@
+"""Dead letters (SPEC R-DLQ): the raw bytes of a bad message, with why and where it came from."""
+
+from __future__ import annotations
+
+from confluent_kafka import Message
+
+from stream.producer import AsyncProducer
+
+
+class DeadLetters:
+    """Send rejected messages to the dead-letter topic, unchanged, with explanatory headers."""
+
+    def __init__(self, producer: AsyncProducer, topic: str) -> None:
+        self._producer = producer
+        self.topic = topic
+        self.count = 0
+
+    def send(self, message: Message, reason: str) -> None:
+        """Dead-letter ``message``; the reason travels in the ``error`` header."""
+        self.count += 1
+        headers = [
+            ("error", reason.encode()),
+            ("source.topic", str(message.topic()).encode()),
+            ("source.partition", str(message.partition()).encode()),
+            ("source.offset", str(message.offset()).encode()),
+        ]
+        self._producer.produce(self.topic, message.value() or b"", message.key(), headers=headers)
