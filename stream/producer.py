@@ -34,6 +34,8 @@ class AsyncProducer:
         self._producer = Producer({**_DEFAULTS, **config, "on_delivery": self._delivered})
         self._failure: str | None = None
         self.failed = 0
+        #: The raw ``produce`` for the hot path: the caller handles BufferError (by calling ``produce``).
+        self.produce_fast = self._producer.produce
 
     def produce(self, topic: str, value: bytes, key: bytes | None = None,
                 headers: list[tuple[str, bytes]] | None = None) -> None:
@@ -43,16 +45,6 @@ class AsyncProducer:
         except BufferError:
             self._producer.poll(0.5)
             self._producer.produce(topic, value, key, headers=headers)
-
-    def produce_many(self, topic: str, values: list[bytes], keys: list[bytes | None]) -> None:
-        """Queue a batch of messages (the hot path: one attribute lookup for the whole batch)."""
-        produce = self._producer.produce
-        for value, key in zip(values, keys):
-            try:
-                produce(topic, value, key)
-            except BufferError:
-                self._producer.poll(0.5)
-                produce(topic, value, key)
 
     def poll(self) -> None:
         """Serve delivery reports without blocking."""

@@ -1,0 +1,176 @@
+"""The ``learner`` command line (SPEC R-CLI).
+
+Exit codes: 0 ok, 2 usage error, 1 anything else; expected errors print one line on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import pickle
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import pydantic
+import redis
+
+from learner import __version__
+from learner.evaluation import MetricError
+from learner.feed import FeedError, dataset_events, file_events, limited
+from learner.models import PRESETS, ModelSpecError
+from learner.options import add, from_env, settings_from
+from learner.signing import Signer
+from learner.snapshots import SnapshotError, SnapshotStore
+from stream.errors import StreamError
+
+log = logging.getLogger("learner")
+
+KAFKA = ("bootstrap_servers",)
+REDIS = ("redis_url", "name", "signing_key", "insecure_no_signing")
+
+EXPECTED_ERRORS = (StreamError, SnapshotError, ModelSpecError, MetricError, FeedError, redis.RedisError, OSError)
+
+
+class UsageError(Exception):
+    """A command line that is well-formed but asks for something impossible (exit 2)."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="learner", description="Keep a River model learning from Kafka.")
+    parser.add_argument("--version", action="version", version=f"streamlearner {__version__}")
+    parser.add_argument("--log-level", default=from_env("log_level", "INFO"), help="DEBUG, INFO, WARNING [env LEARNER_LOG_LEVEL]")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = commands.add_parser("run", help="the service: predict, publish, learn, snapshot")
+    add(run, *KAFKA, *REDIS, "model", "input_topic", "output_topic", "dlq_topic", "group_id",
+        "snapshot_every_events", "snapshot_every_seconds", "snapshot_keep", "snapshot_in_background",
+        "force", "max_event_bytes", "batch_size", "session_timeout_ms", "metric")
+    run.set_defaults(handler=cmd_run)
+
+    models = commands.add_parser("models", help="list the model presets")
+    models.set_defaults(handler=cmd_models)
+
+    produce = commands.add_parser("produce", help="send a dataset or a file to a topic")
+    add(produce, *KAFKA)
+    produce.add_argument("--topic", default=from_env("topic", "events"), help="target topic [env LEARNER_TOPIC]")
+    source = produce.add_mutually_exclusive_group()
+    source.add_argument("--dataset", default=from_env("dataset"), help="a River dataset: Phishing, TrumpApproval, "
+                        "ImageSegments, synth.Agrawal, ... [env LEARNER_DATASET]")
+    source.add_argument("--file", type=Path, default=from_env("file"), help="a .jsonl (sent verbatim) or .csv file [env LEARNER_FILE]")
+    produce.add_argument("--target", default=from_env("target", "y"), help="CSV column holding the label [env LEARNER_TARGET]")
+    produce.add_argument("--rate", type=float, default=from_env("rate", 0), help="events per second, 0 = as fast as possible [env LEARNER_RATE]")
+    produce.add_argument("--limit", type=int, default=from_env("limit"), help="stop after this many events [env LEARNER_LIMIT]")
+    produce.add_argument("--seed", type=int, default=from_env("seed", 42), help="seed of synthetic datasets [env LEARNER_SEED]")
+    produce.set_defaults(handler=cmd_produce)
+
+    export = commands.add_parser("export", help="write a snapshot's River model as a plain pickle")
+    add(export, *REDIS, "force")
+    export.add_argument("--version", dest="snapshot_version", type=int, default=from_env("version"),
+                        help="snapshot version (default: the head) [env LEARNER_VERSION]")
+    export.add_argument("--out", type=Path, default=from_env("out"), required=from_env("out") is None,
+                        help="file to write [env LEARNER_OUT]")
+    export.set_defaults(handler=cmd_export)
+    return parser
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from learner.service import Service
+
+    settings = settings_from(args)
+    if settings.key_bytes() is None and not settings.insecure_no_signing:
+        raise UsageError("snapshots must be signed: give --signing-key (or LEARNER_SIGNING_KEY), "
+                         "or --insecure-no-signing to accept unsigned pickles")
+    Service(settings).run()
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    width = max(map(len, PRESETS))
+    for name, preset in PRESETS.items():
+        print(f"{name:<{width}}  {preset.description}")
+    return 0
+
+
+def cmd_produce(args: argparse.Namespace) -> int:
+    from stream import AsyncProducer
+    from stream.admin import topic_partitions
+
+    settings = settings_from(args)
+    if args.dataset:
+        events = dataset_events(args.dataset, args.seed)
+    elif args.file:
+        events = file_events(Path(args.file), args.target)
+    else:
+        raise UsageError("give --dataset NAME or --file PATH")
+    if args.topic not in topic_partitions(settings.bootstrap_servers):
+        raise UsageError(f"topic {args.topic!r} does not exist on {settings.bootstrap_servers}")
+    producer = AsyncProducer({"bootstrap.servers": settings.bootstrap_servers})
+    sent = _send(producer, args.topic, limited(events, args.limit), float(args.rate))
+    producer.flush()
+    print(f"produced {sent} events to {args.topic}", file=sys.stderr)
+    return 0
+
+
+def _send(producer: "AsyncProducer", topic: str, events: "Iterator[bytes]", rate: float) -> int:  # noqa: F821
+    started = time.monotonic()
+    sent = 0
+    for sent, value in enumerate(events, 1):
+        producer.produce(topic, value, str(sent - 1).encode())
+        if rate:
+            ahead = sent / rate - (time.monotonic() - started)
+            if ahead > 0:
+                time.sleep(ahead)
+        if sent % 10000 == 0:
+            producer.poll()
+            producer.check()
+    return sent
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    settings = settings_from(args)
+    store = open_store(settings.redis_url, settings.name, settings.key_bytes())
+    version = args.snapshot_version if args.snapshot_version is not None else store.head()
+    if version is None:
+        raise SnapshotError(f"{settings.name!r} has no snapshots")
+    meta, state = store.load(int(version), force=settings.force)
+    Path(args.out).write_bytes(pickle.dumps(state["model"], protocol=pickle.HIGHEST_PROTOCOL))
+    print(f"wrote {args.out}: {settings.name!r} version {meta.version}, {meta.events_learned} events learned")
+    return 0
+
+
+def open_store(redis_url: str, name: str, key: bytes | None) -> SnapshotStore:
+    """A snapshot store, checking first that Redis answers."""
+    client = redis.Redis.from_url(redis_url, socket_connect_timeout=5)
+    try:
+        client.ping()
+    except redis.RedisError as error:
+        raise SnapshotError(f"cannot reach Redis at {redis_url}: {error}") from None
+    return SnapshotStore(client, name, Signer(key))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=str(args.log_level).upper(), stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    handler: Callable[[argparse.Namespace], int] = args.handler
+    try:
+        return handler(args)
+    except UsageError as error:
+        print(f"learner: error: {error}", file=sys.stderr)
+        return 2
+    except pydantic.ValidationError as error:
+        first = error.errors()[0]
+        print(f"learner: error: --{'-'.join(map(str, first['loc'])).replace('_', '-')}: {first['msg']}", file=sys.stderr)
+        return 2
+    except EXPECTED_ERRORS as error:
+        print(f"learner: error: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,72 @@
+"""Command-line options that map one-to-one onto ``Settings`` fields.
+
+Each option is declared once here with its help; a command lists the fields it takes. Values the
+user did not type are left out, so pydantic-settings falls back to ``LEARNER_<FIELD>`` and then to
+the field's default: the order of precedence users expect (flag, environment, default).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from typing import Any
+
+from learner.settings import Settings
+
+HELP: dict[str, str] = {
+    "bootstrap_servers": "Kafka bootstrap servers, host:port[,host:port]",
+    "redis_url": "Redis URL, e.g. redis://localhost:6379/0",
+    "name": "model name: the key of its snapshots in Redis",
+    "model": "a preset (see `learner models`) or package.module:callable returning a River estimator",
+    "input_topic": "topic of input events",
+    "output_topic": "topic the predictions are published to",
+    "labels_topic": "topic of delayed labels (reserved)",
+    "dlq_topic": "dead-letter topic (default: <input-topic>.dlq)",
+    "group_id": "consumer group (default: learner.<name>)",
+    "role": "all: predict and learn; learn: learn only; serve: predict only",
+    "snapshot_every_events": "snapshot after this many events (0: never by count)",
+    "snapshot_every_seconds": "snapshot after this many seconds (0: never by time)",
+    "snapshot_keep": "keep this many newest snapshots (pinned ones are always kept)",
+    "snapshot_in_background": "pickle snapshots in a forked child so the stream does not pause",
+    "signing_key": "secret for the HMAC-SHA256 signatures of snapshots",
+    "insecure_no_signing": "write and load unsigned snapshots (pickle is code execution: trusted Redis only)",
+    "force": "load a snapshot written by another river version",
+    "max_event_bytes": "larger input messages are dead-lettered unread",
+    "batch_size": "consume up to this many messages at a time",
+    "session_timeout_ms": "Kafka consumer session timeout",
+    "metrics_port": "HTTP port for /metrics, /healthz, /readyz, /status (0: off)",
+    "metric": "a river.metrics class to evaluate online, e.g. Accuracy (repeatable)",
+}
+
+
+def add(parser: argparse.ArgumentParser, *fields: str) -> None:
+    """Add the options of ``fields`` to a command, typed from the Settings model."""
+    for field in fields:
+        info = Settings.model_fields[field]
+        flag = "--" + field.replace("_", "-")
+        env = "LEARNER_" + field.upper()
+        text = f"{HELP[field]} [env {env}]"
+        if info.annotation is bool:
+            action = argparse.BooleanOptionalAction if info.default else "store_true"
+            parser.add_argument(flag, dest=field, action=action, default=argparse.SUPPRESS, help=text)
+        elif field == "metric":
+            parser.add_argument(flag, dest=field, action="append", default=argparse.SUPPRESS, metavar="NAME",
+                                help=text)
+        else:
+            kind = info.annotation if info.annotation in (int, float) else str
+            default = "" if info.default is None else f" (default: {info.default})"
+            parser.add_argument(flag, dest=field, type=kind, default=argparse.SUPPRESS,
+                                metavar=field.split("_")[-1].upper(), help=text + default)
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    """Settings from the options typed, then the environment, then the defaults."""
+    typed: dict[str, Any] = {k: v for k, v in vars(args).items() if k in Settings.model_fields}
+    if "metric" in typed:
+        typed["metric"] = tuple(typed["metric"])
+    return Settings(**typed)
+
+
+def from_env(option: str, default: Any = None) -> Any:
+    """Default of a command argument that is not a setting: ``LEARNER_<OPTION>``, else ``default``."""
+    return os.environ.get("LEARNER_" + option.upper().replace("-", "_"), default)

@@ -1,0 +1,251 @@
+"""Versioned, signed model snapshots in Redis (SPEC R-SNAP, R-EXACT).
+
+A snapshot is one Redis hash ``learner:{NAME}:snap:<version>`` holding the pickled state (model,
+evaluation, events learned), its metadata as JSON (offsets learned up to, lineage, versions of
+everything) and the metadata's signature. One Lua script writes it and moves the head in one
+atomic step, after checking the writer's fencing epoch and that the head is still the version the
+writer descends from: a paused writer, or one that missed a rollback, cannot overwrite a newer
+lineage. Keys of one model share the hash tag ``{NAME}`` so they live in one Redis Cluster slot.
+"""
+
+from __future__ import annotations
+
+import logging
+import pickle
+import platform
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import orjson
+import redis
+import river
+
+from learner import __version__
+from learner.signing import Signer, checksum
+
+log = logging.getLogger(__name__)
+
+
+class SnapshotError(Exception):
+    """Base of the snapshot errors; the message is one line for the operator."""
+
+
+class SnapshotMissing(SnapshotError):
+    """The requested version does not exist (or was deleted by retention)."""
+
+
+class SnapshotRefused(SnapshotError):
+    """The snapshot exists but must not be loaded: bad signature, corrupt blob, other river version."""
+
+
+class Fenced(SnapshotError):
+    """The write was refused: another writer holds the lease, or the head moved (a rollback)."""
+
+
+# KEYS[1] head, KEYS[2] versions (zset), KEYS[3] this snapshot's hash, KEYS[4] lease hash
+# ARGV[1] version, ARGV[2] meta JSON, ARGV[3] signature, ARGV[4] blob,
+# ARGV[5] the writer's lease epoch ('' = no lease), ARGV[6] the head the writer descends from ('' = none)
+# Returns 1, or an error reply starting with FENCED or HEAD_MOVED.
+_WRITE = """
+if ARGV[5] ~= '' then
+  local epoch = redis.call('HGET', KEYS[4], 'epoch')
+  if epoch ~= ARGV[5] then
+    return redis.error_reply('FENCED lease epoch is ' .. tostring(epoch) .. ', this writer has ' .. ARGV[5])
+  end
+end
+local head = redis.call('GET', KEYS[1]) or ''
+if head ~= ARGV[6] then
+  return redis.error_reply('HEAD_MOVED head is ' .. head .. ', this writer descends from ' .. ARGV[6])
+end
+redis.call('HSET', KEYS[3], 'meta', ARGV[2], 'sig', ARGV[3], 'blob', ARGV[4])
+redis.call('ZADD', KEYS[2], ARGV[1], ARGV[1])
+redis.call('SET', KEYS[1], ARGV[1])
+return 1
+"""
+
+# KEYS[1] head, KEYS[2] versions, KEYS[3] pinned (set), KEYS[4] the snapshot's hash; ARGV[1] version
+# Returns 1 when deleted, an error reply when it is the head or pinned.
+_DELETE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.error_reply('version ' .. ARGV[1] .. ' is the head') end
+if redis.call('SISMEMBER', KEYS[3], ARGV[1]) == 1 then return redis.error_reply('version ' .. ARGV[1] .. ' is pinned') end
+redis.call('ZREM', KEYS[2], ARGV[1])
+return redis.call('DEL', KEYS[4])
+"""
+
+
+@dataclass(frozen=True)
+class SnapshotMeta:
+    """What a snapshot says about itself; signed, never changed after the write."""
+
+    name: str
+    version: int
+    parent: int | None
+    created: float
+    events_learned: int
+    offsets: dict[str, int]
+    metrics: dict[str, dict[str, float]]
+    model_spec: str
+    model_params: dict[str, Any]
+    river_version: str
+    python_version: str
+    project_version: str
+    size: int
+    checksum: str
+    reason: str = "periodic"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> bytes:
+        return orjson.dumps(asdict(self), option=orjson.OPT_SORT_KEYS)
+
+    @classmethod
+    def from_json(cls, raw: bytes) -> SnapshotMeta:
+        return cls(**orjson.loads(raw))
+
+    def offsets_by_partition(self) -> dict[tuple[str, int], int]:
+        """Offsets keyed as the consumer keys them: ``(topic, partition)``."""
+        out = {}
+        for key, offset in self.offsets.items():
+            topic, _, partition = key.rpartition(":")
+            out[(topic, int(partition))] = offset
+        return out
+
+
+def offsets_to_meta(offsets: dict[tuple[str, int], int]) -> dict[str, int]:
+    """``{(topic, partition): offset}`` as JSON-friendly ``{"topic:partition": offset}``."""
+    return {f"{topic}:{partition}": offset for (topic, partition), offset in sorted(offsets.items())}
+
+
+def describe_params(model: Any) -> dict[str, Any]:
+    """The model's hyperparameters as JSON (River keeps them as given to the constructor)."""
+    try:
+        return orjson.loads(orjson.dumps(model._get_params(), default=repr))  # type: ignore[no-any-return]
+    except (AttributeError, TypeError, orjson.JSONEncodeError):
+        return {"repr": repr(model)}
+
+
+class SnapshotStore:
+    """The snapshots of one model name in one Redis."""
+
+    def __init__(self, client: redis.Redis, name: str, signer: Signer) -> None:
+        self.client = client
+        self.name = name
+        self.signer = signer
+        self._prefix = f"learner:{{{name}}}:"
+        self._write = client.register_script(_WRITE)
+        self._delete = client.register_script(_DELETE)
+
+    def key(self, suffix: str) -> str:
+        """A Redis key of this model (all in one cluster slot)."""
+        return self._prefix + suffix
+
+    def head(self) -> int | None:
+        raw = self.client.get(self.key("head"))
+        return int(raw) if raw is not None else None
+
+    def versions(self) -> list[int]:
+        """Stored versions, oldest first."""
+        return [int(v) for v in self.client.zrange(self.key("versions"), 0, -1)]
+
+    def next_version(self) -> int:
+        """Reserve a version number; numbers only grow, and a failed write leaves a gap."""
+        return int(self.client.incr(self.key("seq")))
+
+    def pinned(self) -> set[int]:
+        return {int(v) for v in self.client.smembers(self.key("pinned"))}
+
+    def build_meta(self, state_blob: bytes, **fields: Any) -> SnapshotMeta:
+        """Metadata for a blob, with the runtime versions filled in."""
+        return SnapshotMeta(
+            name=self.name, created=time.time(), river_version=river.__version__,
+            python_version=platform.python_version(), project_version=__version__,
+            size=len(state_blob), checksum=checksum(state_blob), **fields,
+        )
+
+    def write(self, meta: SnapshotMeta, blob: bytes, expected_head: int | None, epoch: int | None = None) -> None:
+        """Store a snapshot and make it the head, atomically; raise Fenced if not allowed.
+
+        ``expected_head`` is the head the writer last saw (usually ``meta.parent``): if an operator
+        rolled back in between, the write is refused rather than silently undoing the rollback.
+        """
+        raw_meta = meta.to_json()
+        keys = [self.key("head"), self.key("versions"), self.key(f"snap:{meta.version}"), self.key("lease")]
+        args = [meta.version, raw_meta, self.signer.sign(raw_meta), blob,
+                "" if epoch is None else epoch, "" if expected_head is None else expected_head]
+        try:
+            self._write(keys=keys, args=args)
+        except redis.ResponseError as error:
+            if str(error).startswith(("FENCED", "HEAD_MOVED")):
+                raise Fenced(f"snapshot {meta.version} of {self.name!r} refused: {error}") from None
+            raise
+
+    def delete(self, version: int) -> bool:
+        """Delete a version; refuses the head and pinned versions. False when it did not exist."""
+        keys = [self.key("head"), self.key("versions"), self.key("pinned"), self.key(f"snap:{version}")]
+        try:
+            return bool(self._delete(keys=keys, args=[version]))
+        except redis.ResponseError as error:
+            raise SnapshotError(f"cannot delete: {error}") from None
+
+    def apply_retention(self, keep: int) -> list[int]:
+        """Delete all but the newest ``keep`` versions, sparing the head and pinned ones."""
+        protected = self.pinned() | {self.head()}
+        victims = [v for v in self.versions()[:-keep] if v not in protected]
+        return [v for v in victims if self.delete(v)]
+
+    def meta(self, version: int) -> SnapshotMeta:
+        """The verified metadata of a version (no unpickling)."""
+        raw, signature = self.client.hmget(self.key(f"snap:{version}"), ["meta", "sig"])
+        if raw is None:
+            raise SnapshotMissing(f"{self.name!r} has no snapshot {version}")
+        if not self.signer.verify(raw, (signature or b"").decode()):
+            raise SnapshotRefused(_signature_problem(self.name, version, signature, self.signer))
+        return SnapshotMeta.from_json(raw)
+
+    def load(self, version: int, force: bool = False) -> tuple[SnapshotMeta, Any]:
+        """Verify, then unpickle one version: its metadata and its state."""
+        meta = self.meta(version)
+        if meta.river_version != river.__version__ and not force:
+            raise SnapshotRefused(
+                f"snapshot {version} of {self.name!r} was written by river {meta.river_version}, "
+                f"this is river {river.__version__}; pass --force to load it anyway"
+            )
+        blob = self.client.hget(self.key(f"snap:{version}"), "blob")
+        if blob is None or checksum(blob) != meta.checksum:
+            raise SnapshotRefused(f"snapshot {version} of {self.name!r} is corrupt: its checksum does not match")
+        return meta, pickle.loads(blob)
+
+    def load_head(self, force: bool = False) -> tuple[SnapshotMeta, Any] | None:
+        """The head, or (loudly) the newest older version that loads; None for a new model."""
+        head = self.head()
+        if head is None:
+            return None
+        candidates = [head] + [v for v in reversed(self.versions()) if v < head]
+        for version in candidates:
+            try:
+                loaded = self.load(version, force)
+            except SnapshotMissing as error:
+                log.error("%s; trying an older version", error)
+                continue
+            except SnapshotRefused as error:
+                if "river" in str(error) and version == head:
+                    raise
+                log.error("%s; trying an older version", error)
+                continue
+            if version != head:
+                log.error("head %d of %r is unusable: fell back to version %d", head, self.name, version)
+            return loaded
+        raise SnapshotRefused(f"no snapshot of {self.name!r} can be loaded (head was {head})")
+
+
+def _signature_problem(name: str, version: int, signature: bytes | None, signer: Signer) -> str:
+    if signature == b"unsigned" and signer.enabled:
+        return f"snapshot {version} of {name!r} is unsigned; only --insecure-no-signing loads it"
+    if not signer.enabled:
+        return f"snapshot {version} of {name!r} is signed; give --signing-key to load it"
+    return f"snapshot {version} of {name!r} has a bad signature (tampered, or another signing key): not loaded"
+
+
+def dump_state(state: Any) -> bytes:
+    """Pickle a step's state (highest protocol: large models serialise much faster)."""
+    return pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)

@@ -1,0 +1,170 @@
+"""Taking snapshots without stalling the stream (SPEC R-SNAP).
+
+Pickling a large model takes as long as it takes (an adaptive random forest: around a second), so
+it happens in a forked child: ``fork()`` gives the child a consistent, copy-on-write image of the
+model at an event boundary, the child pickles, signs and writes it to Redis, and the parent goes
+on streaming meanwhile. The parent's pause is the producer flush plus the fork itself.
+
+One snapshot is in flight at a time. The child dies with its parent (``PR_SET_PDEATHSIG``), and the
+write is fenced in Redis anyway, so an orphan can never move the head behind a new process's back.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+import redis
+
+from learner.snapshots import SnapshotError, SnapshotStore, dump_state
+
+log = logging.getLogger(__name__)
+
+_PR_SET_PDEATHSIG = 1
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How one snapshot ended."""
+
+    version: int
+    ok: bool
+    error: str = ""
+    fenced: bool = False
+    size: int = 0
+    seconds: float = 0.0
+    offsets: dict[tuple[str, int], int] | None = None
+
+
+@dataclass
+class _InFlight:
+    pid: int
+    pipe: int
+    version: int
+    offsets: dict[tuple[str, int], int]
+    started: float
+
+
+class Snapshotter:
+    """Writes one snapshot at a time, in a forked child (background) or in-process."""
+
+    def __init__(self, store: SnapshotStore, keep: int, background: bool = True) -> None:
+        self.store = store
+        self.keep = keep
+        self.background = background and hasattr(os, "fork")
+        self._in_flight: _InFlight | None = None
+
+    @property
+    def busy(self) -> bool:
+        return self._in_flight is not None
+
+    def start(self, state: dict[str, Any], fields: dict[str, Any], offsets: dict[tuple[str, int], int],
+              expected_head: int | None, epoch: int | None) -> int | Outcome:
+        """Begin a snapshot of ``state``; returns its version (background) or its outcome (in-process)."""
+        version = self.store.next_version()
+        write = _writer(self.store, state, {**fields, "version": version}, expected_head, epoch, self.keep)
+        if not self.background:
+            return self._finish(version, offsets, time.monotonic(), _run(write))
+        read_end, write_end = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child: never returns
+            os.close(read_end)
+            _child(write, write_end)
+        os.close(write_end)
+        self._in_flight = _InFlight(pid, read_end, version, dict(offsets), time.monotonic())
+        return version
+
+    def poll(self) -> Outcome | None:
+        """The outcome of the snapshot in flight, if it has finished; never blocks."""
+        job = self._in_flight
+        if job is None:
+            return None
+        pid, _status = os.waitpid(job.pid, os.WNOHANG)
+        if pid == 0:
+            return None
+        return self._collect(job)
+
+    def wait(self) -> Outcome | None:
+        """Block until the snapshot in flight (if any) has finished."""
+        job = self._in_flight
+        if job is None:
+            return None
+        os.waitpid(job.pid, 0)
+        return self._collect(job)
+
+    def _collect(self, job: _InFlight) -> Outcome:
+        self._in_flight = None
+        chunks = []
+        while chunk := os.read(job.pipe, 65536):
+            chunks.append(chunk)
+        os.close(job.pipe)
+        report = orjson.loads(b"".join(chunks) or b'{"ok": false, "error": "the snapshot process died"}')
+        return self._finish(job.version, job.offsets, job.started, report)
+
+    def _finish(self, version: int, offsets: dict[tuple[str, int], int], started: float,
+                report: dict[str, Any]) -> Outcome:
+        seconds = time.monotonic() - started
+        return Outcome(version, bool(report["ok"]), report.get("error", ""), bool(report.get("fenced")),
+                       int(report.get("size", 0)), seconds, offsets)
+
+
+def _writer(store: SnapshotStore, state: dict[str, Any], fields: dict[str, Any], expected_head: int | None,
+            epoch: int | None, keep: int) -> Callable[[SnapshotStore], dict[str, Any]]:
+    """The work of one snapshot, given a store (the child builds its own Redis connection)."""
+
+    def write(target: SnapshotStore) -> dict[str, Any]:
+        blob = dump_state(state)
+        meta = target.build_meta(blob, **fields)
+        target.write(meta, blob, expected_head, epoch)
+        target.apply_retention(keep)
+        return {"ok": True, "size": len(blob)}
+
+    write.store = store  # type: ignore[attr-defined]
+    return write
+
+
+def _run(write: Callable[[SnapshotStore], dict[str, Any]], store: SnapshotStore | None = None) -> dict[str, Any]:
+    from learner.snapshots import Fenced
+
+    try:
+        return write(store or write.store)  # type: ignore[attr-defined]
+    except Fenced as error:
+        return {"ok": False, "fenced": True, "error": str(error)}
+    except (SnapshotError, redis.RedisError, OSError) as error:
+        return {"ok": False, "error": f"{type(error).__name__}: {error}"}
+
+
+def _child(write: Callable[[SnapshotStore], dict[str, Any]], pipe: int) -> None:
+    """Body of the forked child: write, report on the pipe, and leave without running any cleanup."""
+    report: dict[str, Any] = {"ok": False, "error": "the snapshot process failed"}
+    try:
+        _die_with_parent()
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        parent: SnapshotStore = write.store  # type: ignore[attr-defined]
+        # A fresh connection: the parent's pool may be mid-use by another thread at fork time.
+        client = redis.Redis(**parent.client.connection_pool.connection_kwargs)
+        report = _run(write, SnapshotStore(client, parent.name, parent.signer))
+    except BaseException as error:  # noqa: BLE001 - the child must always report and exit
+        report = {"ok": False, "error": f"{type(error).__name__}: {error}"}
+    finally:
+        try:
+            os.write(pipe, orjson.dumps(report))
+        finally:
+            os._exit(0)
+
+
+def _die_with_parent() -> None:
+    """Ask Linux to kill this process when its parent dies (no-op elsewhere)."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):
+        log.debug("PR_SET_PDEATHSIG unavailable")
