@@ -91,7 +91,7 @@ class Service:
         self._prepare_topics()
         self.producer.ping()
         self._install_signals()
-        self.consumer.start()
+        self.consumer.start(join_group=False)
         log.info("streaming %s -> %s as %r", self.settings.input_topic, self.settings.output_topic,
                  self.settings.consumer_group)
         try:

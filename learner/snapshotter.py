@@ -150,7 +150,9 @@ def _child(write: Callable[[SnapshotStore], dict[str, Any]], pipe: int) -> None:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         parent: SnapshotStore = write.store  # type: ignore[attr-defined]
         # A fresh connection: the parent's pool may be mid-use by another thread at fork time.
-        client = redis.Redis(**parent.client.connection_pool.connection_kwargs)
+        pool = parent.client.connection_pool
+        client = redis.Redis(connection_pool=redis.ConnectionPool(connection_class=pool.connection_class,
+                                                                  **pool.connection_kwargs))
         report = _run(write, SnapshotStore(client, parent.name, parent.signer))
     except BaseException as error:  # noqa: BLE001 - the child must always report and exit
         report = {"ok": False, "error": f"{type(error).__name__}: {error}"}

@@ -51,13 +51,22 @@ class BatchConsumer:
         self.assigned: set[tuple[str, int]] = set()
         self._topics = topics
 
-    def start(self, metadata_timeout: float = 10.0) -> None:
-        """Check that the broker answers and the topics exist, then join the group."""
-        missing = set(self._topics) - set(self.topic_partitions(metadata_timeout))
+    def start(self, join_group: bool = True, metadata_timeout: float = 10.0) -> None:
+        """Check that the broker answers and the topics exist, then join the group or take every partition.
+
+        ``join_group=False`` is for a single writer that holds a lease: it assigns itself all
+        partitions at once, with no group join to wait for and no dead member's session to wait out.
+        """
+        partitions = self.topic_partitions(metadata_timeout)
+        missing = set(self._topics) - set(partitions)
         if missing:
             raise TopicMissing(f"topic {sorted(missing)[0]!r} does not exist on {self._bootstrap}")
-        self._consumer.subscribe(self._topics, on_assign=self._assigned, on_revoke=self._revoked,
-                                 on_lost=self._revoked)
+        if join_group:
+            self._consumer.subscribe(self._topics, on_assign=self._assigned, on_revoke=self._revoked,
+                                     on_lost=self._revoked)
+        else:
+            everything = [TopicPartition(t, p) for t in self._topics for p in range(partitions[t])]
+            self._assigned(self._consumer, everything)
 
     def topic_partitions(self, timeout: float = 10.0) -> dict[str, int]:
         """Topics on the broker with their partition counts."""

@@ -1,0 +1,145 @@
+"""Fixtures: a real Tansu broker and a real Redis server for the session, started on free ports."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import redis
+from confluent_kafka import Consumer, Message, Producer, TopicPartition
+
+from learner.localstack import Broker, RedisServer
+from learner.signing import Signer
+from learner.snapshots import SnapshotStore
+from stream.admin import ensure_topics, topic_partitions
+
+SIGNING_KEY = "test-signing-key"
+_names = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def broker() -> Iterator[Broker]:
+    with Broker() as server:
+        yield server  # type: ignore[misc]
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    with RedisServer() as server:
+        yield server  # type: ignore[misc]
+
+
+@dataclass
+class Stack:
+    """One test's names on the shared broker and Redis: its own topics and model name."""
+
+    broker: Broker
+    redis: RedisServer
+    name: str
+    partitions: int = 1
+    processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    @property
+    def bootstrap(self) -> str:
+        return self.broker.bootstrap_servers
+
+    @property
+    def input(self) -> str:
+        return f"{self.name}.in"
+
+    @property
+    def output(self) -> str:
+        return f"{self.name}.out"
+
+    @property
+    def dlq(self) -> str:
+        return f"{self.name}.dlq"
+
+    def store(self, key: str | None = SIGNING_KEY) -> SnapshotStore:
+        return SnapshotStore(redis.Redis.from_url(self.redis.url), self.name, Signer(key.encode() if key else None))
+
+    def produce(self, values: list[bytes], keys: list[bytes | None] | None = None, partition: int | None = None) -> None:
+        producer = Producer({"bootstrap.servers": self.bootstrap, "linger.ms": 5})
+        for value, key in zip(values, keys or [None] * len(values)):
+            if partition is None:
+                producer.produce(self.input, value, key)
+            else:
+                producer.produce(self.input, value, key, partition=partition)
+        assert producer.flush(30) == 0
+
+    def read(self, topic: str, count: int, timeout: float = 60.0) -> list[Message]:
+        """Read ``count`` messages from the start of every partition of ``topic`` (fails on timeout)."""
+        consumer = Consumer({"bootstrap.servers": self.bootstrap, "group.id": f"reader-{self.name}",
+                             "enable.auto.commit": False})
+        try:
+            deadline = time.monotonic() + timeout
+            while not (partitions := topic_partitions(self.bootstrap).get(topic)):
+                assert time.monotonic() < deadline, f"topic {topic} never appeared"
+                time.sleep(0.1)
+            consumer.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
+            out: list[Message] = []
+            while len(out) < count and time.monotonic() < deadline:
+                out.extend(m for m in consumer.consume(1000, 0.2) if m.error() is None)
+            assert len(out) >= count, f"{topic}: {len(out)} messages after {timeout}s, expected {count}"
+            return out
+        finally:
+            consumer.close()
+
+    def run_args(self, *extra: str) -> list[str]:
+        return [sys.executable, "-m", "learner.cli", "run", "--bootstrap-servers", self.bootstrap,
+                "--redis-url", self.redis.url, "--name", self.name, "--input-topic", self.input,
+                "--output-topic", self.output, "--dlq-topic", self.dlq, *extra]
+
+    def start(self, *extra: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+        """Start ``learner run`` as users do: a separate process."""
+        with open(Path(os.environ.get("TMPDIR", "/tmp")) / f"{self.name}-{len(self.processes)}.log", "wb") as log:
+            process = subprocess.Popen(self.run_args(*extra), stdout=log, stderr=subprocess.STDOUT,
+                                       env={**os.environ, "LEARNER_SIGNING_KEY": SIGNING_KEY, **(env or {})})
+        self.processes.append(process)
+        return process
+
+    def stop(self, process: subprocess.Popen[bytes], timeout: float = 30.0) -> int:
+        process.send_signal(signal.SIGTERM)
+        return process.wait(timeout)
+
+    def wait_learned(self, offset_total: int, timeout: float = 60.0) -> None:
+        """Wait until the head snapshot's offsets add up to ``offset_total``."""
+        store = self.store()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            head = store.head()
+            if head is not None and sum(store.meta(head).offsets.values()) >= offset_total:
+                return
+            time.sleep(0.1)
+        raise AssertionError(f"no snapshot reached {offset_total} events within {timeout}s")
+
+    def log(self, index: int = -1) -> str:
+        return (Path(os.environ.get("TMPDIR", "/tmp")) / f"{self.name}-{index % len(self.processes)}.log").read_text()
+
+    def cleanup(self) -> None:
+        for process in self.processes:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+
+
+def make_stack(broker: Broker, redis_server: RedisServer, partitions: int = 1) -> Stack:
+    stack = Stack(broker, redis_server, f"t{os.getpid()}-{next(_names)}", partitions)
+    ensure_topics(stack.bootstrap, {stack.input: partitions})
+    return stack
+
+
+@pytest.fixture
+def stack(broker: Broker, redis_server: RedisServer) -> Iterator[Stack]:
+    """A single-partition input topic and a fresh model name."""
+    made = make_stack(broker, redis_server)
+    yield made
+    made.cleanup()
