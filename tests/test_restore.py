@@ -1,0 +1,77 @@
+"""Restarts restore the head snapshot; a tampered snapshot is refused and never unpickled."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import subprocess
+from pathlib import Path
+
+import orjson
+import pytest
+
+from learner.signing import checksum
+from learner.snapshots import SnapshotMeta
+from tests.conftest import SIGNING_KEY, Stack
+
+pytestmark = pytest.mark.integration
+
+
+def labelled(start: int, count: int) -> list[bytes]:
+    return [orjson.dumps({"id": i, "x": {"a": float(i % 10)}, "y": i % 2 == 0}) for i in range(start, start + count)]
+
+
+def test_restart_restores_and_continues(stack: Stack) -> None:
+    stack.produce(labelled(0, 500))
+    first = stack.start("--model", "logreg")
+    stack.read(stack.output, 500)
+    assert stack.stop(first) == 0
+    assert stack.store().meta(stack.store().head()).events_learned == 500
+
+    stack.produce(labelled(500, 300))
+    second = stack.start("--model", "logreg")
+    stack.read(stack.output, 800)
+    assert stack.stop(second) == 0
+    assert "restored" in stack.log() and "500 events learned" in stack.log()
+    meta = stack.store().meta(stack.store().head())
+    assert meta.events_learned == 800 and meta.parent == 1
+
+
+class Exploit:
+    """A pickle that, when loaded, creates a file: proof that it was (or was not) unpickled."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __reduce__(self) -> tuple[object, tuple[str]]:
+        return (os.system, (f"touch {self.path}",))
+
+
+def test_tampered_snapshot_is_never_unpickled(stack: Stack, tmp_path: Path) -> None:
+    stack.produce(labelled(0, 50))
+    service = stack.start("--model", "logreg")
+    stack.read(stack.output, 50)
+    assert stack.stop(service) == 0
+
+    store, version = stack.store(), stack.store().head()
+    marker = tmp_path / "pwned"
+    blob = pickle.dumps(Exploit(marker))
+    forged = SnapshotMeta(**{**orjson.loads(store.meta(version).to_json()), "checksum": checksum(blob), "size": len(blob)})
+    store.client.hset(store.key(f"snap:{version}"), mapping={"blob": blob, "meta": forged.to_json()})
+
+    result = subprocess.run(stack.run_args("--model", "logreg"), capture_output=True, text=True, timeout=60,
+                            env={**os.environ, "LEARNER_SIGNING_KEY": SIGNING_KEY})
+    assert result.returncode == 1
+    assert "bad signature" in result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith("learner: error: no snapshot")
+    assert not marker.exists()
+
+
+def test_other_signing_key_is_refused(stack: Stack) -> None:
+    stack.produce(labelled(0, 20))
+    service = stack.start("--model", "logreg")
+    stack.read(stack.output, 20)
+    assert stack.stop(service) == 0
+    result = subprocess.run(stack.run_args("--model", "logreg"), capture_output=True, text=True, timeout=60,
+                            env={**os.environ, "LEARNER_SIGNING_KEY": "another key"})
+    assert result.returncode == 1 and "bad signature" in result.stderr
