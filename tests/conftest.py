@@ -8,7 +8,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -75,8 +75,9 @@ class Stack:
                 producer.produce(self.input, value, key, partition=partition)
         assert producer.flush(30) == 0
 
-    def read(self, topic: str, count: int, timeout: float = 60.0) -> list[Message]:
-        """Read ``count`` messages from the start of every partition of ``topic`` (fails on timeout)."""
+    def read(self, topic: str, count: int, timeout: float = 60.0,
+             until: Callable[[list[Message]], bool] | None = None) -> list[Message]:
+        """Read from the start of every partition of ``topic`` until ``count`` messages (and ``until``)."""
         consumer = Consumer({"bootstrap.servers": self.bootstrap, "group.id": f"reader-{self.name}",
                              "enable.auto.commit": False})
         try:
@@ -86,7 +87,8 @@ class Stack:
                 time.sleep(0.1)
             consumer.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
             out: list[Message] = []
-            while len(out) < count and time.monotonic() < deadline:
+            done = until or (lambda _: True)
+            while (len(out) < count or not done(out)) and time.monotonic() < deadline:
                 out.extend(m for m in consumer.consume(1000, 0.2) if m.error() is None)
             assert len(out) >= count, f"{topic}: {len(out)} messages after {timeout}s, expected {count}"
             return out
@@ -120,6 +122,14 @@ class Stack:
                 return
             time.sleep(0.1)
         raise AssertionError(f"no snapshot reached {offset_total} events within {timeout}s")
+
+    def wait_for_log(self, text: str, index: int = -1, timeout: float = 60.0) -> None:
+        """Wait until the log of a started service says ``text``."""
+        deadline = time.monotonic() + timeout
+        while text not in self.log(index):
+            assert time.monotonic() < deadline, f"service never logged {text!r}:\n{self.log(index)}"
+            assert self.processes[index].poll() is None, f"service exited:\n{self.log(index)}"
+            time.sleep(0.05)
 
     def log(self, index: int = -1) -> str:
         return (Path(os.environ.get("TMPDIR", "/tmp")) / f"{self.name}-{index % len(self.processes)}.log").read_text()
