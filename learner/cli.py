@@ -22,7 +22,7 @@ from learner.feed import FeedError, dataset_events, file_events, limited
 from learner.models import PRESETS, ModelSpecError
 from learner.options import add, from_env, settings_from
 from learner.signing import Signer
-from learner.snapshots import SnapshotError, SnapshotStore
+from learner.snapshots import SnapshotError, SnapshotStore, connect
 from stream.errors import StreamError
 
 log = logging.getLogger("learner")
@@ -46,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="the service: predict, publish, learn, snapshot")
     add(run, *KAFKA, *REDIS, "model", "input_topic", "output_topic", "dlq_topic", "group_id",
         "snapshot_every_events", "snapshot_every_seconds", "snapshot_keep", "snapshot_in_background",
-        "force", "max_event_bytes", "batch_size", "session_timeout_ms", "metric")
+        "force", "max_event_bytes", "batch_size", "session_timeout_ms", "metric", "stop_after_events")
     run.set_defaults(handler=cmd_run)
 
     models = commands.add_parser("models", help="list the model presets")
@@ -142,12 +142,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def open_store(redis_url: str, name: str, key: bytes | None) -> SnapshotStore:
     """A snapshot store, checking first that Redis answers."""
-    client = redis.Redis.from_url(redis_url, socket_connect_timeout=5)
-    try:
-        client.ping()
-    except redis.RedisError as error:
-        raise SnapshotError(f"cannot reach Redis at {redis_url}: {error}") from None
-    return SnapshotStore(client, name, Signer(key))
+    return SnapshotStore(connect(redis_url), name, Signer(key))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -34,6 +34,7 @@ HELP: dict[str, str] = {
     "max_event_bytes": "larger input messages are dead-lettered unread",
     "batch_size": "consume up to this many messages at a time",
     "session_timeout_ms": "Kafka consumer session timeout",
+    "stop_after_events": "exit (after a last snapshot) once this many input events are done: backfills, demos (0: never)",
     "metrics_port": "HTTP port for /metrics, /healthz, /readyz, /status (0: off)",
     "metric": "a river.metrics class to evaluate online, e.g. Accuracy (repeatable)",
 }

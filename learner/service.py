@@ -1,116 +1,146 @@
-"""``learner run``: the loop that moves bytes between Kafka, the learning step and Redis.
+"""``learner run``: the model process, which owns the River model and its snapshots.
 
-Per batch: consume, then for each event decode, predict, publish, learn (the step), then record
-the offsets. Every N events or S seconds, at a batch boundary: flush the producer (every output
-so far is durable), then snapshot model + offsets to Redis in one atomic write, then commit the
-same offsets to Kafka for lag monitoring. On restart, the snapshot is the truth: partitions are
-positioned at its offsets, so no event is lost or learned twice.
+It forks the gateway (``learner.gateway``: Kafka in and out) and then, per batch the gateway
+sends: steps the model over the events (predict, then learn), answers with the predictions, and
+records the offsets. Every N events or S seconds, at a batch boundary, it takes a snapshot:
+
+1. ask the gateway to flush: every prediction so far is acknowledged by the broker, and the
+   gateway hands over the evaluation, which covers exactly those events;
+2. write model + evaluation + offsets to Redis in one atomic, fenced step (pickled in a forked
+   child, so the stream does not wait for the serialisation);
+3. commit the same offsets to Kafka, for lag monitoring only.
+
+On restart the snapshot is the truth: the gateway positions every partition at its offsets, so no
+event is lost or learned twice, and predictions re-emitted after a crash carry the same ids.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
+import multiprocessing
 import signal
 import time
+from collections import deque
 from typing import Any
 
-import redis
-from confluent_kafka import OFFSET_BEGINNING, Message
+import orjson
 
 from learner.checkpoint import Checkpoint
+from learner.evaluation import Evaluation
+from learner.gc_tuning import tune_for_streaming
+from learner.gateway import gateway_main, receive, send
+from learner.pipes import duplex_pipes
 from learner.models import build_model
 from learner.settings import Settings
-from learner.signing import Signer
-from learner.snapshots import SnapshotStore, describe_params, offsets_to_meta
+from learner.snapshots import SnapshotStore, connect, describe_params, offsets_to_meta
 from learner.snapshotter import Outcome, Snapshotter
 from learner.step import LabelRejected, LearningStep
-from stream import AsyncProducer, BatchConsumer, DeadLetters, InvalidEvent, decode_event, encode_prediction
-from stream.admin import ensure_topics, topic_partitions
-from stream.errors import TopicMissing
+from stream.errors import StreamError
 
 log = logging.getLogger(__name__)
 
 
 class Service:
-    """One ``learner run`` process."""
+    """One ``learner run`` process (the model side) and its gateway."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.stopping = False
-        self.store = SnapshotStore(redis.Redis.from_url(settings.redis_url), settings.name,
-                                   Signer(settings.key_bytes()))
-        self.step, self.head, self.checkpoint = self._restore()
+        self.store = SnapshotStore(connect(settings.redis_url), settings.name, settings.signer())
+        self.spec = settings.model
+        self.step, self.evaluation, self.head, self.checkpoint = self._restore()
         self.model_version = self.head or 0
-        self.snapshotter = Snapshotter(self.store, settings.snapshot_keep, settings.snapshot_in_background)
-        self.producer = AsyncProducer(self._kafka_config())
-        self.dead_letters = DeadLetters(self.producer, settings.dead_letter_topic)
-        self.consumer = BatchConsumer(
-            {**self._kafka_config(), "group.id": settings.consumer_group,
-             "session.timeout.ms": settings.session_timeout_ms},
-            [settings.input_topic], on_assign=self._on_assign, on_revoke=self._on_revoke,
-        )
         self.params = describe_params(self.step.model)
+        self.snapshotter = Snapshotter(self.store, settings.snapshot_keep, settings.snapshot_in_background)
+        self.backlog: deque[tuple[Any, ...]] = deque()
+        self._tokens = itertools.count(1)
+        self.started_at: float | None = None
+        self._conn, self._gateway = self._start_gateway()
 
     # -- start and stop ---------------------------------------------------------------------------
 
-    def _kafka_config(self) -> dict[str, Any]:
-        return {"bootstrap.servers": self.settings.bootstrap_servers, "client.id": f"learner-{self.settings.name}"}
-
-    def _restore(self) -> tuple[LearningStep, int | None, Checkpoint]:
+    def _restore(self) -> tuple[LearningStep, Evaluation, int | None, Checkpoint]:
         """The head snapshot if there is one (the truth), else a fresh model from ``--model``."""
         settings = self.settings
         loaded = self.store.load_head(force=settings.force)
-        offsets: dict[tuple[str, int], int] = {}
-        self.spec = settings.model
         if loaded is None:
-            step = LearningStep(build_model(settings.model), settings.metric)
-            head = None
+            step = LearningStep(build_model(settings.model))
+            evaluation = Evaluation(step.task, settings.metric)
             log.info("no snapshot of %r yet: starting a new %s model", settings.name, settings.model)
-        else:
-            meta, state = loaded
-            step, head, offsets = LearningStep.from_state(state), meta.version, meta.offsets_by_partition()
-            self.spec = meta.model_spec
-            if meta.model_spec != settings.model:
-                log.warning("snapshot %d holds a %r model; --model %r is ignored", head, meta.model_spec, settings.model)
-            log.info("restored %r version %d (%d events learned)", settings.name, head, step.learned)
-        checkpoint = Checkpoint(settings.snapshot_every_events, settings.snapshot_every_seconds, offsets)
-        return step, head, checkpoint
+            return step, evaluation, None, Checkpoint(settings.snapshot_every_events, settings.snapshot_every_seconds)
+        meta, state = loaded
+        step = LearningStep(state["model"], state["learned"])
+        self.spec = meta.model_spec
+        if meta.model_spec != settings.model:
+            log.warning("snapshot %d holds a %r model; --model %r is ignored", meta.version, meta.model_spec, settings.model)
+        log.info("restored %r version %d (%d events learned)", settings.name, meta.version, step.learned)
+        checkpoint = Checkpoint(settings.snapshot_every_events, settings.snapshot_every_seconds,
+                                meta.offsets_by_partition())
+        return step, state["evaluation"], meta.version, checkpoint
 
-    def _prepare_topics(self) -> None:
-        settings = self.settings
-        partitions = topic_partitions(settings.bootstrap_servers).get(settings.input_topic)
-        if partitions is None:
-            raise TopicMissing(f"input topic {settings.input_topic!r} does not exist on {settings.bootstrap_servers}")
-        created = ensure_topics(settings.bootstrap_servers,
-                                {settings.output_topic: partitions, settings.dead_letter_topic: partitions})
-        for name in created:
-            log.info("created topic %r with %d partitions", name, partitions)
+    def _start_gateway(self) -> tuple[Any, multiprocessing.process.BaseProcess]:
+        """Fork the gateway before this process has any thread, so the fork is clean."""
+        context = multiprocessing.get_context("fork")
+        ours, theirs = duplex_pipes(context)
+        gateway = context.Process(target=gateway_main, args=(self.settings, theirs), name="learner-gateway",
+                                  daemon=True)
+        gateway.start()
+        theirs.close()
+        self._expect(ours, "ready", timeout=60)
+        send(ours, ("start", dict(self.checkpoint.offsets), self.evaluation, self.step.task))
+        tune_for_streaming()
+        return ours, gateway
+
+    def _expect(self, conn: Any, kind: str, timeout: float) -> tuple[Any, ...]:
+        if not conn.poll(timeout):
+            raise StreamError(f"the gateway did not answer within {timeout:g}s")
+        try:
+            message = receive(conn)
+        except EOFError:
+            raise StreamError("the gateway process died") from None
+        if message[0] == "error":
+            raise StreamError(message[1])
+        return message
 
     def run(self) -> None:
         """Stream until SIGTERM or Ctrl-C (a second Ctrl-C stops at once, without a final snapshot)."""
-        self._prepare_topics()
-        self.producer.ping()
         self._install_signals()
-        self.consumer.start(join_group=False)
-        log.info("streaming %s -> %s as %r", self.settings.input_topic, self.settings.output_topic,
-                 self.settings.consumer_group)
+        s = self.settings
+        log.info("streaming %s -> %s (dead letters: %s)", s.input_topic, s.output_topic, s.dead_letter_topic)
         try:
             while not self.stopping:
                 self.run_once()
         finally:
             self._shutdown()
 
-    def run_once(self, timeout: float = 0.1) -> int:
-        """One batch and the housekeeping after it; returns how many messages it consumed."""
-        messages = self.consumer.consume(self.settings.batch_size, timeout)
-        if messages:
-            self._process(messages)
-        self.producer.poll()
-        self.producer.check()
+    def run_once(self, timeout: float = 0.1) -> None:
+        """One batch (if one comes within ``timeout``) and the housekeeping after it."""
+        message = self.backlog.popleft() if self.backlog else self._next(timeout)
+        if message is not None:
+            self._dispatch(message)
         self._collect_snapshot(self.snapshotter.poll())
         if self.checkpoint.due() and not self.snapshotter.busy:
             self.snapshot("periodic")
-        return len(messages)
+        limit = self.settings.stop_after_events
+        if limit and sum(self.checkpoint.offsets.values()) >= limit:
+            log.info("reached --stop-after-events %d", limit)
+            self.stopping = True
+
+    def _next(self, timeout: float) -> tuple[Any, ...] | None:
+        if not self._conn.poll(timeout):
+            return None
+        try:
+            return receive(self._conn)
+        except EOFError:
+            raise StreamError("the gateway process died") from None
+
+    def _dispatch(self, message: tuple[Any, ...]) -> None:
+        kind = message[0]
+        if kind == "batch":
+            self._learn_batch(*message[1:])
+        elif kind == "error":
+            raise StreamError(message[1])
 
     def _install_signals(self) -> None:
         def stop(signum: int, _frame: Any) -> None:
@@ -123,65 +153,69 @@ class Service:
         signal.signal(signal.SIGINT, stop)
 
     def _shutdown(self) -> None:
-        self._collect_snapshot(self.snapshotter.wait())
-        if self.checkpoint.pending:
-            self.snapshot("shutdown", background=False)
-        self.consumer.close()
-        self.producer.flush()
-        log.info("stopped: %r version %d, %d events learned", self.settings.name, self.model_version,
-                 self.step.learned)
+        try:
+            self._collect_snapshot(self.snapshotter.wait())
+            if self.checkpoint.pending and self._gateway.is_alive():
+                self.snapshot("shutdown", background=False)
+        finally:
+            if self._gateway.is_alive():
+                send(self._conn, ("stop",))
+                self._gateway.join(30)
+            log.info("stopped: %r version %d, %d events learned", self.settings.name, self.model_version,
+                     self.step.learned)
 
     # -- the hot path -----------------------------------------------------------------------------
 
-    def _process(self, messages: list[Message]) -> None:
-        """Predict, publish and learn a batch; an event that fails anywhere becomes a dead letter."""
+    def _learn_batch(self, seq: int, events: list[bytes], offsets: dict[tuple[str, int], int], count: int) -> None:
+        """Step the model over one batch (events validated by the gateway), in order; answer."""
+        if self.started_at is None:
+            self.started_at = time.perf_counter()
         step = self.step
-        process = step.process
-        produce = self.producer.produce_fast
-        out_topic = self.settings.output_topic
-        name, version, max_bytes = self.settings.name, self.model_version, self.settings.max_event_bytes
-        ts = time.time()
-        done: dict[int, int] = {}
-        for message in messages:
+        learned, process = step.learned, step.process
+        results: list[Any] = []
+        append = results.append
+        loads = orjson.loads
+        for raw in events:
+            event = loads(raw)
             try:
-                event = decode_event(message.value(), max_bytes)
-                learned = step.learned
-                prediction, proba = process(event.x, event.y)
-            except (InvalidEvent, LabelRejected) as error:
-                self.dead_letters.send(message, str(error))
+                append(process(event["x"], event.get("y")))
+            except LabelRejected as error:
+                append(str(error))
             except Exception as error:  # noqa: BLE001 - River refused this event; the stream goes on
-                self.dead_letters.send(message, f"the model rejected the event: {type(error).__name__}: {error}")
-            else:
-                event_id = event.id
-                if event_id is None:
-                    event_id = f"{message.topic()}:{message.partition()}:{message.offset()}"
-                value = encode_prediction(event_id, prediction, proba, name, version, learned, ts)
-                try:
-                    produce(out_topic, value, message.key())
-                except BufferError:
-                    self.producer.produce(out_topic, value, message.key())
-            done[message.partition()] = message.offset()
-        topic = self.settings.input_topic
-        self.checkpoint.add({(topic, p): o + 1 for p, o in done.items()}, len(messages))
+                append(f"the model rejected the event: {type(error).__name__}: {error}")
+        send(self._conn, ("results", seq, learned, self.model_version, step.learning, results))
+        self.checkpoint.add(offsets, count)
 
     # -- snapshots --------------------------------------------------------------------------------
 
+    def flush(self) -> Evaluation:
+        """The snapshot barrier: wait until the gateway has published every answer sent so far."""
+        token = next(self._tokens)
+        send(self._conn, ("flush", token))
+        while True:
+            message = self._expect(self._conn, "flushed", timeout=120)
+            if message[0] == "flushed" and message[1] == token:
+                evaluation: Evaluation = message[2]
+                return evaluation
+            self.backlog.append(message)  # batches sent meanwhile: learn them after the snapshot
+
     def snapshot(self, reason: str, background: bool | None = None) -> Outcome | int:
-        """Snapshot the model and the offsets it has learned, at this event boundary."""
+        """Snapshot the model, its evaluation and the offsets it has learned, at this event boundary."""
         started = time.perf_counter()
-        self.producer.flush()  # outputs up to here must be durable before the snapshot claims them
+        self.evaluation = self.flush()
         offsets = dict(self.checkpoint.offsets)
         fields = {
             "parent": self.head, "events_learned": self.step.learned, "offsets": offsets_to_meta(offsets),
-            "metrics": self.step.evaluation.values(), "model_spec": self.spec,
-            "model_params": self.params, "reason": reason,
+            "metrics": self.evaluation.values(), "model_spec": self.spec, "model_params": self.params,
+            "reason": reason,
         }
+        state = {"model": self.step.model, "learned": self.step.learned, "evaluation": self.evaluation}
         snapshotter = self.snapshotter
         if background is False:
             snapshotter = Snapshotter(self.store, self.settings.snapshot_keep, background=False)
-        result = snapshotter.start(self.step.state(), fields, offsets, self.head, None)
+        result = snapshotter.start(state, fields, offsets, self.head, None)
         self.checkpoint.taken()
-        log.debug("snapshot started in %.1f ms", (time.perf_counter() - started) * 1000)
+        log.debug("snapshot pause %.1f ms", (time.perf_counter() - started) * 1000)
         if isinstance(result, Outcome):
             self._collect_snapshot(result)
         return result
@@ -194,16 +228,3 @@ class Service:
             return
         self.head = self.model_version = outcome.version
         log.info("snapshot %d written (%d bytes, %.2fs)", outcome.version, outcome.size, outcome.seconds)
-        if outcome.offsets:
-            self.consumer.commit(outcome.offsets)
-
-    # -- partitions -------------------------------------------------------------------------------
-
-    def _on_assign(self, partitions: list[tuple[str, int]]) -> dict[tuple[str, int], int | None]:
-        """Start each partition at the snapshot's offset; partitions it never saw, from the beginning."""
-        return {p: self.checkpoint.offsets.get(p, OFFSET_BEGINNING) for p in partitions}
-
-    def _on_revoke(self, partitions: list[tuple[str, int]]) -> None:
-        if self.checkpoint.pending and not self.stopping:
-            self._collect_snapshot(self.snapshotter.wait())
-            self.snapshot("rebalance", background=False)

@@ -12,6 +12,8 @@ from typing import Literal
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from learner.signing import Signer
+
 
 class Settings(BaseSettings):
     """Configuration of ``learner run`` and of the commands that share its options."""
@@ -42,6 +44,8 @@ class Settings(BaseSettings):
     batch_size: int = Field(2000, ge=1)
     session_timeout_ms: int = Field(10_000, ge=1000)
 
+    stop_after_events: int = Field(0, ge=0)
+
     metrics_port: int = Field(0, ge=0, le=65535)
     metric: tuple[str, ...] = ()
 
@@ -60,6 +64,10 @@ class Settings(BaseSettings):
     def consumer_group(self) -> str:
         """The consumer group; defaults to ``learner.<name>``."""
         return self.group_id or f"learner.{self.name}"
+
+    def signer(self) -> Signer:
+        """The snapshot signer these settings call for."""
+        return Signer(self.key_bytes())
 
     def key_bytes(self) -> bytes | None:
         """The HMAC key, or None when the operator chose ``--insecure-no-signing``."""

@@ -124,6 +124,16 @@ def describe_params(model: Any) -> dict[str, Any]:
         return {"repr": repr(model)}
 
 
+def connect(redis_url: str) -> redis.Redis:
+    """A Redis client, checked: an unreachable Redis is one clear error, not a later traceback."""
+    client = redis.Redis.from_url(redis_url, socket_connect_timeout=5)
+    try:
+        client.ping()
+    except redis.RedisError as error:
+        raise SnapshotError(f"cannot reach Redis at {redis_url}: {error}") from None
+    return client
+
+
 class SnapshotStore:
     """The snapshots of one model name in one Redis."""
 

@@ -145,7 +145,7 @@ def _child(write: Callable[[SnapshotStore], dict[str, Any]], pipe: int) -> None:
     """Body of the forked child: write, report on the pipe, and leave without running any cleanup."""
     report: dict[str, Any] = {"ok": False, "error": "the snapshot process failed"}
     try:
-        _die_with_parent()
+        die_with_parent()
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         parent: SnapshotStore = write.store  # type: ignore[attr-defined]
@@ -163,7 +163,7 @@ def _child(write: Callable[[SnapshotStore], dict[str, Any]], pipe: int) -> None:
             os._exit(0)
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     """Ask Linux to kill this process when its parent dies (no-op elsewhere)."""
     try:
         libc = ctypes.CDLL(None, use_errno=True)

@@ -4,7 +4,7 @@ Decoding is the service's first line of defence: anything that is not exactly an
 rejected here with a reason a human can act on, so that nothing malformed reaches the model.
 
 >>> decode_event(b'{"id": 7, "x": {"age": 42, "city": "Oslo", "vip": true, "debt": null}, "y": 1}')
-Event(id=7, x={'age': 42, 'city': 'Oslo', 'vip': True}, y=1)
+Event(id=7, x={'age': 42, 'city': 'Oslo', 'vip': True}, y=1, raw=b'{"x":{"age":42,"city":"Oslo","vip":true},"y":1}')
 >>> decode_event(b'{"x": {"a": NaN}}')
 Traceback (most recent call last):
 ...
@@ -32,11 +32,16 @@ class InvalidEvent(ValueError):
 
 
 class Event(NamedTuple):
-    """A validated input event. ``id`` is None when the producer gave none, ``y`` when unlabelled."""
+    """A validated input event. ``id`` is None when the producer gave none, ``y`` when unlabelled.
+
+    ``raw`` is JSON of the validated ``{"x", "y"}``: the message itself when it needed no
+    cleaning, so passing the event on to another process costs no re-encoding.
+    """
 
     id: str | int | None
     x: dict[str, float | int | str | bool]
     y: float | int | str | bool | None
+    raw: bytes
 
 
 def decode_event(raw: bytes | None, max_bytes: int = DEFAULT_MAX_BYTES) -> Event:
@@ -73,9 +78,11 @@ def decode_event(raw: bytes | None, max_bytes: int = DEFAULT_MAX_BYTES) -> Event
         raise InvalidEvent("missing field 'x' (the features)") from None
     if type(x) is not dict:
         raise InvalidEvent(f"'x' must be an object of features, not {_json_kind(x)}")
+    y = _check_label(doc.get("y"))
     if not set(map(type, x.values())) <= _FEATURE_TYPES:
         x = _drop_missing(x)
-    return Event(_check_id(doc.get("id")), x, _check_label(doc.get("y")))
+        raw = orjson.dumps({"x": x, "y": y})
+    return Event(_check_id(doc.get("id")), x, y, raw)
 
 
 def _drop_missing(x: dict[str, Any]) -> dict[str, Any]:

@@ -1,0 +1,61 @@
+"""Shared pieces of the benchmarks: the data, the bare River loop, an embedded stack."""
+
+from __future__ import annotations
+
+import random
+import resource
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import orjson
+from confluent_kafka import Producer
+
+from learner.localstack import Broker, RedisServer
+from learner.models import build_model
+from stream.admin import ensure_topics
+
+FEATURES = 10
+
+
+def make_events(count: int, seed: int = 1) -> list[bytes]:
+    """Events with 10 numeric features and a label from a noisy linear rule."""
+    rng = random.Random(seed)
+    weights = [rng.uniform(-1, 1) for _ in range(FEATURES)]
+    out = []
+    for i in range(count):
+        x = {f"f{j}": rng.gauss(0, 1) for j in range(FEATURES)}
+        y = sum(w * v for w, v in zip(weights, x.values())) + rng.gauss(0, 0.5) > 0
+        out.append(orjson.dumps({"id": i, "x": x, "y": y}))
+    return out
+
+
+def bare_river_loop(values: list[bytes], spec: str = "logreg") -> float:
+    """Seconds River alone takes to predict_proba_one + learn_one the decoded events."""
+    decoded = [orjson.loads(v) for v in values]
+    model = build_model(spec)
+    started = time.perf_counter()
+    for event in decoded:
+        model.predict_proba_one(event["x"])
+        model.learn_one(event["x"], event["y"])
+    return time.perf_counter() - started
+
+
+@contextmanager
+def embedded_stack() -> Iterator[tuple[Broker, RedisServer]]:
+    with Broker() as broker, RedisServer() as redis_server:
+        yield broker, redis_server  # type: ignore[misc]
+
+
+def fill_topic(bootstrap: str, topic: str, values: list[bytes], partitions: int) -> None:
+    ensure_topics(bootstrap, {topic: partitions})
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20, "batch.num.messages": 10000})
+    for i, value in enumerate(values):
+        producer.produce(topic, value, str(i).encode())
+        if i % 20000 == 0:
+            producer.poll(0)
+    assert producer.flush(60) == 0
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -1,0 +1,96 @@
+"""Service throughput through the broker vs the bare River loop on the same events, same run.
+
+    python bench/throughput.py [--events 200000] [--partitions 3] [--repeat 3]
+
+Prints events/s of both and their ratio (service / bare River), the per-event cost the service
+adds, and resident memory beyond the model's own pickled size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import pickle
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import psutil
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.common import bare_river_loop, embedded_stack, fill_topic, make_events, peak_rss_mb  # noqa: E402
+from learner.service import Service  # noqa: E402
+from learner.settings import Settings  # noqa: E402
+
+
+def cpu_seconds(pid: int) -> float:
+    times = psutil.Process(pid).cpu_times()
+    return float(times.user + times.system)
+
+
+def run_service(bootstrap: str, redis_url: str, topic: str, count: int, name: str,
+                broker_pid: int, batch_size: int, metrics: tuple[str, ...]) -> tuple[float, Service, dict[str, float]]:
+    """Seconds the service takes from its first consumed batch to the last event learned."""
+    settings = Settings(bootstrap_servers=bootstrap, redis_url=redis_url, name=name, model="logreg",
+                        input_topic=topic, output_topic=f"{topic}.out", signing_key="bench",
+                        snapshot_every_events=100_000, snapshot_every_seconds=0,
+                        batch_size=batch_size, metric=metrics)
+    service = Service(settings)
+    pids = {"model": os.getpid(), "gateway": service._gateway.pid, "broker": broker_pid}
+    while service.started_at is None:
+        service.run_once()
+    before = {k: cpu_seconds(p) for k, p in pids.items()}
+    while service.step.learned < count:
+        service.run_once()
+    elapsed = time.perf_counter() - service.started_at
+    cpu = {k: (cpu_seconds(p) - before[k]) / elapsed for k, p in pids.items()}
+    service.flush()
+    return elapsed, service, cpu
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--events", type=int, default=200_000)
+    parser.add_argument("--partitions", type=int, default=3)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--metric", action="append", default=[], help="online metrics (default: the service's)")
+    parser.add_argument("--batch-size", type=int, default=Settings.model_fields["batch_size"].default)
+    args = parser.parse_args()
+
+    values = make_events(args.events)
+    rows = []
+    with embedded_stack() as (broker, redis_server):
+        for run in range(args.repeat):
+            topic = f"bench-{run}"
+            fill_topic(broker.bootstrap_servers, topic, values, args.partitions)
+            gc.collect()
+            bare = bare_river_loop(values)
+            service_seconds, service, cpu = run_service(broker.bootstrap_servers, redis_server.url, topic,
+                                                        args.events, f"bench{run}", broker.process.pid,
+                                                        args.batch_size, tuple(args.metric))
+            rows.append((bare, service_seconds))
+            print(f"run {run}: bare River {args.events / bare:,.0f} ev/s, service {args.events / service_seconds:,.0f} ev/s, "
+                  f"ratio {bare / service_seconds:.3f}; cores busy: "
+                  + ", ".join(f"{k} {v:.2f}" for k, v in cpu.items()), flush=True)
+            model_mb = len(pickle.dumps(service.step.model)) / 2**20
+            service.stopping = True
+            service._shutdown()
+    ratios = [b / s for b, s in rows]
+    bare_rate = statistics.median(args.events / b for b, _ in rows)
+    service_rate = statistics.median(args.events / s for _, s in rows)
+    added_us = statistics.median((s - b) / args.events * 1e6 for b, s in rows)
+    print(f"\nmachine: {platform.machine()}, {platform.python_implementation()} {platform.python_version()}")
+    print(f"events: {args.events}, partitions: {args.partitions}, model: StandardScaler | LogisticRegression, 10 features")
+    print(f"bare River loop : {bare_rate:,.0f} events/s ({1e6 / bare_rate:.2f} us/event)")
+    print(f"service         : {service_rate:,.0f} events/s ({1e6 / service_rate:.2f} us/event)")
+    print(f"ratio (median)  : {statistics.median(ratios):.3f}  (runs: {', '.join(f'{r:.3f}' for r in ratios)})")
+    print(f"latency ratio   : {1 / statistics.median(ratios):.3f}x the bare loop's per-event time (+{added_us:.2f} us/event)")
+    print(f"peak RSS        : {peak_rss_mb():.0f} MB (model pickle {model_mb:.2f} MB)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,226 @@
+"""The gateway: the process that moves bytes between Kafka and the model process.
+
+River's predict and learn run in the model process, which holds the GIL for nearly all of its
+time; everything else an event needs (consume, decode and validate, dead letters, encode, produce,
+score the prediction) runs here, on the other core. Events cross as their validated JSON, which
+the model decodes with orjson: its key cache hands River the same feature-name objects every
+event, which makes River's own dict lookups measurably faster than with unpickled copies.
+The two exchange batches over a pipe:
+
+    gateway ── ("batch", seq, [validated event JSON, ...], {partition: next offset}, count) ──► model
+    gateway ◄── ("results", seq, learned, version, learning, [(prediction, proba) | reason]) ── model
+    gateway ◄── ("flush", token) ── model   then   ("flushed", token, evaluation) ──► model
+    gateway ◄── ("seek", offsets) / ("stop",) ── model
+
+``flush`` is the snapshot barrier: when the model asks, every result it has sent is encoded,
+produced and acknowledged by the broker, and the evaluation covers exactly those events.
+"""
+
+from __future__ import annotations
+
+import logging
+import pickle
+import queue
+import signal
+import sys
+import threading
+import time
+from collections import deque
+from typing import Any
+
+from confluent_kafka import OFFSET_BEGINNING, Message
+
+from learner.evaluation import Evaluation
+from learner.gc_tuning import tune_for_streaming
+from learner.pipes import Duplex
+from learner.settings import Settings
+from stream import AsyncProducer, BatchConsumer, DeadLetters, InvalidEvent, decode_event, encode_prediction
+from stream.admin import ensure_topics, topic_partitions
+from stream.errors import StreamError, TopicMissing
+
+log = logging.getLogger(__name__)
+
+#: Batches sent to the model and not yet answered; enough to keep both cores busy.
+MAX_IN_FLIGHT = 3
+
+
+def send(conn: Duplex, message: tuple[Any, ...]) -> None:
+    """Send one protocol message (pickled once, with the fastest protocol)."""
+    conn.send_bytes(pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL))
+
+
+def receive(conn: Duplex) -> tuple[Any, ...]:
+    message: tuple[Any, ...] = pickle.loads(conn.recv_bytes())
+    return message
+
+
+class Gateway:
+    """Kafka in, Kafka out, for one model process."""
+
+    def __init__(self, settings: Settings, conn: Duplex) -> None:
+        self.settings = settings
+        self.conn = conn
+        self.inbox: queue.Queue[tuple[Any, ...]] = queue.Queue()
+        self.outbox: queue.Queue[tuple[Any, ...] | None] = queue.Queue()
+        self.pending: dict[int, list[tuple[Message, Any, Any]]] = {}
+        self.seq = 0
+        self.running = True
+        self.start_offsets: dict[tuple[str, int], int] = {}
+        kafka = {"bootstrap.servers": settings.bootstrap_servers, "client.id": f"learner-{settings.name}"}
+        self.producer = AsyncProducer(kafka)
+        self.dead_letters = DeadLetters(self.producer, settings.dead_letter_topic)
+        self.consumer = BatchConsumer({**kafka, "group.id": settings.consumer_group,
+                                       "session.timeout.ms": settings.session_timeout_ms},
+                                      [settings.input_topic], on_assign=self._on_assign)
+
+    def prepare_topics(self) -> None:
+        """Fail early and clearly on a missing input topic; create the output topics if needed."""
+        settings = self.settings
+        partitions = topic_partitions(settings.bootstrap_servers).get(settings.input_topic)
+        if partitions is None:
+            raise TopicMissing(f"input topic {settings.input_topic!r} does not exist on {settings.bootstrap_servers}")
+        for name in ensure_topics(settings.bootstrap_servers,
+                                  {settings.output_topic: partitions, settings.dead_letter_topic: partitions}):
+            log.info("created topic %r with %d partitions", name, partitions)
+        self.producer.ping()
+
+    def run(self) -> None:
+        """Serve the model process until it says stop (or goes away)."""
+        _, offsets, evaluation, task = self._wait_for("start")
+        self.start_offsets, self.evaluation, self.task = offsets, evaluation, task
+        self.consumer.start(join_group=False)
+        tune_for_streaming()
+        threading.Thread(target=self._read_model, daemon=True, name="from-model").start()
+        threading.Thread(target=self._write_model, daemon=True, name="to-model").start()
+        while self.running:
+            self._handle(block=len(self.pending) >= MAX_IN_FLIGHT)
+            if self.running and len(self.pending) < MAX_IN_FLIGHT:
+                self._forward(self.consumer.consume(self.settings.batch_size, 0.05))
+            self.producer.poll()
+            self.producer.check()
+        self.outbox.put(None)
+        self.consumer.close()
+        self.producer.flush()
+
+    def _wait_for(self, kind: str) -> tuple[Any, ...]:
+        message = receive(self.conn)
+        if message[0] != kind:
+            raise StreamError(f"gateway expected {kind!r} from the model process, got {message[0]!r}")
+        return message
+
+    def _read_model(self) -> None:
+        """Drain the pipe continuously, so the model process never blocks on a send."""
+        try:
+            while True:
+                self.inbox.put(receive(self.conn))
+        except (EOFError, OSError):
+            self.inbox.put(("stop",))
+
+    def _write_model(self) -> None:
+        """Send from a thread: a batch is larger than the pipe, and the model reads it only between
+        batches, so a blocking write here must not stop the main loop from publishing meanwhile."""
+        try:
+            while (message := self.outbox.get()) is not None:
+                send(self.conn, message)
+        except OSError:
+            self.inbox.put(("stop",))
+
+    def _handle(self, block: bool) -> None:
+        """Act on everything the model process has sent so far."""
+        try:
+            message = self.inbox.get(timeout=0.5) if block else self.inbox.get_nowait()
+            while True:
+                getattr(self, "_on_" + message[0])(*message[1:])
+                message = self.inbox.get_nowait()
+        except queue.Empty:
+            return
+
+    def _forward(self, messages: list[Message]) -> None:
+        """Decode a batch; send the good events to the model, the bad ones to the dead-letter topic."""
+        if not messages:
+            return
+        events, kept, done = [], [], {}
+        max_bytes, dead = self.settings.max_event_bytes, self.dead_letters.send
+        for message in messages:
+            try:
+                event = decode_event(message.value(), max_bytes)
+            except InvalidEvent as error:
+                dead(message, str(error))
+            else:
+                events.append(event.raw)
+                kept.append((message, event.id, event.y))
+            done[message.partition()] = message.offset()
+        self.seq += 1
+        self.pending[self.seq] = kept
+        topic = self.settings.input_topic
+        self.outbox.put(("batch", self.seq, events, {(topic, p): o + 1 for p, o in done.items()}, len(messages)))
+
+    def _on_results(self, seq: int, learned: int, version: int, learning: bool, results: list[Any]) -> None:
+        """Publish the predictions of one batch and score them: the model's answers, in order."""
+        kept = self.pending.pop(seq)
+        produce, out_topic = self.producer.produce_fast, self.settings.output_topic
+        update, dead = self.evaluation.update, self.dead_letters.send
+        name, ts, learns_unlabelled = self.settings.name, time.time(), self.task == "anomaly"
+        for (message, event_id, y), result in zip(kept, results):
+            if type(result) is str:
+                dead(message, result)
+                continue
+            prediction, proba = result
+            if event_id is None:
+                event_id = f"{message.topic()}:{message.partition()}:{message.offset()}"
+            value = encode_prediction(event_id, prediction, proba, name, version, learned, ts)
+            try:
+                produce(out_topic, value, message.key())
+            except BufferError:
+                self.producer.produce(out_topic, value, message.key())
+            if y is not None:
+                update(y, prediction, proba)
+                learned += learning
+            elif learns_unlabelled:
+                learned += learning
+
+    def _on_flush(self, token: int) -> None:
+        self.producer.flush()
+        self.outbox.put(("flushed", token, self.evaluation))
+
+    def _on_seek(self, offsets: dict[tuple[str, int], int], evaluation: Evaluation | None) -> None:
+        """Reposition (a rollback): unanswered batches are dropped, the model ignores them too."""
+        self.pending.clear()
+        if evaluation is not None:
+            self.evaluation = evaluation
+        for (topic, partition), offset in offsets.items():
+            self.consumer.seek(topic, partition, offset)
+
+    def _on_stop(self) -> None:
+        self.running = False
+
+    def _on_assign(self, partitions: list[tuple[str, int]]) -> dict[tuple[str, int], int | None]:
+        """Start each partition at the snapshot's offset; partitions it never saw, from the beginning."""
+        return {p: self.start_offsets.get(p, OFFSET_BEGINNING) for p in partitions}
+
+
+def gateway_main(settings: Settings, conn: Duplex) -> None:
+    """Entry point of the gateway process: report any failure to the model process as one line."""
+    from learner.snapshotter import die_with_parent
+
+    die_with_parent()
+    sys.setswitchinterval(0.0005)  # the pipe threads must get the GIL back quickly from the main loop
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the model process decides when to stop
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    try:
+        gateway = Gateway(settings, conn)
+        gateway.prepare_topics()
+        send(conn, ("ready",))
+        gateway.run()
+    except StreamError as error:
+        _report(conn, str(error))
+    except Exception as error:  # noqa: BLE001 - whatever it is, the model process must hear of it
+        log.exception("gateway failed")
+        _report(conn, f"gateway failed: {type(error).__name__}: {error}")
+
+
+def _report(conn: Duplex, text: str) -> None:
+    try:
+        send(conn, ("error", text))
+    except OSError:
+        pass

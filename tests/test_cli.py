@@ -1,0 +1,54 @@
+"""The command line as users type it: produce, run until done, export; one-line errors."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import SIGNING_KEY, Stack
+
+pytestmark = pytest.mark.integration
+
+
+def learner(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "learner.cli", *args], capture_output=True, text=True,
+                          timeout=timeout, env={**os.environ, "LEARNER_SIGNING_KEY": SIGNING_KEY})
+
+
+def test_produce_run_export(stack: Stack, tmp_path: Path) -> None:
+    produced = learner("produce", "--bootstrap-servers", stack.bootstrap, "--topic", stack.input,
+                       "--dataset", "Phishing", "--limit", "300")
+    assert produced.returncode == 0, produced.stderr
+    ran = subprocess.run(stack.run_args("--model", "logreg", "--stop-after-events", "300"), capture_output=True,
+                         text=True, timeout=120, env={**os.environ, "LEARNER_SIGNING_KEY": SIGNING_KEY})
+    assert ran.returncode == 0, ran.stderr
+    out = tmp_path / "model.pkl"
+    exported = learner("export", "--redis-url", stack.redis.url, "--name", stack.name, "--out", str(out))
+    assert exported.returncode == 0, exported.stderr
+    model = pickle.loads(out.read_bytes())
+    _, state = stack.store().load(stack.store().head())
+    x = {"empty_server_form_handler": 0.5, "popup_window": 0.0, "https": 1.0}
+    assert model.predict_proba_one(x) == state["model"].predict_proba_one(x)
+
+
+def test_unreachable_broker_is_one_line(stack: Stack) -> None:
+    result = subprocess.run(stack.run_args("--bootstrap-servers", "127.0.0.1:1"), capture_output=True, text=True,
+                            timeout=120, env={**os.environ, "LEARNER_SIGNING_KEY": SIGNING_KEY})
+    assert result.returncode == 1
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("learner: error: cannot reach Kafka at 127.0.0.1:1")
+    assert "Traceback" not in result.stderr
+
+
+def test_unreachable_redis_and_usage_errors() -> None:
+    result = learner("run", "--redis-url", "redis://127.0.0.1:1/0")
+    assert result.returncode == 1 and result.stderr.startswith("learner: error: cannot reach Redis")
+    result = learner("run", "--snapshot-every-events", "-3")
+    assert result.returncode == 2 and "snapshot-every-events" in result.stderr
+    result = learner("run", "--model", "nope", "--insecure-no-signing", "--redis-url", "redis://127.0.0.1:1/0")
+    assert result.returncode == 1

@@ -1,0 +1,75 @@
+"""Unit tests of the pure logic: codec, learning step, evaluation, settings. No broker, no Redis."""
+
+from __future__ import annotations
+
+import pickle
+
+import pytest
+from river import datasets, evaluate, metrics
+
+from learner.evaluation import Evaluation, MetricError
+from learner.models import PRESETS, build_model, task_of
+from learner.settings import Settings
+from learner.step import LabelRejected, LearningStep, prequential
+from stream.codec import InvalidEvent, decode_event
+
+
+@pytest.mark.parametrize("raw", [b'{"x": {"a": 1}}', b'{"id": "k", "x": {}, "y": "cat"}', b'{"x": {"a": null}}'])
+def test_valid_events_decode(raw: bytes) -> None:
+    event = decode_event(raw)
+    assert decode_event(event.raw).x == event.x
+
+
+def test_nulls_are_dropped_and_reencoded() -> None:
+    event = decode_event(b'{"x": {"a": 1.5, "b": null}, "y": false}')
+    assert event.x == {"a": 1.5} and event.y is False and event.raw == b'{"x":{"a":1.5},"y":false}'
+
+
+@pytest.mark.parametrize("raw", [b"", b"{", b"[]", b'{"x": 1}', b'{"x": {"a": {}}}', b'{"x": {}, "z": 1}'])
+def test_invalid_events_raise(raw: bytes) -> None:
+    with pytest.raises(InvalidEvent):
+        decode_event(raw)
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_every_preset_survives_a_pickle_round_trip(name: str) -> None:
+    model = build_model(name)
+    x = {"a": 1.0, "b": 2.0}
+    model.learn_one(x) if task_of(model) == "anomaly" else model.learn_one(x, 1 if task_of(model) == "regression" else True)
+    clone = pickle.loads(pickle.dumps(model))
+    assert type(clone) is type(model)
+
+
+@pytest.mark.parametrize(("spec", "dataset", "metric"), [
+    ("logreg", datasets.Phishing, metrics.Accuracy()),
+    ("logreg", datasets.Phishing, metrics.LogLoss()),
+    ("regression", datasets.TrumpApproval, metrics.MAE()),
+    ("multiclass", datasets.ImageSegments, metrics.MacroF1()),
+])
+def test_prequential_metric_equals_progressive_val_score(spec: str, dataset: type, metric: metrics.base.Metric) -> None:
+    step = LearningStep(build_model(spec))
+    evaluation = Evaluation(step.task, (type(metric).__name__,))
+    for x, y in dataset():
+        prequential(step, evaluation, x, y)
+    expected = evaluate.progressive_val_score(dataset(), build_model(spec), metric)
+    assert evaluation.values()[type(metric).__name__]["all"] == expected.get()
+
+
+def test_regressor_refuses_text_labels() -> None:
+    step = LearningStep(build_model("regression"))
+    with pytest.raises(LabelRejected):
+        step.process({"a": 1.0}, "high")
+    assert step.learned == 0
+
+
+def test_unknown_metric_is_one_clear_error() -> None:
+    with pytest.raises(MetricError, match="unknown metric 'Acuracy'"):
+        Evaluation("binary", ("Acuracy",))
+
+
+def test_settings_read_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LEARNER_NAME", "fraud")
+    monkeypatch.setenv("LEARNER_SNAPSHOT_EVERY_EVENTS", "5")
+    settings = Settings(snapshot_every_events=7)
+    assert settings.name == "fraud" and settings.snapshot_every_events == 7
+    assert settings.dead_letter_topic == "events.dlq" and settings.consumer_group == "learner.fraud"
