@@ -78,7 +78,7 @@ def main() -> None:
                   + ", ".join(f"{k} {v:.2f}" for k, v in cpu.items()), flush=True)
             model_mb = len(pickle.dumps(service.step.model)) / 2**20
             service.stopping = True
-            service._shutdown()
+            service.shutdown()
     ratios = [b / s for b, s in rows]
     bare_rate = statistics.median(args.events / b for b, _ in rows)
     service_rate = statistics.median(args.events / s for _, s in rows)

@@ -72,7 +72,21 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--out", type=Path, default=from_env("out"), required=from_env("out") is None,
                         help="file to write [env LEARNER_OUT]")
     export.set_defaults(handler=cmd_export)
+    local = commands.add_parser("local", help="the embedded demo: broker, Redis and learner, no Docker, no root")
+    local.add_argument("--dataset", default=from_env("dataset", "synth.Agrawal"), help="River dataset to stream [env LEARNER_DATASET]")
+    local.add_argument("--limit", type=int, default=from_env("limit", 20000), help="events to stream [env LEARNER_LIMIT]")
+    local.add_argument("--rate", type=float, default=from_env("rate", 2000), help="events per second [env LEARNER_RATE]")
+    local.add_argument("--model", default=from_env("model", "binary"), help="model preset or spec [env LEARNER_MODEL]")
+    local.add_argument("--keep", action="store_true", help="leave the stack running after the stream, until Ctrl-C")
+    local.set_defaults(handler=cmd_local)
     return parser
+
+
+def cmd_local(args: argparse.Namespace) -> int:
+    from learner.local import Demo, run_demo
+
+    return run_demo(Demo(dataset=args.dataset, limit=int(args.limit), rate=float(args.rate), model=args.model,
+                         keep=args.keep))
 
 
 def cmd_run(args: argparse.Namespace) -> int:

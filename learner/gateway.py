@@ -11,6 +11,7 @@ The two exchange batches over a pipe:
     gateway ◄── ("results", seq, learned, version, learning, [(prediction, proba) | reason]) ── model
     gateway ◄── ("flush", token) ── model   then   ("flushed", token, evaluation) ──► model
     gateway ◄── ("seek", offsets) / ("stop",) ── model
+    gateway ── ("metrics", {name: {window: value}}) ──► model, every second, for status and progress
 
 ``flush`` is the snapshot barrier: when the model asks, every result it has sent is encoded,
 produced and acknowledged by the broker, and the evaluation covers exactly those events.
@@ -42,6 +43,8 @@ log = logging.getLogger(__name__)
 
 #: Batches sent to the model and not yet answered; enough to keep both cores busy.
 MAX_IN_FLIGHT = 3
+#: Seconds between metric reports to the model process.
+METRICS_EVERY = 1.0
 
 
 def send(conn: Duplex, message: tuple[Any, ...]) -> None:
@@ -65,6 +68,7 @@ class Gateway:
         self.pending: dict[int, list[tuple[Message, Any, Any]]] = {}
         self.seq = 0
         self.running = True
+        self.reported = 0.0
         self.start_offsets: dict[tuple[str, int], int] = {}
         kafka = {"bootstrap.servers": settings.bootstrap_servers, "client.id": f"learner-{settings.name}"}
         self.producer = AsyncProducer(kafka)
@@ -98,6 +102,7 @@ class Gateway:
                 self._forward(self.consumer.consume(self.settings.batch_size, 0.05))
             self.producer.poll()
             self.producer.check()
+            self._report_metrics()
         self.outbox.put(None)
         self.consumer.close()
         self.producer.flush()
@@ -178,6 +183,12 @@ class Gateway:
                 learned += learning
             elif learns_unlabelled:
                 learned += learning
+
+    def _report_metrics(self) -> None:
+        now = time.monotonic()
+        if now - self.reported >= METRICS_EVERY:
+            self.reported = now
+            self.outbox.put(("metrics", self.evaluation.values()))
 
     def _on_flush(self, token: int) -> None:
         self.producer.flush()

@@ -22,6 +22,7 @@ import multiprocessing
 import signal
 import time
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -51,6 +52,7 @@ class Service:
         self.spec = settings.model
         self.step, self.evaluation, self.head, self.checkpoint = self._restore()
         self.model_version = self.head or 0
+        self.metrics = self.evaluation.values()  # live values, reported by the gateway every second
         self.params = describe_params(self.step.model)
         self.snapshotter = Snapshotter(self.store, settings.snapshot_keep, settings.snapshot_in_background)
         self.backlog: deque[tuple[Any, ...]] = deque()
@@ -103,16 +105,21 @@ class Service:
             raise StreamError(message[1])
         return message
 
-    def run(self) -> None:
-        """Stream until SIGTERM or Ctrl-C (a second Ctrl-C stops at once, without a final snapshot)."""
+    def run(self, on_progress: Callable[[Service], None] | None = None, every: float = 0.5) -> None:
+        """Stream until SIGTERM, Ctrl-C or ``--stop-after-events`` (a second Ctrl-C stops at once,
+        without a final snapshot); ``on_progress`` is called every ``every`` seconds."""
         self._install_signals()
         s = self.settings
         log.info("streaming %s -> %s (dead letters: %s)", s.input_topic, s.output_topic, s.dead_letter_topic)
+        shown = time.monotonic()
         try:
             while not self.stopping:
                 self.run_once()
+                if on_progress is not None and time.monotonic() - shown >= every:
+                    on_progress(self)
+                    shown = time.monotonic()
         finally:
-            self._shutdown()
+            self.shutdown()
 
     def run_once(self, timeout: float = 0.1) -> None:
         """One batch (if one comes within ``timeout``) and the housekeeping after it."""
@@ -139,6 +146,8 @@ class Service:
         kind = message[0]
         if kind == "batch":
             self._learn_batch(*message[1:])
+        elif kind == "metrics":
+            self.metrics = message[1]
         elif kind == "error":
             raise StreamError(message[1])
 
@@ -152,7 +161,8 @@ class Service:
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
 
-    def _shutdown(self) -> None:
+    def shutdown(self) -> None:
+        """Last snapshot (if anything is new since the previous one), then stop the gateway."""
         try:
             self._collect_snapshot(self.snapshotter.wait())
             if self.checkpoint.pending and self._gateway.is_alive():

