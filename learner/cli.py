@@ -11,12 +11,13 @@ import pickle
 import sys
 import time
 from collections.abc import Callable, Sequence
+from typing import Any
 from pathlib import Path
 
 import pydantic
 import redis
 
-from learner import __version__
+from learner import __version__, operate
 from learner.evaluation import MetricError
 from learner.feed import FeedError, dataset_events, file_events, limited
 from learner.models import PRESETS, ModelSpecError
@@ -30,7 +31,7 @@ log = logging.getLogger("learner")
 KAFKA = ("bootstrap_servers",)
 REDIS = ("redis_url", "name", "signing_key", "insecure_no_signing")
 
-EXPECTED_ERRORS = (StreamError, SnapshotError, ModelSpecError, MetricError, FeedError, redis.RedisError, OSError)
+EXPECTED_ERRORS = (TimeoutError, StreamError, SnapshotError, ModelSpecError, MetricError, FeedError, redis.RedisError, OSError)
 
 
 class UsageError(Exception):
@@ -72,6 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--out", type=Path, default=from_env("out"), required=from_env("out") is None,
                         help="file to write [env LEARNER_OUT]")
     export.set_defaults(handler=cmd_export)
+    _add_operator_commands(commands)
+
     local = commands.add_parser("local", help="the embedded demo: broker, Redis and learner, no Docker, no root")
     local.add_argument("--dataset", default=from_env("dataset", "synth.Agrawal"), help="River dataset to stream [env LEARNER_DATASET]")
     local.add_argument("--limit", type=int, default=from_env("limit", 20000), help="events to stream [env LEARNER_LIMIT]")
@@ -80,6 +83,59 @@ def build_parser() -> argparse.ArgumentParser:
     local.add_argument("--keep", action="store_true", help="leave the stack running after the stream, until Ctrl-C")
     local.set_defaults(handler=cmd_local)
     return parser
+
+
+def _add_operator_commands(commands: Any) -> None:
+    """``snapshots …``, ``snapshot``, ``rollback``, ``status``: commands on a model's history."""
+    snapshots = commands.add_parser("snapshots", help="list, show, pin, unpin, delete snapshots; the audit log")
+    actions = snapshots.add_subparsers(dest="action", required=True, metavar="ACTION")
+    for action, text in [("list", "versions with lineage, metric, size, pinned, head"),
+                         ("log", "the audit log: rollbacks, pins, deletes, lease changes")]:
+        sub = actions.add_parser(action, help=text)
+        add(sub, *REDIS)
+        sub.add_argument("--json", action="store_true", help="JSON for scripts")
+        sub.set_defaults(handler=cmd_snapshots)
+    for action, text in [("show", "everything a snapshot records"), ("pin", "keep forever; the guard's reference"),
+                         ("unpin", "let retention delete it again"), ("delete", "delete (never the head or a pinned one)")]:
+        sub = actions.add_parser(action, help=text)
+        add(sub, *REDIS)
+        sub.add_argument("snapshot_version", type=int, metavar="VERSION")
+        sub.add_argument("--json", action="store_true", help="JSON for scripts")
+        sub.set_defaults(handler=cmd_snapshots)
+
+    snapshot = commands.add_parser("snapshot", help="ask the running service to snapshot now; prints the version")
+    add(snapshot, *REDIS)
+    snapshot.set_defaults(handler=lambda a: operate.snapshot_now(_store(a)))
+
+    rollback = commands.add_parser("rollback", help="make an older version the head; a running service adopts it")
+    add(rollback, *REDIS)
+    rollback.add_argument("--to", dest="to_version", type=int, required=True, metavar="VERSION")
+    rollback.add_argument("--replay", action="store_true", help="re-learn the input from that version's offsets")
+    rollback.add_argument("--reason", default="", help="why (kept in the audit log)")
+    rollback.set_defaults(handler=lambda a: operate.rollback(_store(a), a.to_version, a.replay, a.reason))
+
+    status = commands.add_parser("status", help="head, last snapshot, events learned, metrics, running service")
+    add(status, *REDIS)
+    status.add_argument("--json", action="store_true", help="JSON for scripts")
+    status.set_defaults(handler=lambda a: operate.status(_store(a), a.json))
+
+
+def _store(args: argparse.Namespace) -> SnapshotStore:
+    settings = settings_from(args)
+    return open_store(settings.redis_url, settings.name, settings.key_bytes())
+
+
+def cmd_snapshots(args: argparse.Namespace) -> int:
+    store = _store(args)
+    if args.action == "list":
+        return operate.list_snapshots(store, args.json)
+    if args.action == "log":
+        return operate.show_log(store, args.json)
+    if args.action == "show":
+        return operate.show_snapshot(store, args.snapshot_version, args.json)
+    if args.action in ("pin", "unpin"):
+        return operate.pin(store, args.snapshot_version, args.action == "pin")
+    return operate.delete(store, args.snapshot_version)
 
 
 def cmd_local(args: argparse.Namespace) -> int:

@@ -7,10 +7,10 @@ the model decodes with orjson: its key cache hands River the same feature-name o
 event, which makes River's own dict lookups measurably faster than with unpickled copies.
 The two exchange batches over a pipe:
 
-    gateway ── ("batch", seq, [validated event JSON, ...], {partition: next offset}, count) ──► model
+    gateway ── ("batch", seq, epoch, [validated event JSON, ...], {partition: next offset}, count) ──► model
     gateway ◄── ("results", seq, learned, version, learning, [(prediction, proba) | reason]) ── model
     gateway ◄── ("flush", token) ── model   then   ("flushed", token, evaluation) ──► model
-    gateway ◄── ("seek", offsets) / ("stop",) ── model
+    gateway ◄── ("seek", epoch, offsets, evaluation) / ("evaluation", evaluation) / ("stop",) ── model
     gateway ── ("metrics", {name: {window: value}}) ──► model, every second, for status and progress
 
 ``flush`` is the snapshot barrier: when the model asks, every result it has sent is encoded,
@@ -69,6 +69,7 @@ class Gateway:
         self.seq = 0
         self.running = True
         self.reported = 0.0
+        self.epoch = 0
         self.start_offsets: dict[tuple[str, int], int] = {}
         kafka = {"bootstrap.servers": settings.bootstrap_servers, "client.id": f"learner-{settings.name}"}
         self.producer = AsyncProducer(kafka)
@@ -158,7 +159,7 @@ class Gateway:
         self.seq += 1
         self.pending[self.seq] = kept
         topic = self.settings.input_topic
-        self.outbox.put(("batch", self.seq, events, {(topic, p): o + 1 for p, o in done.items()}, len(messages)))
+        self.outbox.put(("batch", self.seq, self.epoch, events, {(topic, p): o + 1 for p, o in done.items()}, len(messages)))
 
     def _on_results(self, seq: int, learned: int, version: int, learning: bool, results: list[Any]) -> None:
         """Publish the predictions of one batch and score them: the model's answers, in order."""
@@ -194,13 +195,16 @@ class Gateway:
         self.producer.flush()
         self.outbox.put(("flushed", token, self.evaluation))
 
-    def _on_seek(self, offsets: dict[tuple[str, int], int], evaluation: Evaluation | None) -> None:
-        """Reposition (a rollback): unanswered batches are dropped, the model ignores them too."""
+    def _on_seek(self, epoch: int, offsets: dict[tuple[str, int], int], evaluation: Evaluation) -> None:
+        """Reposition (a rollback with replay): unanswered batches are dropped, the model drops them too."""
         self.pending.clear()
-        if evaluation is not None:
-            self.evaluation = evaluation
+        self.epoch, self.evaluation = epoch, evaluation
         for (topic, partition), offset in offsets.items():
             self.consumer.seek(topic, partition, offset)
+
+    def _on_evaluation(self, evaluation: Evaluation) -> None:
+        """A rollback without replay: score from the restored evaluation on."""
+        self.evaluation = evaluation
 
     def _on_stop(self) -> None:
         self.running = False

@@ -28,6 +28,7 @@ from typing import Any
 import orjson
 
 from learner.checkpoint import Checkpoint
+from learner.control import Control
 from learner.evaluation import Evaluation
 from learner.gc_tuning import tune_for_streaming
 from learner.gateway import gateway_main, receive, send
@@ -56,6 +57,11 @@ class Service:
         self.params = describe_params(self.step.model)
         self.snapshotter = Snapshotter(self.store, settings.snapshot_keep, settings.snapshot_in_background)
         self.backlog: deque[tuple[Any, ...]] = deque()
+        self.control = Control(self.store)
+        self.epoch = 0  # grows at each seek (replay); batches read before it are dropped
+        self._requests: list[str] = []
+        request = self.store.rollback_request()
+        self._rollbacks = request[2] if request else 0  # rollbacks before this start are in the snapshot
         self._tokens = itertools.count(1)
         self.started_at: float | None = None
         self._conn, self._gateway = self._start_gateway()
@@ -127,12 +133,53 @@ class Service:
         if message is not None:
             self._dispatch(message)
         self._collect_snapshot(self.snapshotter.poll())
-        if self.checkpoint.due() and not self.snapshotter.busy:
-            self.snapshot("periodic")
+        if self.control.due():
+            self._poll_control()
+        if (self.checkpoint.due() or self._requests) and not self.snapshotter.busy:
+            self.snapshot("requested" if self._requests else "periodic")
         limit = self.settings.stop_after_events
         if limit and sum(self.checkpoint.offsets.values()) >= limit:
             log.info("reached --stop-after-events %d", limit)
             self.stopping = True
+
+    def _poll_control(self) -> None:
+        """Adopt a new head (a rollback), take snapshot requests, publish the status."""
+        head, rollbacks, requests = self.control.poll(self.status())
+        self._requests += requests
+        if self.snapshotter.busy or head is None:
+            return  # a snapshot of ours may be moving the head right now: look again after it
+        if rollbacks != self._rollbacks or head != self.head:
+            self._rollbacks = rollbacks
+            self.adopt(head)
+
+    def status(self) -> dict[str, Any]:
+        """What ``learner status`` shows about this process."""
+        return {"model_version": self.model_version, "head": self.head, "events_learned": self.step.learned,
+                "events_done": sum(self.checkpoint.offsets.values()), "metrics": self.metrics,
+                "learning": self.step.learning, "model": self.spec}
+
+    def adopt(self, version: int) -> None:
+        """Continue from snapshot ``version`` (an operator's rollback), at this event boundary.
+
+        Default: keep the stream position (the learning since ``version`` is discarded).
+        With ``--replay``: go back to the offsets stored in ``version`` and learn them again.
+        """
+        meta, state = self.store.load(version, force=self.settings.force)
+        request = self.store.rollback_request()
+        replay = request is not None and request[:2] == (version, True)
+        self.step = LearningStep(state["model"], state["learned"])
+        self.evaluation, self.spec = state["evaluation"], meta.model_spec
+        self.head = self.model_version = version
+        if replay:
+            self.epoch += 1
+            self.backlog.clear()
+            self.checkpoint.reset(meta.offsets_by_partition())
+            send(self._conn, ("seek", self.epoch, meta.offsets_by_partition(), self.evaluation))
+        else:
+            send(self._conn, ("evaluation", self.evaluation))
+        log.warning("adopted version %d of %r (%s); %d events learned", version, self.settings.name,
+                    "replaying from its offsets" if replay else "continuing from the stream position",
+                    self.step.learned)
 
     def _next(self, timeout: float) -> tuple[Any, ...] | None:
         if not self._conn.poll(timeout):
@@ -176,8 +223,11 @@ class Service:
 
     # -- the hot path -----------------------------------------------------------------------------
 
-    def _learn_batch(self, seq: int, events: list[bytes], offsets: dict[tuple[str, int], int], count: int) -> None:
+    def _learn_batch(self, seq: int, epoch: int, events: list[bytes], offsets: dict[tuple[str, int], int],
+                     count: int) -> None:
         """Step the model over one batch (events validated by the gateway), in order; answer."""
+        if epoch != self.epoch:
+            return  # read before a seek: the gateway has dropped it too
         if self.started_at is None:
             self.started_at = time.perf_counter()
         step = self.step
@@ -233,8 +283,13 @@ class Service:
     def _collect_snapshot(self, outcome: Outcome | None) -> None:
         if outcome is None:
             return
+        requests, self._requests = self._requests, []
         if not outcome.ok:
             log.error("snapshot %d failed: %s", outcome.version, outcome.error)
+            for request in requests:
+                self.control.reply(request, f"failed: {outcome.error}")
             return
         self.head = self.model_version = outcome.version
+        for request in requests:
+            self.control.reply(request, str(outcome.version))
         log.info("snapshot %d written (%d bytes, %.2fs)", outcome.version, outcome.size, outcome.seconds)

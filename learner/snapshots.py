@@ -22,6 +22,7 @@ import redis
 import river
 
 from learner import __version__
+from learner.audit import AuditLog
 from learner.signing import Signer, checksum
 
 log = logging.getLogger(__name__)
@@ -71,6 +72,20 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.error_reply('version 
 if redis.call('SISMEMBER', KEYS[3], ARGV[1]) == 1 then return redis.error_reply('version ' .. ARGV[1] .. ' is pinned') end
 redis.call('ZREM', KEYS[2], ARGV[1])
 return redis.call('DEL', KEYS[4])
+"""
+
+
+# KEYS[1] head, KEYS[2] the target snapshot's hash, KEYS[3] rollback hash
+# ARGV[1] version, ARGV[2] replay (0/1), ARGV[3] time
+# Returns the previous head ('' if none), or an error reply when the version does not exist.
+# 'seq' counts rollbacks: a rollback to the version that is already the head must still be seen.
+_ROLLBACK = """
+if redis.call('EXISTS', KEYS[2]) == 0 then return redis.error_reply('no snapshot ' .. ARGV[1]) end
+local previous = redis.call('GET', KEYS[1]) or ''
+redis.call('SET', KEYS[1], ARGV[1])
+redis.call('HSET', KEYS[3], 'version', ARGV[1], 'replay', ARGV[2], 'at', ARGV[3])
+redis.call('HINCRBY', KEYS[3], 'seq', 1)
+return previous
 """
 
 
@@ -144,6 +159,8 @@ class SnapshotStore:
         self._prefix = f"learner:{{{name}}}:"
         self._write = client.register_script(_WRITE)
         self._delete = client.register_script(_DELETE)
+        self._rollback = client.register_script(_ROLLBACK)
+        self.audit = AuditLog(client, self.key("audit"))
 
     def key(self, suffix: str) -> str:
         """A Redis key of this model (all in one cluster slot)."""
@@ -163,6 +180,31 @@ class SnapshotStore:
 
     def pinned(self) -> set[int]:
         return {int(v) for v in self.client.smembers(self.key("pinned"))}
+
+    def pin(self, version: int, pinned: bool = True) -> None:
+        """Pin (keep forever, and mark as known good) or unpin a version."""
+        self.meta(version)  # exists and verifies
+        if pinned:
+            self.client.sadd(self.key("pinned"), version)
+        else:
+            self.client.srem(self.key("pinned"), version)
+
+    def rollback(self, version: int, replay: bool) -> int | None:
+        """Make ``version`` the head; a running service adopts it. Returns the previous head."""
+        self.meta(version)  # exists and verifies: never point the head at something unloadable
+        keys = [self.key("head"), self.key(f"snap:{version}"), self.key("rollback")]
+        try:
+            previous = self._rollback(keys=keys, args=[version, int(replay), time.time()])
+        except redis.ResponseError as error:
+            raise SnapshotMissing(f"{self.name!r} has {error}") from None
+        return int(previous) if previous else None
+
+    def rollback_request(self) -> tuple[int, bool, int] | None:
+        """The last rollback: (version, replay, how many rollbacks so far)."""
+        raw = self.client.hmget(self.key("rollback"), ["version", "replay", "seq"])
+        if raw[0] is None:
+            return None
+        return int(raw[0]), raw[1] == b"1", int(raw[2])
 
     def build_meta(self, state_blob: bytes, **fields: Any) -> SnapshotMeta:
         """Metadata for a blob, with the runtime versions filled in."""

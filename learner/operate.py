@@ -1,0 +1,139 @@
+"""The operator's commands on a model's snapshots: list, show, pin, delete, roll back, status.
+
+Each prints a table for people by default and JSON with ``--json`` for scripts, and writes what
+changes state to the audit log.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import asdict
+from typing import Any
+
+import orjson
+
+from learner.control import request_snapshot, service_status
+from learner.snapshots import SnapshotError, SnapshotMeta, SnapshotStore
+
+
+def _when(ts: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts))
+
+
+def _print_json(value: Any) -> None:
+    sys.stdout.write(orjson.dumps(value, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS).decode() + "\n")
+
+
+def _first_metric(meta: SnapshotMeta) -> str:
+    for name, windows in meta.metrics.items():
+        return f"{name}={windows.get('all', float('nan')):.4f}"
+    return "-"
+
+
+def list_snapshots(store: SnapshotStore, as_json: bool) -> int:
+    head, pinned = store.head(), store.pinned()
+    rows = []
+    for version in reversed(store.versions()):
+        try:
+            meta = store.meta(version)
+        except SnapshotError as error:
+            rows.append({"version": version, "error": str(error)})
+            continue
+        rows.append({"version": version, "parent": meta.parent, "created": meta.created,
+                     "events_learned": meta.events_learned, "metrics": meta.metrics, "size": meta.size,
+                     "pinned": version in pinned, "head": version == head, "reason": meta.reason,
+                     "first_metric": _first_metric(meta)})
+    if as_json:
+        _print_json([{k: v for k, v in r.items() if k != "first_metric"} for r in rows])
+        return 0
+    print(f"{'':2}{'version':>7} {'parent':>6}  {'created':19}  {'events':>10}  {'metric':18} {'size':>10}  reason")
+    for r in rows:
+        if "error" in r:
+            print(f"{'':2}{r['version']:>7}  {r['error']}")
+            continue
+        mark = ("*" if r["head"] else " ") + ("P" if r["pinned"] else " ")
+        print(f"{mark}{r['version']:>7} {str(r['parent'] or '-'):>6}  {_when(r['created'])}  {r['events_learned']:>10,}  "
+              f"{r['first_metric']:18} {r['size']:>10,}  {r['reason']}")
+    print("(* head, P pinned)")
+    return 0
+
+
+def show_snapshot(store: SnapshotStore, version: int, as_json: bool) -> int:
+    meta = store.meta(version)
+    record = {**asdict(meta), "pinned": version in store.pinned(), "head": version == store.head()}
+    if as_json:
+        _print_json(record)
+    else:
+        for key, value in record.items():
+            shown = orjson.dumps(value).decode() if isinstance(value, dict | list) else value
+            print(f"{key:>16}: {_when(value) if key == 'created' else shown}")
+    return 0
+
+
+def pin(store: SnapshotStore, version: int, pinned: bool) -> int:
+    store.pin(version, pinned)
+    store.audit.append("pin" if pinned else "unpin", f"version {version}")
+    print(f"{'pinned' if pinned else 'unpinned'} version {version} of {store.name!r}")
+    return 0
+
+
+def delete(store: SnapshotStore, version: int) -> int:
+    if not store.delete(version):
+        raise SnapshotError(f"{store.name!r} has no snapshot {version}")
+    store.audit.append("delete", f"version {version}")
+    print(f"deleted version {version} of {store.name!r}")
+    return 0
+
+
+def rollback(store: SnapshotStore, version: int, replay: bool, reason: str) -> int:
+    previous = store.rollback(version, replay)
+    mode = "replay from its offsets" if replay else "continue from the stream position"
+    store.audit.append("rollback", f"head {previous} -> {version} ({mode}); reason: {reason or '-'}")
+    print(f"head of {store.name!r} is now version {version} (was {previous}); a running service adopts it "
+          f"within 2 s and will {mode}")
+    return 0
+
+
+def snapshot_now(store: SnapshotStore) -> int:
+    answer = request_snapshot(store)
+    if not answer.isdigit():
+        raise SnapshotError(f"the service could not snapshot: {answer}")
+    print(f"snapshot of {store.name!r} written: version {answer}")
+    return 0
+
+
+def show_log(store: SnapshotStore, as_json: bool, count: int = 100) -> int:
+    entries = store.audit.entries(count)
+    if as_json:
+        _print_json([asdict(e) for e in entries])
+        return 0
+    for e in entries:
+        print(f"{_when(e.at)}  {e.action:9} {e.who:24} {e.detail}")
+    return 0
+
+
+def status(store: SnapshotStore, as_json: bool) -> int:
+    head = store.head()
+    meta = store.meta(head) if head is not None else None
+    record: dict[str, Any] = {
+        "name": store.name, "head": head,
+        "last_snapshot": None if meta is None else {"version": meta.version, "created": meta.created,
+                                                    "events_learned": meta.events_learned, "metrics": meta.metrics},
+        "service": service_status(store),
+    }
+    if as_json:
+        _print_json(record)
+        return 0
+    print(f"model {store.name!r}: head version {head if head is not None else '(none)'}")
+    if meta is not None:
+        print(f"  last snapshot: version {meta.version} at {_when(meta.created)}, {meta.events_learned:,} events learned, "
+              f"{_first_metric(meta)}")
+    service = record["service"]
+    if service is None:
+        print("  no running service (none has reported in the last 10 s)")
+    else:
+        metrics = ", ".join(f"{n} {w.get('all', 0):.4f}" for n, w in service["metrics"].items())
+        print(f"  running service: model version {service['model_version']}, {service['events_learned']:,} events learned, "
+              f"learning {'on' if service['learning'] else 'OFF'}; {metrics}")
+    return 0

@@ -1,0 +1,140 @@
+"""Snapshot history and live rollback, against the real broker and Redis."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+
+import orjson
+import pytest
+import river
+
+from learner.models import build_model
+from learner.snapshots import SnapshotRefused
+from tests.conftest import SIGNING_KEY, Stack
+
+pytestmark = pytest.mark.integration
+
+
+def learner(stack: Stack, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "learner.cli", *args, "--redis-url", stack.redis.url,
+                           "--name", stack.name], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "LEARNER_SIGNING_KEY": SIGNING_KEY})
+
+
+def events(start: int, count: int, flip: bool = False) -> list[dict]:
+    out = []
+    for i in range(start, start + count):
+        x = {"a": ((i * 37) % 101) / 50 - 1, "b": ((i * 53) % 97) / 48 - 1}
+        y = x["a"] + 0.5 * x["b"] > 0
+        out.append({"id": i, "x": x, "y": (not y) if flip else y})
+    return out
+
+
+def send(stack: Stack, batch: list[dict]) -> None:
+    stack.produce([orjson.dumps(e) for e in batch])
+
+
+def wait_status(stack: Stack, check, timeout: float = 30.0) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status = orjson.loads(learner(stack, "status", "--json").stdout)
+        if status["service"] and check(status["service"]):
+            return status["service"]
+        time.sleep(0.2)
+    raise AssertionError("status never matched")
+
+
+def test_live_rollback_serves_the_snapshot(stack: Stack) -> None:
+    service = stack.start("--model", "logreg", "--snapshot-every-seconds", "0")
+    send(stack, events(0, 1500))
+    wait_status(stack, lambda s: s["events_done"] >= 1500)
+    made = learner(stack, "snapshot")
+    assert made.returncode == 0, made.stderr
+    good = int(made.stdout.split()[-1])
+    assert learner(stack, "snapshots", "pin", str(good)).returncode == 0
+
+    send(stack, events(1500, 1500, flip=True))  # an upstream bug: every label inverted
+    wait_status(stack, lambda s: s["events_done"] >= 3000)
+    rolled = learner(stack, "rollback", "--to", str(good), "--reason", "labels inverted upstream")
+    assert rolled.returncode == 0, rolled.stderr
+    wait_status(stack, lambda s: s["model_version"] == good, timeout=2.5)
+
+    probes = [{"id": f"p{i}", "x": e["x"]} for i, e in enumerate(events(5000, 100))]
+    send(stack, probes)
+    outputs = [orjson.loads(m.value()) for m in stack.read(stack.output, 3100)]
+    assert stack.stop(service) == 0
+    _, state = stack.store().load(good)
+    after = [o for o in outputs if str(o["id"]).startswith("p")]
+    assert len(after) == 100
+    for output, probe in zip(after, probes):
+        assert output["model_version"] == good
+        proba = state["model"].predict_proba_one(probe["x"])
+        assert output["proba"] == {str(k).lower(): v for k, v in proba.items()}
+
+    log = learner(stack, "snapshots", "log").stdout
+    assert "rollback" in log and "labels inverted upstream" in log and "pin" in log
+    listing = learner(stack, "snapshots", "list").stdout
+    assert f"P{good:>7}" in listing or f"*P{good:>6}" in listing
+
+
+def test_replay_relearns_from_the_snapshot_offsets(stack: Stack) -> None:
+    service = stack.start("--model", "logreg", "--snapshot-every-seconds", "0")
+    first, second, third = events(0, 1000), events(1000, 1000), events(2000, 500)
+    send(stack, first)
+    wait_status(stack, lambda s: s["events_done"] >= 1000)
+    version = int(learner(stack, "snapshot").stdout.split()[-1])
+    send(stack, second)
+    wait_status(stack, lambda s: s["events_done"] >= 2000)
+    assert learner(stack, "rollback", "--to", str(version), "--replay").returncode == 0
+    wait_status(stack, lambda s: s["model_version"] == version, timeout=2.5)
+    send(stack, third)
+    wait_status(stack, lambda s: s["events_done"] >= 2500 and s["events_learned"] >= 2500)
+    assert stack.stop(service) == 0
+
+    _, state = stack.store().load(stack.store().head())
+    reference = build_model("logreg")
+    for e in first + second + third:  # each once: the replay learned `second` again, not twice
+        reference.learn_one(e["x"], e["y"])
+    assert state["learned"] == 2500
+    assert state["model"]["LogisticRegression"].weights == reference["LogisticRegression"].weights
+
+
+def test_history_rules(stack: Stack) -> None:
+    service = stack.start("--model", "logreg", "--snapshot-every-events", "100", "--snapshot-every-seconds", "0",
+                          "--snapshot-keep", "3")
+    send(stack, events(0, 100))
+    wait_status(stack, lambda s: s["head"] is not None)
+    first = stack.store().head()
+    assert learner(stack, "snapshots", "pin", str(first)).returncode == 0
+    for n in range(1, 6):
+        send(stack, events(n * 100, 100))
+        wait_status(stack, lambda s, n=n: s["events_done"] >= (n + 1) * 100 and s["head"] != first)
+        time.sleep(0.3)
+    assert stack.stop(service) == 0
+    store = stack.store()
+    versions = store.versions()
+    assert first in versions and len(versions) == 4  # the newest 3, plus the pinned one
+    head = store.head()
+    refused = learner(stack, "snapshots", "delete", str(head))
+    assert refused.returncode == 1 and "is the head" in refused.stderr
+    refused = learner(stack, "snapshots", "delete", str(first))
+    assert refused.returncode == 1 and "is pinned" in refused.stderr
+
+    # a snapshot from another river version is refused, naming both versions
+    meta = store.meta(head)
+    other = {**orjson.loads(meta.to_json()), "river_version": "0.1.0"}
+    raw = orjson.dumps(other, option=orjson.OPT_SORT_KEYS)
+    store.client.hset(store.key(f"snap:{head}"), mapping={"meta": raw, "sig": store.signer.sign(raw)})
+    with pytest.raises(SnapshotRefused, match=f"river 0.1.0, this is river {river.__version__}"):
+        store.load(head)
+    assert store.load(head, force=True)[0].version == head
+
+    # a corrupt head falls back to the newest older version that loads
+    original = meta.to_json()
+    store.client.hset(store.key(f"snap:{head}"), mapping={"meta": original, "sig": store.signer.sign(original),
+                                                           "blob": b"garbage"})
+    meta, _ = store.load_head()
+    assert meta.version == max(v for v in store.versions() if v < head)
