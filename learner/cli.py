@@ -23,6 +23,7 @@ from learner.feed import FeedError, dataset_events, file_events, limited
 from learner.models import PRESETS, ModelSpecError
 from learner.options import add, from_env, settings_from
 from learner.signing import Signer
+from learner.lease import LeaseLost
 from learner.snapshots import SnapshotError, SnapshotStore, connect
 from stream.errors import StreamError
 
@@ -31,7 +32,7 @@ log = logging.getLogger("learner")
 KAFKA = ("bootstrap_servers",)
 REDIS = ("redis_url", "name", "signing_key", "insecure_no_signing")
 
-EXPECTED_ERRORS = (TimeoutError, StreamError, SnapshotError, ModelSpecError, MetricError, FeedError, redis.RedisError, OSError)
+EXPECTED_ERRORS = (LeaseLost, TimeoutError, StreamError, SnapshotError, ModelSpecError, MetricError, FeedError, redis.RedisError, OSError)
 
 
 class UsageError(Exception):
@@ -47,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="the service: predict, publish, learn, snapshot")
     add(run, *KAFKA, *REDIS, "model", "input_topic", "output_topic", "dlq_topic", "group_id",
         "snapshot_every_events", "snapshot_every_seconds", "snapshot_keep", "snapshot_in_background",
-        "force", "max_event_bytes", "batch_size", "session_timeout_ms", "metric", "stop_after_events")
+        "force", "lease_ttl", "max_event_bytes", "batch_size", "session_timeout_ms", "metric", "stop_after_events")
     run.set_defaults(handler=cmd_run)
 
     models = commands.add_parser("models", help="list the model presets")

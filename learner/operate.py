@@ -113,6 +113,11 @@ def show_log(store: SnapshotStore, as_json: bool, count: int = 100) -> int:
     return 0
 
 
+def _lease(store: SnapshotStore) -> dict[str, Any] | None:
+    raw = store.client.hmget(store.key("lease"), ["who", "epoch"])
+    return None if raw[0] is None else {"who": raw[0].decode(), "epoch": int(raw[1])}
+
+
 def status(store: SnapshotStore, as_json: bool) -> int:
     head = store.head()
     meta = store.meta(head) if head is not None else None
@@ -121,6 +126,7 @@ def status(store: SnapshotStore, as_json: bool) -> int:
         "last_snapshot": None if meta is None else {"version": meta.version, "created": meta.created,
                                                     "events_learned": meta.events_learned, "metrics": meta.metrics},
         "service": service_status(store),
+        "lease": _lease(store),
     }
     if as_json:
         _print_json(record)
@@ -129,6 +135,8 @@ def status(store: SnapshotStore, as_json: bool) -> int:
     if meta is not None:
         print(f"  last snapshot: version {meta.version} at {_when(meta.created)}, {meta.events_learned:,} events learned, "
               f"{_first_metric(meta)}")
+    lease = record["lease"]
+    print(f"  lease: held by {lease['who']} (epoch {lease['epoch']})" if lease else "  lease: free (no service learns)")
     service = record["service"]
     if service is None:
         print("  no running service (none has reported in the last 10 s)")

@@ -31,6 +31,7 @@ HELP: dict[str, str] = {
     "signing_key": "secret for the HMAC-SHA256 signatures of snapshots",
     "insecure_no_signing": "write and load unsigned snapshots (pickle is code execution: trusted Redis only)",
     "force": "load a snapshot written by another river version",
+    "lease_ttl": "seconds the single-writer lease lasts without renewal; a standby takes over after it",
     "max_event_bytes": "larger input messages are dead-lettered unread",
     "batch_size": "consume up to this many messages at a time",
     "session_timeout_ms": "Kafka consumer session timeout",

@@ -30,6 +30,7 @@ import orjson
 from learner.checkpoint import Checkpoint
 from learner.control import Control
 from learner.evaluation import Evaluation
+from learner.lease import Lease, LeaseLost
 from learner.gc_tuning import tune_for_streaming
 from learner.gateway import gateway_main, receive, send
 from learner.pipes import duplex_pipes
@@ -50,6 +51,17 @@ class Service:
         self.settings = settings
         self.stopping = False
         self.store = SnapshotStore(connect(settings.redis_url), settings.name, settings.signer())
+        self.lease = Lease(self.store.client, self.store.key("lease"), self.store.key("epoch"), self.store.audit,
+                           settings.lease_ttl)
+        self.lease.wait()  # a second service for this name waits here, as a hot standby
+        try:
+            self._start()
+        except BaseException:
+            self.lease.release()  # a start that failed must not make the next one wait out the lease
+            raise
+
+    def _start(self) -> None:
+        settings = self.settings
         self.spec = settings.model
         self.step, self.evaluation, self.head, self.checkpoint = self._restore()
         self.model_version = self.head or 0
@@ -133,6 +145,7 @@ class Service:
         if message is not None:
             self._dispatch(message)
         self._collect_snapshot(self.snapshotter.poll())
+        self.lease.renew_if_due()
         if self.control.due():
             self._poll_control()
         if (self.checkpoint.due() or self._requests) and not self.snapshotter.busy:
@@ -209,11 +222,14 @@ class Service:
         signal.signal(signal.SIGINT, stop)
 
     def shutdown(self) -> None:
-        """Last snapshot (if anything is new since the previous one), then stop the gateway."""
+        """Last snapshot (if anything is new since the previous one), then stop the gateway and
+        hand the lease back, so that a standby takes over at once."""
         try:
-            self._collect_snapshot(self.snapshotter.wait())
-            if self.checkpoint.pending and self._gateway.is_alive():
-                self.snapshot("shutdown", background=False)
+            if self.lease.epoch is not None:
+                self._collect_snapshot(self.snapshotter.wait())
+                if self.checkpoint.pending and self._gateway.is_alive():
+                    self.snapshot("shutdown", background=False)
+                self.lease.release()
         finally:
             if self._gateway.is_alive():
                 send(self._conn, ("stop",))
@@ -273,7 +289,7 @@ class Service:
         snapshotter = self.snapshotter
         if background is False:
             snapshotter = Snapshotter(self.store, self.settings.snapshot_keep, background=False)
-        result = snapshotter.start(state, fields, offsets, self.head, None)
+        result = snapshotter.start(state, fields, offsets, self.head, self.lease.epoch)
         self.checkpoint.taken()
         log.debug("snapshot pause %.1f ms", (time.perf_counter() - started) * 1000)
         if isinstance(result, Outcome):
@@ -284,6 +300,9 @@ class Service:
         if outcome is None:
             return
         requests, self._requests = self._requests, []
+        if outcome.fenced and "FENCED" in outcome.error:
+            self.lease.lost()
+            raise LeaseLost(f"snapshot {outcome.version} refused: {outcome.error}; another process holds the model")
         if not outcome.ok:
             log.error("snapshot %d failed: %s", outcome.version, outcome.error)
             for request in requests:

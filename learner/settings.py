@@ -40,6 +40,8 @@ class Settings(BaseSettings):
     insecure_no_signing: bool = False
     force: bool = False
 
+    lease_ttl: float = Field(10.0, gt=0.5)
+
     max_event_bytes: int = Field(1_000_000, ge=64)
     batch_size: int = Field(2000, ge=1)
     session_timeout_ms: int = Field(10_000, ge=1000)
