@@ -1,0 +1,25 @@
+# The learner image: `learner run` (the service), `learner produce`, and the operator commands.
+# Every dependency ships manylinux wheels (river, confluent-kafka with librdkafka inside, numpy,
+# scipy, orjson, pydantic-core), so the slim image needs no compiler.
+FROM python:3.11.10-slim-bookworm
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+
+RUN useradd --create-home --uid 10001 --shell /usr/sbin/nologin learner
+
+WORKDIR /src
+COPY constraints.txt pyproject.toml README.md ./
+COPY stream/ stream/
+COPY learner/ learner/
+# constraints.txt pins the versions the tests ran against; pyproject.toml keeps the ranges.
+RUN pip install --no-cache-dir -c constraints.txt . \
+    && rm -rf /src/build
+
+USER learner
+WORKDIR /home/learner
+
+EXPOSE 8000
+ENTRYPOINT ["learner"]
+CMD ["run"]
