@@ -11,7 +11,7 @@ The two exchange batches over a pipe:
     gateway ◄── ("results", seq, learned, version, learning, [(prediction, proba) | reason]) ── model
     gateway ◄── ("flush", token) ── model   then   ("flushed", token, evaluation) ──► model
     gateway ◄── ("seek", epoch, offsets, evaluation) / ("evaluation", evaluation) / ("stop",) ── model
-    gateway ── ("metrics", {name: {window: value}}) ──► model, every second, for status and progress
+    gateway ── ("metrics", {evaluation, counts, latencies, lag, ...}) ──► model, every second
 
 ``flush`` is the snapshot barrier: when the model asks, every result it has sent is encoded,
 produced and acknowledged by the broker, and the evaluation covers exactly those events.
@@ -45,6 +45,8 @@ log = logging.getLogger(__name__)
 MAX_IN_FLIGHT = 3
 #: Seconds between metric reports to the model process.
 METRICS_EVERY = 1.0
+#: Seconds between checks that the broker still answers (for /readyz).
+BROKER_CHECK_EVERY = 5.0
 
 
 def send(conn: Duplex, message: tuple[Any, ...]) -> None:
@@ -70,6 +72,10 @@ class Gateway:
         self.running = True
         self.reported = 0.0
         self.epoch = 0
+        self.counts = {"consumed": 0, "predicted": 0}
+        self.latencies: list[float] = []
+        self.positions: dict[int, int] = {}
+        self.broker_ok, self.pinged = True, 0.0
         self.start_offsets: dict[tuple[str, int], int] = {}
         kafka = {"bootstrap.servers": settings.bootstrap_servers, "client.id": f"learner-{settings.name}"}
         self.producer = AsyncProducer(kafka)
@@ -145,6 +151,7 @@ class Gateway:
         """Decode a batch; send the good events to the model, the bad ones to the dead-letter topic."""
         if not messages:
             return
+        self.counts["consumed"] += len(messages)
         events, kept, done = [], [], {}
         max_bytes, dead = self.settings.max_event_bytes, self.dead_letters.send
         for message in messages:
@@ -156,6 +163,7 @@ class Gateway:
                 events.append(event.raw)
                 kept.append((message, event.id, event.y))
             done[message.partition()] = message.offset()
+        self.positions.update((p, o + 1) for p, o in done.items())
         self.seq += 1
         self.pending[self.seq] = kept
         topic = self.settings.input_topic
@@ -184,12 +192,42 @@ class Gateway:
                 learned += learning
             elif learns_unlabelled:
                 learned += learning
+        self.counts["predicted"] += len(kept)
+        if kept:
+            self._sample_latency(kept[-1][0], ts)
+
+    def _sample_latency(self, message: Message, now: float) -> None:
+        """One latency sample per batch: its last event, from its Kafka timestamp to now."""
+        kind, stamp = message.timestamp()
+        if kind and stamp > 0 and len(self.latencies) < 1000:
+            self.latencies.append(max(0.0, now - stamp / 1000))
 
     def _report_metrics(self) -> None:
         now = time.monotonic()
-        if now - self.reported >= METRICS_EVERY:
-            self.reported = now
-            self.outbox.put(("metrics", self.evaluation.values()))
+        if now - self.reported < METRICS_EVERY:
+            return
+        self.reported = now
+        if now - self.pinged >= BROKER_CHECK_EVERY:
+            self.pinged = now
+            self.broker_ok = self._broker_answers()
+        topic = self.settings.input_topic
+        lag = {}
+        for partition, position in self.positions.items():
+            high = self.consumer.high_watermark(topic, partition)
+            if high is not None:
+                lag[partition] = max(0, high - position)
+        report = {"evaluation": self.evaluation.values(), **self.counts, "dead_lettered": self.dead_letters.count,
+                  "latencies": self.latencies, "lag": lag, "assigned": len(self.consumer.assigned),
+                  "broker_ok": self.broker_ok}
+        self.latencies = []
+        self.outbox.put(("metrics", report))
+
+    def _broker_answers(self) -> bool:
+        try:
+            self.producer.ping(timeout=2.0)
+        except StreamError:
+            return False
+        return True
 
     def _on_flush(self, token: int) -> None:
         self.producer.flush()

@@ -35,6 +35,7 @@ from learner.gc_tuning import tune_for_streaming
 from learner.gateway import gateway_main, receive, send
 from learner.pipes import duplex_pipes
 from learner.models import build_model
+from learner.monitor import Monitor, serve
 from learner.settings import Settings
 from learner.snapshots import SnapshotStore, connect, describe_params, offsets_to_meta
 from learner.snapshotter import Outcome, Snapshotter
@@ -77,6 +78,11 @@ class Service:
         self._tokens = itertools.count(1)
         self.started_at: float | None = None
         self._conn, self._gateway = self._start_gateway()
+        self.monitor = Monitor(settings.name)
+        self.monitor.lease_held.labels(settings.name).set(1)
+        self.monitor.version.labels(settings.name).set(self.model_version)
+        self.http = serve(settings.metrics_port, self.monitor, self.full_status, self.unready) \
+            if settings.metrics_port else None
 
     # -- start and stop ---------------------------------------------------------------------------
 
@@ -171,6 +177,27 @@ class Service:
                 "events_done": sum(self.checkpoint.offsets.values()), "metrics": self.metrics,
                 "learning": self.step.learning, "model": self.spec}
 
+    def full_status(self) -> dict[str, Any]:
+        """``/status``: what ``learner status --json`` shows, from this process's point of view."""
+        lease = {"who": self.lease.who, "epoch": self.lease.epoch} if self.lease.epoch is not None else None
+        gateway = self.monitor.gateway
+        return {"name": self.settings.name, "head": self.head, "lease": lease,
+                "service": {**self.status(), "lag": gateway.get("lag", {}), "dead_lettered": gateway.get("dead_lettered", 0)}}
+
+    def unready(self) -> str | None:
+        """Why the service is not ready (for /readyz), or None when it is."""
+        if not self._gateway.is_alive():
+            return "the gateway process is not running"
+        if not self.monitor.gateway.get("assigned"):
+            return "no input partition assigned yet"
+        if not self.monitor.gateway.get("broker_ok", True):
+            return f"Kafka at {self.settings.bootstrap_servers} does not answer"
+        try:
+            self.store.client.ping()
+        except Exception as error:  # noqa: BLE001 - any failure means not ready
+            return f"Redis does not answer: {error}"
+        return None
+
     def adopt(self, version: int) -> None:
         """Continue from snapshot ``version`` (an operator's rollback), at this event boundary.
 
@@ -183,6 +210,7 @@ class Service:
         self.step = LearningStep(state["model"], state["learned"])
         self.evaluation, self.spec = state["evaluation"], meta.model_spec
         self.head = self.model_version = version
+        self.monitor.version.labels(self.settings.name).set(version)
         if replay:
             self.epoch += 1
             self.backlog.clear()
@@ -207,7 +235,10 @@ class Service:
         if kind == "batch":
             self._learn_batch(*message[1:])
         elif kind == "metrics":
-            self.metrics = message[1]
+            report = message[1]
+            self.metrics = report["evaluation"]
+            self.monitor.observe_gateway(report)
+            self.monitor.observe_learned(self.step.learned)
         elif kind == "error":
             raise StreamError(message[1])
 
@@ -291,7 +322,9 @@ class Service:
             snapshotter = Snapshotter(self.store, self.settings.snapshot_keep, background=False)
         result = snapshotter.start(state, fields, offsets, self.head, self.lease.epoch)
         self.checkpoint.taken()
-        log.debug("snapshot pause %.1f ms", (time.perf_counter() - started) * 1000)
+        pause = time.perf_counter() - started
+        self.monitor.snapshot_pause.labels(self.settings.name).observe(pause)
+        log.debug("snapshot pause %.1f ms", pause * 1000)
         if isinstance(result, Outcome):
             self._collect_snapshot(result)
         return result
@@ -309,6 +342,8 @@ class Service:
                 self.control.reply(request, f"failed: {outcome.error}")
             return
         self.head = self.model_version = outcome.version
+        self.monitor.version.labels(self.settings.name).set(self.model_version)
+        self.monitor.observe_snapshot(outcome.seconds, outcome.size)
         for request in requests:
             self.control.reply(request, str(outcome.version))
         log.info("snapshot %d written (%d bytes, %.2fs)", outcome.version, outcome.size, outcome.seconds)

@@ -112,10 +112,13 @@ class BatchConsumer:
             except KafkaException as error:
                 log.warning("offset commit failed: %s", error.args[0].str())
 
-    def watermarks(self, topic: str, partition: int, timeout: float = 5.0) -> tuple[int, int]:
-        """Low and high watermark of one partition, from the broker."""
-        low, high = self._consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=timeout)
-        return int(low), int(high)
+    def high_watermark(self, topic: str, partition: int) -> int | None:
+        """The partition's end as last seen in a fetch response (no broker round trip), if known."""
+        try:
+            _, high = self._consumer.get_watermark_offsets(TopicPartition(topic, partition), cached=True)
+        except KafkaException:
+            return None
+        return int(high) if high >= 0 else None
 
     def close(self) -> None:
         """Leave the group now, so that another member gets the partitions without waiting."""

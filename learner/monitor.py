@@ -1,0 +1,117 @@
+"""Prometheus metrics and the HTTP endpoint: /metrics, /healthz, /readyz, /status (SPEC R-MON).
+
+Every metric is declared here, on one explicit registry, with bounded label values; the service
+only calls ``observe_*``. The gateway counts what it sees (consumed, predicted, dead-lettered,
+latency, lag) and reports totals every second; the model process owns the rest (learned,
+version, snapshots, lease) and serves the endpoint from a thread started after the gateway fork.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import orjson
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+log = logging.getLogger(__name__)
+
+OUTCOMES = ("consumed", "predicted", "learned", "dead_lettered")
+DRIFT_KINDS = ("performance", "input")
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+class Monitor:
+    """The service's metrics, and the totals last reported by the gateway."""
+
+    def __init__(self, model: str) -> None:
+        self.registry = CollectorRegistry()
+        r, m = self.registry, model
+        self.events = Counter("learner_events", "Input events by outcome", ["model", "outcome"], registry=r)
+        self.latency = Histogram("learner_event_latency_seconds", "From the input's Kafka timestamp to its "
+                                 "prediction being produced", ["model"], buckets=LATENCY_BUCKETS, registry=r)
+        self.lag = Gauge("learner_consumer_lag", "Messages behind the end of each input partition",
+                         ["model", "partition"], registry=r)
+        self.version = Gauge("learner_model_version", "Snapshot version the model descends from", ["model"], registry=r)
+        self.metric = Gauge("learner_metric", "Online metric, prequential", ["model", "name", "window"], registry=r)
+        self.drift = Counter("learner_drift_detected", "Drift detections", ["model", "kind"], registry=r)
+        self.snapshot_seconds = Histogram("learner_snapshot_seconds", "Snapshot duration (pause + background write)",
+                                          ["model"], registry=r)
+        self.snapshot_pause = Histogram("learner_snapshot_pause_seconds", "Time the stream waited for a snapshot",
+                                        ["model"], registry=r)
+        self.snapshot_bytes = Gauge("learner_snapshot_bytes", "Size of the last snapshot", ["model"], registry=r)
+        self.lease_held = Gauge("learner_lease_held", "1 while this process holds the model's lease", ["model"], registry=r)
+        self.guard_tripped = Gauge("learner_guard_tripped", "1 while learning is stopped by the guard", ["model"], registry=r)
+        for outcome in OUTCOMES:
+            self.events.labels(m, outcome)
+        for kind in DRIFT_KINDS:
+            self.drift.labels(m, kind)
+        self.model = model
+        self._totals: dict[str, int] = {}
+        self.gateway: dict[str, Any] = {}
+
+    def observe_gateway(self, report: dict[str, Any]) -> None:
+        """Fold in the gateway's once-a-second report (totals since it started)."""
+        self.gateway = report
+        for outcome in ("consumed", "predicted", "dead_lettered"):
+            self._count(outcome, int(report.get(outcome, 0)))
+        for seconds in report.get("latencies", ()):
+            self.latency.labels(self.model).observe(seconds)
+        for partition, lag in report.get("lag", {}).items():
+            self.lag.labels(self.model, str(partition)).set(lag)
+        for name, windows in report.get("evaluation", {}).items():
+            for window, value in windows.items():
+                self.metric.labels(self.model, name, window).set(value)
+
+    def observe_learned(self, total: int) -> None:
+        self._count("learned", total)
+
+    def _count(self, outcome: str, total: int) -> None:
+        """Counters only grow: add what the total grew by since the last report."""
+        delta = total - self._totals.get(outcome, 0)
+        if delta > 0:
+            self.events.labels(self.model, outcome).inc(delta)
+        self._totals[outcome] = max(total, self._totals.get(outcome, 0))
+
+    def observe_snapshot(self, seconds: float, size: int) -> None:
+        self.snapshot_seconds.labels(self.model).observe(seconds)
+        self.snapshot_bytes.labels(self.model).set(size)
+
+
+def serve(port: int, monitor: Monitor, status: Callable[[], dict[str, Any]],
+          ready: Callable[[], str | None]) -> ThreadingHTTPServer:
+    """Serve the endpoint on ``port`` from a daemon thread; ``ready`` returns None or why not."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - the http.server API
+            path = self.path.split("?", 1)[0]
+            if path == "/metrics":
+                self._send(200, generate_latest(monitor.registry), CONTENT_TYPE_LATEST)
+            elif path == "/healthz":
+                self._send(200, b"ok\n", "text/plain")
+            elif path == "/readyz":
+                reason = ready()
+                self._send(503 if reason else 200, f"{reason or 'ready'}\n".encode(), "text/plain")
+            elif path == "/status":
+                self._send(200, orjson.dumps(status(), option=orjson.OPT_NON_STR_KEYS), "application/json")
+            else:
+                self._send(404, b"not found: try /metrics, /healthz, /readyz, /status\n", "text/plain")
+
+        def _send(self, code: int, body: bytes, content_type: str) -> None:
+            self.send_response(code)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - keep scrapes out of the log
+            return
+
+    server = ThreadingHTTPServer(("0.0.0.0", port), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True, name="http").start()
+    log.info("metrics and health on http://0.0.0.0:%d/metrics, /healthz, /readyz, /status", port)
+    return server
