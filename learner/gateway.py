@@ -31,6 +31,7 @@ from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, Message
 
+from learner.drift import Detection, InputDrift, PerformanceDrift
 from learner.evaluation import Evaluation
 from learner.gc_tuning import tune_for_streaming
 from learner.pipes import Duplex
@@ -75,6 +76,7 @@ class Gateway:
         self.counts = {"consumed": 0, "predicted": 0}
         self.latencies: list[float] = []
         self.positions: dict[int, int] = {}
+        self.drifts: list[Detection] = []
         self.broker_ok, self.pinged = True, 0.0
         self.start_offsets: dict[tuple[str, int], int] = {}
         kafka = {"bootstrap.servers": settings.bootstrap_servers, "client.id": f"learner-{settings.name}"}
@@ -99,6 +101,8 @@ class Gateway:
         """Serve the model process until it says stop (or goes away)."""
         _, offsets, evaluation, task = self._wait_for("start")
         self.start_offsets, self.evaluation, self.task = offsets, evaluation, task
+        self.performance = PerformanceDrift(task)
+        self.inputs = InputDrift(self.settings.drift_window) if self.settings.drift_window else None
         self.consumer.start(join_group=False)
         tune_for_streaming()
         threading.Thread(target=self._read_model, daemon=True, name="from-model").start()
@@ -162,6 +166,8 @@ class Gateway:
             else:
                 events.append(event.raw)
                 kept.append((message, event.id, event.y))
+                if self.inputs is not None and (found := self.inputs.update(event.x)):
+                    self.drifts += found
             done[message.partition()] = message.offset()
         self.positions.update((p, o + 1) for p, o in done.items())
         self.seq += 1
@@ -190,6 +196,8 @@ class Gateway:
             if y is not None:
                 update(y, prediction, proba)
                 learned += learning
+                if drifted := self.performance.update(y, prediction):
+                    self.drifts.append(drifted)
             elif learns_unlabelled:
                 learned += learning
         self.counts["predicted"] += len(kept)
@@ -218,8 +226,8 @@ class Gateway:
                 lag[partition] = max(0, high - position)
         report = {"evaluation": self.evaluation.values(), **self.counts, "dead_lettered": self.dead_letters.count,
                   "latencies": self.latencies, "lag": lag, "assigned": len(self.consumer.assigned),
-                  "broker_ok": self.broker_ok}
-        self.latencies = []
+                  "broker_ok": self.broker_ok, "drifts": self.drifts}
+        self.latencies, self.drifts = [], []
         self.outbox.put(("metrics", report))
 
     def _broker_answers(self) -> bool:

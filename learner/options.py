@@ -36,6 +36,8 @@ HELP: dict[str, str] = {
     "batch_size": "consume up to this many messages at a time",
     "session_timeout_ms": "Kafka consumer session timeout",
     "stop_after_events": "exit (after a last snapshot) once this many input events are done: backfills, demos (0: never)",
+    "drift_window": "input events per input-drift window, compared with a reference window (0: off)",
+    "snapshot_on_drift": "take a snapshot tagged with the reason when drift is detected",
     "metrics_port": "HTTP port for /metrics, /healthz, /readyz, /status (0: off)",
     "metric": "a river.metrics class to evaluate online, e.g. Accuracy (repeatable)",
 }

@@ -17,6 +17,7 @@ event is lost or learned twice, and predictions re-emitted after a crash carry t
 from __future__ import annotations
 
 import itertools
+from dataclasses import asdict
 import logging
 import multiprocessing
 import signal
@@ -28,6 +29,7 @@ from typing import Any
 import orjson
 
 from learner.checkpoint import Checkpoint
+from learner.drift import Detection
 from learner.control import Control
 from learner.evaluation import Evaluation
 from learner.lease import Lease, LeaseLost
@@ -73,6 +75,8 @@ class Service:
         self.control = Control(self.store)
         self.epoch = 0  # grows at each seek (replay); batches read before it are dropped
         self._requests: list[str] = []
+        self.drifts: list[Detection] = []
+        self._drift_reason = ""
         request = self.store.rollback_request()
         self._rollbacks = request[2] if request else 0  # rollbacks before this start are in the snapshot
         self._tokens = itertools.count(1)
@@ -154,8 +158,10 @@ class Service:
         self.lease.renew_if_due()
         if self.control.due():
             self._poll_control()
-        if (self.checkpoint.due() or self._requests) and not self.snapshotter.busy:
-            self.snapshot("requested" if self._requests else "periodic")
+        if (self.checkpoint.due() or self._requests or self._drift_reason) and not self.snapshotter.busy:
+            reason = "requested" if self._requests else self._drift_reason or "periodic"
+            self._drift_reason = ""
+            self.snapshot(reason)
         limit = self.settings.stop_after_events
         if limit and sum(self.checkpoint.offsets.values()) >= limit:
             log.info("reached --stop-after-events %d", limit)
@@ -175,7 +181,16 @@ class Service:
         """What ``learner status`` shows about this process."""
         return {"model_version": self.model_version, "head": self.head, "events_learned": self.step.learned,
                 "events_done": sum(self.checkpoint.offsets.values()), "metrics": self.metrics,
-                "learning": self.step.learning, "model": self.spec}
+                "learning": self.step.learning, "model": self.spec,
+                "drift": [asdict(d) for d in self.drifts]}
+
+    def _drifted(self, detection: Detection) -> None:
+        """Log, count and remember a drift; snapshot just after it, so operators can roll back to before."""
+        log.warning("drift detected (%s) after event %d: %s", detection.kind, detection.event, detection.detail)
+        self.monitor.drift.labels(self.settings.name, detection.kind).inc()
+        self.drifts = ([*self.drifts, detection])[-20:]
+        if self.settings.snapshot_on_drift:
+            self._drift_reason = f"drift: {detection.detail}"
 
     def full_status(self) -> dict[str, Any]:
         """``/status``: what ``learner status --json`` shows, from this process's point of view."""
@@ -239,6 +254,8 @@ class Service:
             self.metrics = report["evaluation"]
             self.monitor.observe_gateway(report)
             self.monitor.observe_learned(self.step.learned)
+            for detection in report.get("drifts", ()):
+                self._drifted(detection)
         elif kind == "error":
             raise StreamError(message[1])
 

@@ -48,6 +48,9 @@ class Settings(BaseSettings):
 
     stop_after_events: int = Field(0, ge=0)
 
+    drift_window: int = Field(5000, ge=0)
+    snapshot_on_drift: bool = True
+
     metrics_port: int = Field(0, ge=0, le=65535)
     metric: tuple[str, ...] = ()
 
