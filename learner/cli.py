@@ -49,7 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     add(run, *KAFKA, *REDIS, "model", "input_topic", "output_topic", "dlq_topic", "group_id",
         "snapshot_every_events", "snapshot_every_seconds", "snapshot_keep", "snapshot_in_background",
         "force", "lease_ttl", "max_event_bytes", "batch_size", "session_timeout_ms", "metric", "stop_after_events", "metrics_port",
-        "drift_window", "snapshot_on_drift")
+        "drift_window", "snapshot_on_drift", "guard_margin")
     run.set_defaults(handler=cmd_run)
 
     models = commands.add_parser("models", help="list the model presets")
@@ -115,6 +115,10 @@ def _add_operator_commands(commands: Any) -> None:
     rollback.add_argument("--replay", action="store_true", help="re-learn the input from that version's offsets")
     rollback.add_argument("--reason", default="", help="why (kept in the audit log)")
     rollback.set_defaults(handler=lambda a: operate.rollback(_store(a), a.to_version, a.replay, a.reason))
+
+    resume = commands.add_parser("resume", help="resume learning after a guard trip")
+    add(resume, *REDIS)
+    resume.set_defaults(handler=lambda a: operate.resume(_store(a)))
 
     status = commands.add_parser("status", help="head, last snapshot, events learned, metrics, running service")
     add(status, *REDIS)

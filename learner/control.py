@@ -33,17 +33,19 @@ class Control:
     def due(self) -> bool:
         return time.monotonic() - self._polled >= POLL_SECONDS
 
-    def poll(self, status: dict[str, Any]) -> tuple[int | None, int, list[str]]:
-        """Publish ``status``; return the head, the rollback count and pending snapshot requests."""
+    def poll(self, status: dict[str, Any]) -> tuple[int | None, int, list[str], bool]:
+        """Publish ``status``; return the head, the rollback count, pending snapshot requests and
+        whether the guard's stop still stands."""
         self._polled = time.monotonic()
         pipe = self.client.pipeline(transaction=False)
         pipe.get(self.store.key("head"))
         pipe.hget(self.store.key("rollback"), "seq")
         pipe.lpop(self.store.key("requests"), 100)
         pipe.set(self.store.key("status"), orjson.dumps({**status, "updated": time.time()}), ex=STATUS_TTL)
-        head, rollbacks, requests, _ = pipe.execute()
+        pipe.exists(self.store.key("guard"))
+        head, rollbacks, requests, _, guarded = pipe.execute()
         return ((int(head) if head is not None else None), int(rollbacks or 0),
-                [r.decode() for r in requests or []])
+                [r.decode() for r in requests or []], bool(guarded))
 
     def reply(self, request: str, answer: str) -> None:
         key = self.store.key(f"reply:{request}")

@@ -11,6 +11,7 @@ The two exchange batches over a pipe:
     gateway ◄── ("results", seq, learned, version, learning, [(prediction, proba) | reason]) ── model
     gateway ◄── ("flush", token) ── model   then   ("flushed", token, evaluation) ──► model
     gateway ◄── ("seek", epoch, offsets, evaluation) / ("evaluation", evaluation) / ("stop",) ── model
+    gateway ◄── ("guard", (rule, reference, version) | None) ── model; ("guard_tripped", value) ──► model
     gateway ── ("metrics", {evaluation, counts, latencies, lag, ...}) ──► model, every second
 
 ``flush`` is the snapshot barrier: when the model asks, every result it has sent is encoded,
@@ -33,6 +34,7 @@ from confluent_kafka import OFFSET_BEGINNING, Message
 
 from learner.drift import Detection, InputDrift, PerformanceDrift
 from learner.evaluation import Evaluation
+from learner.guard import Guard
 from learner.gc_tuning import tune_for_streaming
 from learner.pipes import Duplex
 from learner.settings import Settings
@@ -46,6 +48,8 @@ log = logging.getLogger(__name__)
 MAX_IN_FLIGHT = 3
 #: Seconds between metric reports to the model process.
 METRICS_EVERY = 1.0
+#: Labelled events between two guard checks: a dip of the rolling metric is shorter than a batch.
+GUARD_EVERY = 100
 #: Seconds between checks that the broker still answers (for /readyz).
 BROKER_CHECK_EVERY = 5.0
 
@@ -77,6 +81,7 @@ class Gateway:
         self.latencies: list[float] = []
         self.positions: dict[int, int] = {}
         self.drifts: list[Detection] = []
+        self.guard: tuple[Guard, float, int] | None = None
         self.broker_ok, self.pinged = True, 0.0
         self.start_offsets: dict[tuple[str, int], int] = {}
         kafka = {"bootstrap.servers": settings.bootstrap_servers, "client.id": f"learner-{settings.name}"}
@@ -181,6 +186,7 @@ class Gateway:
         produce, out_topic = self.producer.produce_fast, self.settings.output_topic
         update, dead = self.evaluation.update, self.dead_letters.send
         name, ts, learns_unlabelled = self.settings.name, time.time(), self.task == "anomaly"
+        guarded, countdown = self.guard is not None, GUARD_EVERY
         for (message, event_id, y), result in zip(kept, results):
             if type(result) is str:
                 dead(message, result)
@@ -198,11 +204,30 @@ class Gateway:
                 learned += learning
                 if drifted := self.performance.update(y, prediction):
                     self.drifts.append(drifted)
+                if guarded:
+                    countdown -= 1
+                    if not countdown:
+                        countdown = GUARD_EVERY
+                        guarded = self._check_guard()
             elif learns_unlabelled:
                 learned += learning
         self.counts["predicted"] += len(kept)
         if kept:
             self._sample_latency(kept[-1][0], ts)
+
+    def _on_guard(self, armed: tuple[Guard, float, int] | None) -> None:
+        """Arm (rule, reference value, pinned version) or disarm the guard."""
+        self.guard = armed
+
+    def _check_guard(self) -> bool:
+        """Compare the rolling metric with the guard's reference; True while the guard stays armed."""
+        guard, reference, _ = self.guard  # type: ignore[misc]
+        values = self.evaluation.values()
+        if guard.tripped_by(values, reference):
+            self.guard = None  # one report; the model process re-arms when learning resumes
+            self.outbox.put(("guard_tripped", values[guard.metric][guard.window]))
+            return False
+        return True
 
     def _sample_latency(self, message: Message, now: float) -> None:
         """One latency sample per batch: its last event, from its Kafka timestamp to now."""

@@ -95,6 +95,14 @@ def rollback(store: SnapshotStore, version: int, replay: bool, reason: str) -> i
     return 0
 
 
+def resume(store: SnapshotStore) -> int:
+    if not store.client.delete(store.key("guard")):
+        raise SnapshotError(f"the guard of {store.name!r} has not tripped: learning is not stopped")
+    store.audit.append("resume", "learning resumed after a guard trip")
+    print(f"learning of {store.name!r} resumes (a running service sees it within a second)")
+    return 0
+
+
 def snapshot_now(store: SnapshotStore) -> int:
     answer = request_snapshot(store)
     if not answer.isdigit():
@@ -113,6 +121,11 @@ def show_log(store: SnapshotStore, as_json: bool, count: int = 100) -> int:
     return 0
 
 
+def _guard(store: SnapshotStore) -> str | None:
+    raw = store.client.get(store.key("guard"))
+    return raw.decode() if raw else None
+
+
 def _lease(store: SnapshotStore) -> dict[str, Any] | None:
     raw = store.client.hmget(store.key("lease"), ["who", "epoch"])
     return None if raw[0] is None else {"who": raw[0].decode(), "epoch": int(raw[1])}
@@ -127,6 +140,7 @@ def status(store: SnapshotStore, as_json: bool) -> int:
                                                     "events_learned": meta.events_learned, "metrics": meta.metrics},
         "service": service_status(store),
         "lease": _lease(store),
+        "guard_tripped": _guard(store),
     }
     if as_json:
         _print_json(record)
@@ -135,6 +149,8 @@ def status(store: SnapshotStore, as_json: bool) -> int:
     if meta is not None:
         print(f"  last snapshot: version {meta.version} at {_when(meta.created)}, {meta.events_learned:,} events learned, "
               f"{_first_metric(meta)}")
+    if record["guard_tripped"]:
+        print(f"  GUARD TRIPPED: {record['guard_tripped']}; learning is stopped until `learner resume`")
     lease = record["lease"]
     print(f"  lease: held by {lease['who']} (epoch {lease['epoch']})" if lease else "  lease: free (no service learns)")
     service = record["service"]

@@ -36,6 +36,7 @@ HELP: dict[str, str] = {
     "batch_size": "consume up to this many messages at a time",
     "session_timeout_ms": "Kafka consumer session timeout",
     "stop_after_events": "exit (after a last snapshot) once this many input events are done: backfills, demos (0: never)",
+    "guard_margin": "stop learning and roll back to the newest pinned snapshot when the rolling metric is this much worse (off by default)",
     "drift_window": "input events per input-drift window, compared with a reference window (0: off)",
     "snapshot_on_drift": "take a snapshot tagged with the reason when drift is detected",
     "metrics_port": "HTTP port for /metrics, /healthz, /readyz, /status (0: off)",

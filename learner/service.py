@@ -33,6 +33,7 @@ from learner.drift import Detection
 from learner.control import Control
 from learner.evaluation import Evaluation
 from learner.lease import Lease, LeaseLost
+from learner.guard import Guard
 from learner.gc_tuning import tune_for_streaming
 from learner.gateway import gateway_main, receive, send
 from learner.pipes import duplex_pipes
@@ -77,6 +78,7 @@ class Service:
         self._requests: list[str] = []
         self.drifts: list[Detection] = []
         self._drift_reason = ""
+        self._armed: tuple[Guard, float, int] | None = None
         request = self.store.rollback_request()
         self._rollbacks = request[2] if request else 0  # rollbacks before this start are in the snapshot
         self._tokens = itertools.count(1)
@@ -169,8 +171,10 @@ class Service:
 
     def _poll_control(self) -> None:
         """Adopt a new head (a rollback), take snapshot requests, publish the status."""
-        head, rollbacks, requests = self.control.poll(self.status())
+        head, rollbacks, requests, guarded = self.control.poll(self.status())
         self._requests += requests
+        if guarded == self.step.learning:  # tripped (also before a restart) or resumed by an operator
+            self._stop_learning() if guarded else self._resume()
         if self.snapshotter.busy or head is None:
             return  # a snapshot of ours may be moving the head right now: look again after it
         if rollbacks != self._rollbacks or head != self.head:
@@ -182,14 +186,61 @@ class Service:
         return {"model_version": self.model_version, "head": self.head, "events_learned": self.step.learned,
                 "events_done": sum(self.checkpoint.offsets.values()), "metrics": self.metrics,
                 "learning": self.step.learning, "model": self.spec,
-                "drift": [asdict(d) for d in self.drifts]}
+                "drift": [asdict(d) for d in self.drifts],
+                "guard": None if self._armed is None else {"metric": self._armed[0].metric, "window": self._armed[0].window,
+                                                           "reference": self._armed[1], "pinned_version": self._armed[2]}}
+
+    def _guard_rule(self) -> Guard | None:
+        if self.settings.guard_margin is None or not self.evaluation.tracked:
+            return None
+        rolling = next((t for t in self.evaluation.tracked if t.window != "all"), self.evaluation.tracked[0])
+        return Guard(self.settings.guard_margin, rolling.name, rolling.window,
+                     bool(getattr(rolling.metric, "bigger_is_better", True)))
+
+    def _arm_guard(self) -> None:
+        """Tell the gateway (which scores every batch) what to compare with: the newest pinned snapshot."""
+        guard = self._guard_rule() if self.step.learning else None
+        pinned = self.store.pinned() if guard is not None else set()
+        armed = None
+        if guard is not None and pinned:
+            reference = guard.reference(self.store.meta(max(pinned)).metrics)
+            armed = None if reference is None else (guard, reference, max(pinned))
+        if armed != self._armed:
+            self._armed = armed
+            send(self._conn, ("guard", armed))
+
+    def _trip(self, current: float) -> None:
+        """The gateway saw the rolling metric fall too far: stop learning, roll back, keep predicting."""
+        if self._armed is None or not self.step.learning:
+            return
+        guard, reference, good = self._armed
+        reason = (f"{guard.metric} over the last {guard.window} fell to {current:.4f}, from {reference:.4f} "
+                  f"in pinned version {good} (margin {guard.margin})")
+        log.error("GUARD TRIPPED: %s; learning stops, rolling back to version %d, predictions go on", reason, good)
+        self.store.client.set(self.store.key("guard"), reason)
+        self.store.audit.append("guard", f"tripped: {reason}; rolled back to {good}")
+        self.store.rollback(good, replay=False)
+        self._collect_snapshot(self.snapshotter.wait())
+        self.adopt(good)
+        self._rollbacks = (self.store.rollback_request() or (0, False, 0))[2]
+        self._stop_learning()
+
+    def _stop_learning(self) -> None:
+        self.step.learning = False
+        self._arm_guard()
+        self.monitor.guard_tripped.labels(self.settings.name).set(1)
+
+    def _resume(self) -> None:
+        self.step.learning = True
+        self.monitor.guard_tripped.labels(self.settings.name).set(0)
+        log.warning("learning resumes (learner resume)")
 
     def _drifted(self, detection: Detection) -> None:
         """Log, count and remember a drift; snapshot just after it, so operators can roll back to before."""
         log.warning("drift detected (%s) after event %d: %s", detection.kind, detection.event, detection.detail)
         self.monitor.drift.labels(self.settings.name, detection.kind).inc()
         self.drifts = ([*self.drifts, detection])[-20:]
-        if self.settings.snapshot_on_drift:
+        if self.settings.snapshot_on_drift and self.step.learning:  # stopped: nothing new to keep
             self._drift_reason = f"drift: {detection.detail}"
 
     def full_status(self) -> dict[str, Any]:
@@ -225,6 +276,7 @@ class Service:
         self.step = LearningStep(state["model"], state["learned"])
         self.evaluation, self.spec = state["evaluation"], meta.model_spec
         self.head = self.model_version = version
+        self._drift_reason = ""  # the state a pending drift snapshot was meant to keep is gone
         self.monitor.version.labels(self.settings.name).set(version)
         if replay:
             self.epoch += 1
@@ -256,6 +308,9 @@ class Service:
             self.monitor.observe_learned(self.step.learned)
             for detection in report.get("drifts", ()):
                 self._drifted(detection)
+            self._arm_guard()
+        elif kind == "guard_tripped":
+            self._trip(message[1])
         elif kind == "error":
             raise StreamError(message[1])
 

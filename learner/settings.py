@@ -48,6 +48,8 @@ class Settings(BaseSettings):
 
     stop_after_events: int = Field(0, ge=0)
 
+    guard_margin: float | None = Field(None, gt=0)
+
     drift_window: int = Field(5000, ge=0)
     snapshot_on_drift: bool = True
 
