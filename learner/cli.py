@@ -6,7 +6,6 @@ Exit codes: 0 ok, 2 usage error, 1 anything else; expected errors print one line
 from __future__ import annotations
 
 import argparse
-import logging
 import pickle
 import sys
 import time
@@ -17,7 +16,7 @@ from pathlib import Path
 import pydantic
 import redis
 
-from learner import __version__, operate
+from learner import __version__, logs, operate
 from learner.evaluation import MetricError
 from learner.feed import FeedError, dataset_events, file_events, limited
 from learner.models import PRESETS, ModelSpecError
@@ -27,7 +26,6 @@ from learner.lease import LeaseLost
 from learner.snapshots import SnapshotError, SnapshotStore, connect
 from stream.errors import StreamError
 
-log = logging.getLogger("learner")
 
 KAFKA = ("bootstrap_servers",)
 REDIS = ("redis_url", "name", "signing_key", "insecure_no_signing")
@@ -43,6 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="learner", description="Keep a River model learning from Kafka.")
     parser.add_argument("--version", action="version", version=f"streamlearner {__version__}")
     parser.add_argument("--log-level", default=from_env("log_level", "INFO"), help="DEBUG, INFO, WARNING [env LEARNER_LOG_LEVEL]")
+    parser.add_argument("--log-format", choices=("text", "json"), default=from_env("log_format", "text"),
+                        help="text for people, json for log pipelines [env LEARNER_LOG_FORMAT]")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run = commands.add_parser("run", help="the service: predict, publish, learn, snapshot")
@@ -158,7 +158,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     if settings.key_bytes() is None and not settings.insecure_no_signing:
         raise UsageError("snapshots must be signed: give --signing-key (or LEARNER_SIGNING_KEY), "
                          "or --insecure-no-signing to accept unsigned pickles")
-    Service(settings).run()
+    service = Service(settings)
+    service.run(on_progress=logs.status_line if sys.stderr.isatty() and args.log_format == "text" else None)
     return 0
 
 
@@ -183,25 +184,41 @@ def cmd_produce(args: argparse.Namespace) -> int:
     if args.topic not in topic_partitions(settings.bootstrap_servers):
         raise UsageError(f"topic {args.topic!r} does not exist on {settings.bootstrap_servers}")
     producer = AsyncProducer({"bootstrap.servers": settings.bootstrap_servers})
-    sent = _send(producer, args.topic, limited(events, args.limit), float(args.rate))
+    sent = _send(producer, args.topic, limited(events, args.limit), float(args.rate), args.limit)
     producer.flush()
     print(f"produced {sent} events to {args.topic}", file=sys.stderr)
     return 0
 
 
-def _send(producer: "AsyncProducer", topic: str, events: "Iterator[bytes]", rate: float) -> int:  # noqa: F821
+def _send(producer: "AsyncProducer", topic: str, events: "Iterator[bytes]", rate: float,  # noqa: F821
+          limit: int | None) -> int:
     started = time.monotonic()
     sent = 0
+    bar = sys.stderr.isatty()
     for sent, value in enumerate(events, 1):
         producer.produce(topic, value, str(sent - 1).encode())
         if rate:
             ahead = sent / rate - (time.monotonic() - started)
             if ahead > 0:
                 time.sleep(ahead)
-        if sent % 10000 == 0:
+        if sent % 1000 == 0:
             producer.poll()
             producer.check()
+            if bar:
+                _progress_bar(sent, limit, time.monotonic() - started)
+    if bar:
+        sys.stderr.write("\n")
     return sent
+
+
+def _progress_bar(sent: int, limit: int | None, seconds: float) -> None:
+    rate = sent / max(seconds, 1e-9)
+    if limit:
+        filled = int(30 * sent / limit)
+        sys.stderr.write(f"\r[{'#' * filled}{'.' * (30 - filled)}] {sent:,}/{limit:,}  {rate:,.0f} ev/s")
+    else:
+        sys.stderr.write(f"\r{sent:,} events  {rate:,.0f} ev/s")
+    sys.stderr.flush()
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -224,8 +241,7 @@ def open_store(redis_url: str, name: str, key: bytes | None) -> SnapshotStore:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=str(args.log_level).upper(), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logs.configure(str(args.log_level), args.log_format)
     handler: Callable[[argparse.Namespace], int] = args.handler
     try:
         return handler(args)

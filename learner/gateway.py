@@ -248,7 +248,7 @@ class Gateway:
         for partition, position in self.positions.items():
             high = self.consumer.high_watermark(topic, partition)
             if high is not None:
-                lag[partition] = max(0, high - position)
+                lag[str(partition)] = max(0, high - position)
         report = {"evaluation": self.evaluation.values(), **self.counts, "dead_lettered": self.dead_letters.count,
                   "latencies": self.latencies, "lag": lag, "assigned": len(self.consumer.assigned),
                   "broker_ok": self.broker_ok, "drifts": self.drifts}

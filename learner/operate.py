@@ -158,6 +158,9 @@ def status(store: SnapshotStore, as_json: bool) -> int:
         print("  no running service (none has reported in the last 10 s)")
     else:
         metrics = ", ".join(f"{n} {w.get('all', 0):.4f}" for n, w in service["metrics"].items())
+        lag = sum(service.get("lag", {}).values())
         print(f"  running service: model version {service['model_version']}, {service['events_learned']:,} events learned, "
-              f"learning {'on' if service['learning'] else 'OFF'}; {metrics}")
+              f"learning {'on' if service['learning'] else 'OFF'}, lag {lag:,}; {metrics}")
+        for drift in service.get("drift", [])[-5:]:
+            print(f"  drift at {_when(drift['at'])} after event {drift['event']:,}: {drift['detail']}")
     return 0

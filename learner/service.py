@@ -185,6 +185,7 @@ class Service:
         """What ``learner status`` shows about this process."""
         return {"model_version": self.model_version, "head": self.head, "events_learned": self.step.learned,
                 "events_done": sum(self.checkpoint.offsets.values()), "metrics": self.metrics,
+                "lag": self.monitor.gateway.get("lag", {}) if hasattr(self, "monitor") else {},
                 "learning": self.step.learning, "model": self.spec,
                 "drift": [asdict(d) for d in self.drifts],
                 "guard": None if self._armed is None else {"metric": self._armed[0].metric, "window": self._armed[0].window,
@@ -248,7 +249,7 @@ class Service:
         lease = {"who": self.lease.who, "epoch": self.lease.epoch} if self.lease.epoch is not None else None
         gateway = self.monitor.gateway
         return {"name": self.settings.name, "head": self.head, "lease": lease,
-                "service": {**self.status(), "lag": gateway.get("lag", {}), "dead_lettered": gateway.get("dead_lettered", 0)}}
+                "service": {**self.status(), "dead_lettered": gateway.get("dead_lettered", 0)}}
 
     def unready(self) -> str | None:
         """Why the service is not ready (for /readyz), or None when it is."""
