@@ -20,6 +20,12 @@ class LocalStackError(RuntimeError):
     """A local server could not be found or started."""
 
 
+def _die_with_parent() -> None:
+    from learner.snapshotter import die_with_parent
+
+    die_with_parent()
+
+
 def free_port() -> int:
     """A TCP port free on loopback right now."""
     with socket.socket() as sock:
@@ -55,9 +61,12 @@ class _Server:
         raise NotImplementedError
 
     def start(self) -> _Server:
+        # A session of its own: a Ctrl-C at the terminal reaches the learner, which stops cleanly
+        # first and then stops this server; the server still dies if the learner is killed outright.
         with (self.directory / f"{self.what}.log").open("wb") as log:
             self.process = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT,
-                                            stdin=subprocess.DEVNULL, cwd=self.directory)
+                                            stdin=subprocess.DEVNULL, cwd=self.directory, start_new_session=True,
+                                            preexec_fn=_die_with_parent)
         _wait_for_port(self.port, self.process, self.what)
         return self
 
