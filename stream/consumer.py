@@ -31,6 +31,9 @@ _DEFAULTS: dict[str, Any] = {
     # Fetch in big chunks: the service consumes in batches and librdkafka prefetches meanwhile.
     "fetch.wait.max.ms": 50,
     "queued.min.messages": 20000,
+    # librdkafka prefetches up to 64 MB per partition by default; when the model is slower than the
+    # stream that is all resident memory for nothing. 16 MB still holds tens of thousands of events.
+    "queued.max.messages.kbytes": 16384,
 }
 
 

@@ -18,7 +18,7 @@ _DEFAULTS: dict[str, Any] = {
     "linger.ms": 5,
     "batch.num.messages": 10000,
     "queue.buffering.max.messages": 1_000_000,
-    "queue.buffering.max.kbytes": 1_048_576,
+    "queue.buffering.max.kbytes": 262_144,
     # Predictions are small JSON; compressing them costs CPU that the model needs. Override with
     # compression.type in the producer config when the network, not the CPU, is the constraint.
     "compression.type": "none",
