@@ -158,6 +158,8 @@ def status(store: SnapshotStore, as_json: bool) -> int:
         print("  no running service (none has reported in the last 10 s)")
     else:
         metrics = ", ".join(f"{n} {w.get('all', 0):.4f}" for n, w in service["metrics"].items())
+        if service.get("fallback"):
+            print(f"  WARNING at start: {service['fallback']}")
         lag = sum(service.get("lag", {}).values())
         print(f"  running service: model version {service['model_version']}, {service['events_learned']:,} events learned, "
               f"learning {'on' if service['learning'] else 'OFF'}, lag {lag:,}; {metrics}")

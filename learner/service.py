@@ -102,6 +102,9 @@ class Service:
             log.info("no snapshot of %r yet: starting a new %s model", settings.name, settings.model)
             return step, evaluation, None, Checkpoint(settings.snapshot_every_events, settings.snapshot_every_seconds)
         meta, state = loaded
+        if self.store.fallback:  # the head did not load: make the version we did load the head, openly
+            self.store.rollback(meta.version, replay=False)
+            self.store.audit.append("fallback", self.store.fallback)
         step = LearningStep(state["model"], state["learned"])
         self.spec = meta.model_spec
         if meta.model_spec != settings.model:
@@ -186,7 +189,7 @@ class Service:
         return {"model_version": self.model_version, "head": self.head, "events_learned": self.step.learned,
                 "events_done": sum(self.checkpoint.offsets.values()), "metrics": self.metrics,
                 "lag": self.monitor.gateway.get("lag", {}) if hasattr(self, "monitor") else {},
-                "learning": self.step.learning, "model": self.spec,
+                "learning": self.step.learning, "model": self.spec, "fallback": self.store.fallback,
                 "drift": [asdict(d) for d in self.drifts],
                 "guard": None if self._armed is None else {"metric": self._armed[0].metric, "window": self._armed[0].window,
                                                            "reference": self._armed[1], "pinned_version": self._armed[2]}}

@@ -160,6 +160,8 @@ class SnapshotStore:
         self._write = client.register_script(_WRITE)
         self._delete = client.register_script(_DELETE)
         self._rollback = client.register_script(_ROLLBACK)
+        #: Set by ``load_head`` when the head did not load and an older version was used instead.
+        self.fallback: str | None = None
         self.audit = AuditLog(client, self.key("audit"))
 
     def key(self, suffix: str) -> str:
@@ -285,7 +287,8 @@ class SnapshotStore:
                 log.error("%s; trying an older version", error)
                 continue
             if version != head:
-                log.error("head %d of %r is unusable: fell back to version %d", head, self.name, version)
+                self.fallback = f"head {head} of {self.name!r} is unusable: fell back to version {version}"
+                log.error("%s", self.fallback)
             return loaded
         raise SnapshotRefused(f"no snapshot of {self.name!r} can be loaded (head was {head})")
 

@@ -138,3 +138,11 @@ def test_history_rules(stack: Stack) -> None:
                                                            "blob": b"garbage"})
     meta, _ = store.load_head()
     assert meta.version == max(v for v in store.versions() if v < head)
+    assert store.fallback is not None and f"head {head}" in store.fallback
+
+    # a service started on it says so in its status too
+    restarted = stack.start("--model", "logreg")
+    service = wait_status(stack, lambda s: s.get("fallback") is not None)
+    assert f"fell back to version {meta.version}" in service["fallback"]
+    assert "WARNING at start" in learner(stack, "status").stdout
+    assert stack.stop(restarted) == 0
