@@ -21,6 +21,7 @@ produced and acknowledged by the broker, and the evaluation covers exactly those
 from __future__ import annotations
 
 import logging
+import os
 import pickle
 import queue
 import signal
@@ -290,6 +291,10 @@ def gateway_main(settings: Settings, conn: Duplex) -> None:
     from learner.snapshotter import die_with_parent
 
     die_with_parent()
+    try:
+        os.nice(5)  # the model process is the bottleneck: it should win the CPU when our threads compete
+    except OSError:
+        pass
     sys.setswitchinterval(0.0005)  # the pipe threads must get the GIL back quickly from the main loop
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the model process decides when to stop
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
