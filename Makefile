@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/learner local --limit 20000
+	$(BIN)/learner --log-level WARNING local --limit 20000
 
 test: $(STAMP)
 	$(BIN)/pytest stream learner tests

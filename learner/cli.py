@@ -81,7 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     local.add_argument("--dataset", default=from_env("dataset", "synth.Agrawal"), help="River dataset to stream [env LEARNER_DATASET]")
     local.add_argument("--limit", type=int, default=from_env("limit", 20000), help="events to stream [env LEARNER_LIMIT]")
     local.add_argument("--rate", type=float, default=from_env("rate", 2000), help="events per second [env LEARNER_RATE]")
-    local.add_argument("--model", default=from_env("model", "binary"), help="model preset or spec [env LEARNER_MODEL]")
+    local.add_argument("--model", default=from_env("model", "tree"), help="model preset or spec [env LEARNER_MODEL]")
     local.add_argument("--keep", action="store_true", help="leave the stack running after the stream, until Ctrl-C")
     local.set_defaults(handler=cmd_local)
     return parser

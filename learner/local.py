@@ -30,7 +30,7 @@ class Demo:
     dataset: str = "synth.Agrawal"
     limit: int = 20_000
     rate: float = 2_000
-    model: str = "binary"
+    model: str = "tree"
     partitions: int = 1
     keep: bool = False
 

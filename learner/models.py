@@ -64,6 +64,7 @@ PRESETS: dict[str, Preset] = {
     "binary": Preset(binary, "binary classification: scaled numbers + one-hot strings | LogisticRegression"),
     "logreg": Preset(logreg, "binary classification on numeric features: StandardScaler | LogisticRegression"),
     "multiclass": Preset(multiclass, "multiclass classification: scaled numbers + one-hot strings | HoeffdingTree"),
+    "tree": Preset(multiclass, "classification, binary or multiclass: scaled numbers + one-hot strings | HoeffdingTree"),
     "regression": Preset(regression, "regression: scaled numbers + one-hot strings | LinearRegression"),
     "anomaly": Preset(anomaly_detection, "anomaly detection on numeric features: MinMaxScaler | HalfSpaceTrees"),
     "forest": Preset(forest_classifier, "classification with an adaptive random forest (ARF, 10 trees)"),
@@ -78,7 +79,7 @@ def build_model(spec: str) -> base.Estimator:
     >>> build_model("nope")
     Traceback (most recent call last):
     ...
-    learner.models.ModelSpecError: unknown model 'nope': use a preset (binary, logreg, multiclass, regression, anomaly, forest) or package.module:callable
+    learner.models.ModelSpecError: unknown model 'nope': use a preset (binary, logreg, multiclass, tree, regression, anomaly, forest) or package.module:callable
     """
     if spec in PRESETS:
         return PRESETS[spec].build()
