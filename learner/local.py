@@ -45,14 +45,13 @@ def run_demo(demo: Demo) -> int:
                             stop_after_events=0 if demo.keep else demo.limit)
         ensure_topics(broker.bootstrap_servers, {"events": demo.partitions})
         _say(f"broker {broker.bootstrap_servers} (Tansu), redis {redis_server.url}")
+        if demo.keep:
+            _say(_try_these(settings, key) + "\n(the learner keeps running after the dataset; Ctrl-C stops everything)\n")
         feeder = threading.Thread(target=_feed, args=(broker.bootstrap_servers, demo), daemon=True)
         feeder.start()
         service = Service(settings)
         service.run(on_progress=_progress)
         _say("\n" + _summary(service, settings, key))
-        if demo.keep:
-            _say("the stack keeps running (--keep); Ctrl-C to stop it")
-            _wait_for_interrupt()
     return 0
 
 
@@ -69,6 +68,9 @@ def _feed(bootstrap: str, demo: Demo) -> None:
 
 def _progress(service: Service) -> None:
     done = sum(service.checkpoint.offsets.values())
+    if not sys.stdout.isatty() and done == getattr(_progress, "shown", None):
+        return  # in a log, a line only when something moved
+    _progress.shown = done  # type: ignore[attr-defined]
     shown = "  ".join(f"{name} {windows['all']:.4f}" for name, windows in service.metrics.items())
     line = f"  events {done:>7,}  learned {service.step.learned:>7,}  model v{service.model_version:<3} {shown}"
     if sys.stdout.isatty():
@@ -78,7 +80,6 @@ def _progress(service: Service) -> None:
 
 
 def _summary(service: Service, settings: Settings, key: str) -> str:
-    base = f"--redis-url {settings.redis_url} --name {settings.name}"
     lines = [
         f"learned {service.step.learned:,} events; model {settings.name!r} is at version {service.model_version}",
         "online metrics: " + ", ".join(f"{n} {w['all']:.4f} (last {k} {w[k]:.4f})"
@@ -87,27 +88,24 @@ def _summary(service: Service, settings: Settings, key: str) -> str:
         "",
         f"snapshots are signed with LEARNER_SIGNING_KEY={key}",
     ]
-    if settings.stop_after_events == 0:
-        lines += [
-            "with the stack still running, try:",
-            f"  export LEARNER_SIGNING_KEY={key}",
-            f"  learner snapshots list {base}",
-            f"  learner rollback {base} --to 1 --reason 'try a rollback'",
-            f"  learner export {base} --out demo-model.pkl",
-            f"  learner produce --bootstrap-servers {settings.bootstrap_servers} --topic events --dataset Phishing",
-        ]
-    else:
+    if settings.stop_after_events:
         lines.append("the stack stops now; run `learner local --keep` to keep it and try snapshots and rollbacks")
     return "\n".join(lines)
 
 
+def _try_these(settings: Settings, key: str) -> str:
+    """The commands to point at the running stack (printed with --keep)."""
+    base = f"--redis-url {settings.redis_url} --name {settings.name}"
+    return "\n".join([
+        "in another terminal, with the stack running, try:",
+        f"  export LEARNER_SIGNING_KEY={key}",
+        f"  learner status {base}",
+        f"  learner snapshots list {base}",
+        f"  learner rollback {base} --to 1 --reason 'try a rollback'",
+        f"  learner export {base} --out demo-model.pkl",
+        f"  learner produce --bootstrap-servers {settings.bootstrap_servers} --topic events --dataset synth.Agrawal --limit 5000",
+    ])
+
+
 def _say(text: str, end: str = "\n") -> None:
     print(text, end=end, file=sys.stdout, flush=True)
-
-
-def _wait_for_interrupt() -> None:
-    try:
-        while True:
-            time.sleep(1)
-    except KeyboardInterrupt:
-        pass

@@ -48,12 +48,13 @@ def test_local_demo_runs_to_its_summary() -> None:
     assert_nothing_left(ports_in(out))
 
 
-def test_ctrl_c_stops_everything() -> None:
-    demo = local("--limit", "200000", "--rate", "2000")
+@pytest.mark.parametrize("keep", [False, True])
+def test_ctrl_c_stops_everything(keep: bool) -> None:
+    demo = local("--limit", "200000", "--rate", "2000", *(["--keep"] if keep else []))
     first = demo.stdout.readline()  # type: ignore[union-attr]
     ports = ports_in(first)
     deadline = time.monotonic() + 60
-    while "events" not in demo.stdout.readline() and time.monotonic() < deadline:  # type: ignore[union-attr]
+    while "learned" not in demo.stdout.readline() and time.monotonic() < deadline:  # type: ignore[union-attr]
         pass
     os.killpg(demo.pid, signal.SIGINT)  # what a terminal's Ctrl-C does
     demo.communicate(timeout=60)
