@@ -82,7 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
     local.add_argument("--limit", type=int, default=from_env("limit", 20000), help="events to stream [env LEARNER_LIMIT]")
     local.add_argument("--rate", type=float, default=from_env("rate", 2000), help="events per second [env LEARNER_RATE]")
     local.add_argument("--model", default=from_env("model", "tree"), help="model preset or spec [env LEARNER_MODEL]")
-    local.add_argument("--keep", action="store_true", help="leave the stack running after the stream, until Ctrl-C")
+    local.add_argument("--keep", action="store_true", default=_env_flag("keep"),
+                       help="keep the stack and the learner running until Ctrl-C [env LEARNER_KEEP=1]")
     local.set_defaults(handler=cmd_local)
     return parser
 
@@ -95,14 +96,14 @@ def _add_operator_commands(commands: Any) -> None:
                          ("log", "the audit log: rollbacks, pins, deletes, lease changes")]:
         sub = actions.add_parser(action, help=text)
         add(sub, *REDIS)
-        sub.add_argument("--json", action="store_true", help="JSON for scripts")
+        sub.add_argument("--json", action="store_true", default=_env_flag("json"), help="JSON for scripts [env LEARNER_JSON=1]")
         sub.set_defaults(handler=cmd_snapshots)
     for action, text in [("show", "everything a snapshot records"), ("pin", "keep forever; the guard's reference"),
                          ("unpin", "let retention delete it again"), ("delete", "delete (never the head or a pinned one)")]:
         sub = actions.add_parser(action, help=text)
         add(sub, *REDIS)
         sub.add_argument("snapshot_version", type=int, metavar="VERSION")
-        sub.add_argument("--json", action="store_true", help="JSON for scripts")
+        sub.add_argument("--json", action="store_true", default=_env_flag("json"), help="JSON for scripts [env LEARNER_JSON=1]")
         sub.set_defaults(handler=cmd_snapshots)
 
     snapshot = commands.add_parser("snapshot", help="ask the running service to snapshot now; prints the version")
@@ -111,9 +112,11 @@ def _add_operator_commands(commands: Any) -> None:
 
     rollback = commands.add_parser("rollback", help="make an older version the head; a running service adopts it")
     add(rollback, *REDIS)
-    rollback.add_argument("--to", dest="to_version", type=int, required=True, metavar="VERSION")
-    rollback.add_argument("--replay", action="store_true", help="re-learn the input from that version's offsets")
-    rollback.add_argument("--reason", default="", help="why (kept in the audit log)")
+    rollback.add_argument("--to", dest="to_version", type=int, default=from_env("to"), required=from_env("to") is None,
+                          metavar="VERSION", help="the version to make the head [env LEARNER_TO]")
+    rollback.add_argument("--replay", action="store_true", default=_env_flag("replay"),
+                          help="re-learn the input from that version's offsets [env LEARNER_REPLAY=1]")
+    rollback.add_argument("--reason", default=from_env("reason", ""), help="why (kept in the audit log) [env LEARNER_REASON]")
     rollback.set_defaults(handler=lambda a: operate.rollback(_store(a), a.to_version, a.replay, a.reason))
 
     resume = commands.add_parser("resume", help="resume learning after a guard trip")
@@ -122,8 +125,13 @@ def _add_operator_commands(commands: Any) -> None:
 
     status = commands.add_parser("status", help="head, last snapshot, events learned, metrics, running service")
     add(status, *REDIS)
-    status.add_argument("--json", action="store_true", help="JSON for scripts")
+    status.add_argument("--json", action="store_true", default=_env_flag("json"), help="JSON for scripts [env LEARNER_JSON=1]")
     status.set_defaults(handler=lambda a: operate.status(_store(a), a.json))
+
+
+def _env_flag(option: str) -> bool:
+    """A flag's default from ``LEARNER_<OPTION>``: 1, true, yes or on."""
+    return str(from_env(option, "")).lower() in ("1", "true", "yes", "on")
 
 
 def _store(args: argparse.Namespace) -> SnapshotStore:
