@@ -57,7 +57,9 @@ def request_snapshot(store: SnapshotStore, timeout: float = 60.0) -> str:
     """Ask the running service for a snapshot now; its answer (the version, or why not)."""
     request = uuid.uuid4().hex
     store.client.rpush(store.key("requests"), request)
-    answer = store.client.blpop([store.key(f"reply:{request}")], timeout=timeout)
+    deadline, answer = time.monotonic() + timeout, None
+    while answer is None and time.monotonic() < deadline:  # short waits: under the client's read timeout
+        answer = store.client.blpop([store.key(f"reply:{request}")], timeout=2)
     if answer is None:
         store.client.lrem(store.key("requests"), 0, request)
         raise TimeoutError(f"no running service of {store.name!r} answered within {timeout:g}s")

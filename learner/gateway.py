@@ -112,7 +112,8 @@ class Gateway:
         self.consumer.start(join_group=False)
         tune_for_streaming()
         threading.Thread(target=self._read_model, daemon=True, name="from-model").start()
-        threading.Thread(target=self._write_model, daemon=True, name="to-model").start()
+        self.writer = threading.Thread(target=self._write_model, daemon=True, name="to-model")
+        self.writer.start()
         while self.running:
             self._handle(block=len(self.pending) >= MAX_IN_FLIGHT)
             if self.running and len(self.pending) < MAX_IN_FLIGHT:
@@ -271,8 +272,8 @@ class Gateway:
         """Reposition (a rollback with replay): unanswered batches are dropped, the model drops them too."""
         self.pending.clear()
         self.epoch, self.evaluation = epoch, evaluation
-        for (topic, partition), offset in offsets.items():
-            self.consumer.seek(topic, partition, offset)
+        for topic, partition in sorted(self.consumer.assigned):  # partitions it never saw: from the start
+            self.consumer.seek(topic, partition, offsets.get((topic, partition), OFFSET_BEGINNING))
 
     def _on_evaluation(self, evaluation: Evaluation) -> None:
         """A rollback without replay: score from the restored evaluation on."""
@@ -298,19 +299,27 @@ def gateway_main(settings: Settings, conn: Duplex) -> None:
     sys.setswitchinterval(0.0005)  # the pipe threads must get the GIL back quickly from the main loop
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the model process decides when to stop
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    gateway: Gateway | None = None
     try:
         gateway = Gateway(settings, conn)
         gateway.prepare_topics()
         send(conn, ("ready",))
         gateway.run()
     except StreamError as error:
-        _report(conn, str(error))
+        _report(conn, gateway, str(error))
     except Exception as error:  # noqa: BLE001 - whatever it is, the model process must hear of it
         log.exception("gateway failed")
-        _report(conn, f"gateway failed: {type(error).__name__}: {error}")
+        _report(conn, gateway, f"gateway failed: {type(error).__name__}: {error}")
 
 
-def _report(conn: Duplex, text: str) -> None:
+def _report(conn: Duplex, gateway: Gateway | None, text: str) -> None:
+    """Tell the model process; through the writer thread when it runs, so frames never interleave."""
+    writer = getattr(gateway, "writer", None)
+    if gateway is not None and writer is not None and writer.is_alive():
+        gateway.outbox.put(("error", text))
+        gateway.outbox.put(None)
+        writer.join(10)
+        return
     try:
         send(conn, ("error", text))
     except OSError:

@@ -69,6 +69,7 @@ class Service:
         self.spec = settings.model
         self.step, self.evaluation, self.head, self.checkpoint = self._restore()
         self.model_version = self.head or 0
+        self.step.learning = not self.store.client.exists(self.store.key("guard"))  # tripped before a restart
         self.metrics = self.evaluation.values()  # live values, reported by the gateway every second
         self.params = describe_params(self.step.model)
         self.snapshotter = Snapshotter(self.store, settings.snapshot_keep, settings.snapshot_in_background)
@@ -76,6 +77,7 @@ class Service:
         self.control = Control(self.store)
         self.epoch = 0  # grows at each seek (replay); batches read before it are dropped
         self._requests: list[str] = []
+        self._answering: list[str] = []  # requests the snapshot in flight answers
         self.drifts: list[Detection] = []
         self._drift_reason = ""
         self._armed: tuple[Guard, float, int] | None = None
@@ -86,6 +88,7 @@ class Service:
         self._conn, self._gateway = self._start_gateway()
         self.monitor = Monitor(settings.name)
         self.monitor.lease_held.labels(settings.name).set(1)
+        self.monitor.guard_tripped.labels(settings.name).set(0 if self.step.learning else 1)
         self.monitor.version.labels(settings.name).set(self.model_version)
         self.http = serve(settings.metrics_port, self.monitor, self.full_status, self.unready) \
             if settings.metrics_port else None
@@ -110,8 +113,8 @@ class Service:
         if meta.model_spec != settings.model:
             log.warning("snapshot %d holds a %r model; --model %r is ignored", meta.version, meta.model_spec, settings.model)
         log.info("restored %r version %d (%d events learned)", settings.name, meta.version, step.learned)
-        checkpoint = Checkpoint(settings.snapshot_every_events, settings.snapshot_every_seconds,
-                                meta.offsets_by_partition())
+        offsets = self.store.rolled_back_position(meta.version) or meta.offsets_by_partition()
+        checkpoint = Checkpoint(settings.snapshot_every_events, settings.snapshot_every_seconds, offsets)
         return step, state["evaluation"], meta.version, checkpoint
 
     def _start_gateway(self) -> tuple[Any, multiprocessing.process.BaseProcess]:
@@ -144,15 +147,18 @@ class Service:
         self._install_signals()
         s = self.settings
         log.info("streaming %s -> %s (dead letters: %s)", s.input_topic, s.output_topic, s.dead_letter_topic)
-        shown = time.monotonic()
+        shown, clean = time.monotonic(), False
         try:
             while not self.stopping:
                 self.run_once()
                 if on_progress is not None and time.monotonic() - shown >= every:
                     on_progress(self)
                     shown = time.monotonic()
+            clean = True
         finally:
-            self.shutdown()
+            # After an error or a second Ctrl-C the model may be half-way through a batch whose
+            # offsets are not recorded: a snapshot of it would learn those events twice on restart.
+            self.shutdown(final_snapshot=clean)
 
     def run_once(self, timeout: float = 0.1) -> None:
         """One batch (if one comes within ``timeout``) and the housekeeping after it."""
@@ -277,7 +283,9 @@ class Service:
         meta, state = self.store.load(version, force=self.settings.force)
         request = self.store.rollback_request()
         replay = request is not None and request[:2] == (version, True)
+        learning = self.step.learning  # a tripped guard stays tripped across an operator's rollback
         self.step = LearningStep(state["model"], state["learned"])
+        self.step.learning = learning
         self.evaluation, self.spec = state["evaluation"], meta.model_spec
         self.head = self.model_version = version
         self._drift_reason = ""  # the state a pending drift snapshot was meant to keep is gone
@@ -288,6 +296,9 @@ class Service:
             self.checkpoint.reset(meta.offsets_by_partition())
             send(self._conn, ("seek", self.epoch, meta.offsets_by_partition(), self.evaluation))
         else:
+            # Where this branch continues from: a restart before the next snapshot must resume
+            # here, not at the version's own offsets, or it would re-learn what the rollback discarded.
+            self.store.record_position(version, self.checkpoint.offsets)
             send(self._conn, ("evaluation", self.evaluation))
         log.warning("adopted version %d of %r (%s); %d events learned", version, self.settings.name,
                     "replaying from its offsets" if replay else "continuing from the stream position",
@@ -328,13 +339,13 @@ class Service:
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
 
-    def shutdown(self) -> None:
+    def shutdown(self, final_snapshot: bool = True) -> None:
         """Last snapshot (if anything is new since the previous one), then stop the gateway and
         hand the lease back, so that a standby takes over at once."""
         try:
             if self.lease.epoch is not None:
                 self._collect_snapshot(self.snapshotter.wait())
-                if self.checkpoint.pending and self._gateway.is_alive():
+                if final_snapshot and self.checkpoint.pending and self._gateway.is_alive():
                     self.snapshot("shutdown", background=False)
                 self.lease.release()
         finally:
@@ -393,6 +404,7 @@ class Service:
             "reason": reason,
         }
         state = {"model": self.step.model, "learned": self.step.learned, "evaluation": self.evaluation}
+        self._answering, self._requests = self._answering + self._requests, []
         snapshotter = self.snapshotter
         if background is False:
             snapshotter = Snapshotter(self.store, self.settings.snapshot_keep, background=False)
@@ -408,7 +420,7 @@ class Service:
     def _collect_snapshot(self, outcome: Outcome | None) -> None:
         if outcome is None:
             return
-        requests, self._requests = self._requests, []
+        requests, self._answering = self._answering, []
         if outcome.fenced and "FENCED" in outcome.error:
             self.lease.lost()
             raise LeaseLost(f"snapshot {outcome.version} refused: {outcome.error}; another process holds the model")

@@ -119,11 +119,16 @@ class SnapshotMeta:
 
     def offsets_by_partition(self) -> dict[tuple[str, int], int]:
         """Offsets keyed as the consumer keys them: ``(topic, partition)``."""
-        out = {}
-        for key, offset in self.offsets.items():
-            topic, _, partition = key.rpartition(":")
-            out[(topic, int(partition))] = offset
-        return out
+        return offsets_from_meta(self.offsets)
+
+
+def offsets_from_meta(offsets: dict[str, int]) -> dict[tuple[str, int], int]:
+    """``{"topic:partition": offset}`` back to ``{(topic, partition): offset}``."""
+    out = {}
+    for key, offset in offsets.items():
+        topic, _, partition = key.rpartition(":")
+        out[(topic, int(partition))] = offset
+    return out
 
 
 def offsets_to_meta(offsets: dict[tuple[str, int], int]) -> dict[str, int]:
@@ -141,7 +146,8 @@ def describe_params(model: Any) -> dict[str, Any]:
 
 def connect(redis_url: str) -> redis.Redis:
     """A Redis client, checked: an unreachable Redis is one clear error, not a later traceback."""
-    client = redis.Redis.from_url(redis_url, socket_connect_timeout=5)
+    # A Redis that stops answering must surface as an error, not hang the service (and its lease).
+    client = redis.Redis.from_url(redis_url, socket_connect_timeout=5, socket_timeout=10, health_check_interval=30)
     try:
         client.ping()
     except redis.RedisError as error:
@@ -200,6 +206,18 @@ class SnapshotStore:
         except redis.ResponseError as error:
             raise SnapshotMissing(f"{self.name!r} has {error}") from None
         return int(previous) if previous else None
+
+    def record_position(self, version: int, offsets: dict[tuple[str, int], int]) -> None:
+        """Remember the stream position a rollback to ``version`` continues from (no replay)."""
+        self.client.hset(self.key("rollback"), mapping={"position_of": version,
+                                                        "position": orjson.dumps(offsets_to_meta(offsets))})
+
+    def rolled_back_position(self, version: int) -> dict[tuple[str, int], int] | None:
+        """The position to resume ``version`` from, if it is a rollback's and nothing newer exists."""
+        raw_version, raw = self.client.hmget(self.key("rollback"), ["position_of", "position"])
+        if raw is None or raw_version is None or int(raw_version) != version:
+            return None
+        return offsets_from_meta(orjson.loads(raw))
 
     def rollback_request(self) -> tuple[int, bool, int] | None:
         """The last rollback: (version, replay, how many rollbacks so far)."""
