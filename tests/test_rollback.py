@@ -146,3 +146,23 @@ def test_history_rules(stack: Stack) -> None:
     assert f"fell back to version {meta.version}" in service["fallback"]
     assert "WARNING at start" in learner(stack, "status").stdout
     assert stack.stop(restarted) == 0
+
+
+def test_crash_after_rollback_does_not_relearn_what_it_discarded(stack: Stack) -> None:
+    service = stack.start("--model", "logreg", "--snapshot-every-seconds", "0")
+    send(stack, events(0, 1000))
+    wait_status(stack, lambda s: s["events_done"] >= 1000)
+    version = int(learner(stack, "snapshot").stdout.split()[-1])
+    send(stack, events(1000, 1000, flip=True))
+    wait_status(stack, lambda s: s["events_done"] >= 2000)
+    assert learner(stack, "rollback", "--to", str(version)).returncode == 0
+    wait_status(stack, lambda s: s["model_version"] == version and s["events_learned"] == 1000)
+    service.kill()  # before any new snapshot
+    service.wait()
+
+    restarted = stack.start("--model", "logreg", "--snapshot-every-seconds", "0")
+    send(stack, events(2000, 100))
+    wait_status(stack, lambda s: s["events_done"] >= 2100)
+    assert stack.stop(restarted) == 0
+    _, state = stack.store().load(stack.store().head())
+    assert state["learned"] == 1100  # the discarded (flipped) thousand was not learned again
