@@ -12,7 +12,6 @@ import uuid
 from typing import Any
 
 import orjson
-import redis
 
 from learner.snapshots import SnapshotStore
 
@@ -70,6 +69,3 @@ def service_status(store: SnapshotStore) -> dict[str, Any] | None:
     """What the running service last published, or None when none runs."""
     raw = store.client.get(store.key("status"))
     return None if raw is None else dict(orjson.loads(raw))
-
-
-__all__ = ["Control", "request_snapshot", "service_status", "redis"]

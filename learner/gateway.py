@@ -10,7 +10,7 @@ The two exchange batches over a pipe:
     gateway ── ("batch", seq, epoch, [validated event JSON, ...], {partition: next offset}, count) ──► model
     gateway ◄── ("results", seq, learned, version, learning, [(prediction, proba) | reason]) ── model
     gateway ◄── ("flush", token) ── model   then   ("flushed", token, evaluation) ──► model
-    gateway ◄── ("seek", epoch, offsets, evaluation) / ("evaluation", evaluation) / ("stop",) ── model
+    gateway ◄── ("seek", epoch, offsets, evaluation) / ("evaluation", evaluation) / ("commit", offsets) / ("stop",) ── model
     gateway ◄── ("guard", (rule, reference, version) | None) ── model; ("guard_tripped", value) ──► model
     gateway ── ("metrics", {evaluation, counts, latencies, lag, ...}) ──► model, every second
 
@@ -274,6 +274,10 @@ class Gateway:
         self.epoch, self.evaluation = epoch, evaluation
         for topic, partition in sorted(self.consumer.assigned):  # partitions it never saw: from the start
             self.consumer.seek(topic, partition, offsets.get((topic, partition), OFFSET_BEGINNING))
+
+    def _on_commit(self, offsets: dict[tuple[str, int], int]) -> None:
+        """Commit what a snapshot made durable, so the group's lag in Kafka tools is right."""
+        self.consumer.commit(offsets)
 
     def _on_evaluation(self, evaluation: Evaluation) -> None:
         """A rollback without replay: score from the restored evaluation on."""

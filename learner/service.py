@@ -430,6 +430,8 @@ class Service:
                 self.control.reply(request, f"failed: {outcome.error}")
             return
         self.head = self.model_version = outcome.version
+        if outcome.offsets and self._gateway.is_alive():
+            send(self._conn, ("commit", outcome.offsets))  # Kafka's group offsets follow, for lag tools
         self.monitor.version.labels(self.settings.name).set(self.model_version)
         self.monitor.observe_snapshot(outcome.seconds, outcome.size)
         for request in requests:

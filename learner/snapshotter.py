@@ -23,7 +23,7 @@ from typing import Any
 import orjson
 import redis
 
-from learner.snapshots import SnapshotError, SnapshotStore, dump_state
+from learner.snapshots import Fenced, SnapshotError, SnapshotStore, dump_state
 
 log = logging.getLogger(__name__)
 
@@ -69,14 +69,14 @@ class Snapshotter:
               expected_head: int | None, epoch: int | None) -> int | Outcome:
         """Begin a snapshot of ``state``; returns its version (background) or its outcome (in-process)."""
         version = self.store.next_version()
-        write = _writer(self.store, state, {**fields, "version": version}, expected_head, epoch, self.keep)
+        write = _writer(state, {**fields, "version": version}, expected_head, epoch, self.keep)
         if not self.background:
-            return self._finish(version, offsets, time.monotonic(), _run(write))
+            return self._finish(version, offsets, time.monotonic(), _run(write, self.store))
         read_end, write_end = os.pipe()
         pid = os.fork()
         if pid == 0:  # the child: never returns
             os.close(read_end)
-            _child(write, write_end)
+            _child(write, self.store, write_end)
         os.close(write_end)
         self._in_flight = _InFlight(pid, read_end, version, dict(offsets), time.monotonic())
         return version
@@ -115,7 +115,7 @@ class Snapshotter:
                        int(report.get("size", 0)), seconds, offsets)
 
 
-def _writer(store: SnapshotStore, state: dict[str, Any], fields: dict[str, Any], expected_head: int | None,
+def _writer(state: dict[str, Any], fields: dict[str, Any], expected_head: int | None,
             epoch: int | None, keep: int) -> Callable[[SnapshotStore], dict[str, Any]]:
     """The work of one snapshot, given a store (the child builds its own Redis connection)."""
 
@@ -126,29 +126,25 @@ def _writer(store: SnapshotStore, state: dict[str, Any], fields: dict[str, Any],
         target.apply_retention(keep)
         return {"ok": True, "size": len(blob)}
 
-    write.store = store  # type: ignore[attr-defined]
     return write
 
 
-def _run(write: Callable[[SnapshotStore], dict[str, Any]], store: SnapshotStore | None = None) -> dict[str, Any]:
-    from learner.snapshots import Fenced
-
+def _run(write: Callable[[SnapshotStore], dict[str, Any]], store: SnapshotStore) -> dict[str, Any]:
     try:
-        return write(store or write.store)  # type: ignore[attr-defined]
+        return write(store)
     except Fenced as error:
         return {"ok": False, "fenced": True, "error": str(error)}
     except (SnapshotError, redis.RedisError, OSError) as error:
         return {"ok": False, "error": f"{type(error).__name__}: {error}"}
 
 
-def _child(write: Callable[[SnapshotStore], dict[str, Any]], pipe: int) -> None:
+def _child(write: Callable[[SnapshotStore], dict[str, Any]], parent: SnapshotStore, pipe: int) -> None:
     """Body of the forked child: write, report on the pipe, and leave without running any cleanup."""
     report: dict[str, Any] = {"ok": False, "error": "the snapshot process failed"}
     try:
         die_with_parent()
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        parent: SnapshotStore = write.store  # type: ignore[attr-defined]
         # A fresh connection: the parent's pool may be mid-use by another thread at fork time.
         pool = parent.client.connection_pool
         client = redis.Redis(connection_pool=redis.ConnectionPool(connection_class=pool.connection_class,

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import orjson
 import pytest
+from confluent_kafka import Consumer, TopicPartition
 
 from learner.signing import checksum
 from learner.snapshots import SnapshotMeta
@@ -35,6 +36,11 @@ def test_restart_restores_and_continues(stack: Stack) -> None:
     assert "restored" in stack.log() and "500 events learned" in stack.log()
     meta = stack.store().meta(stack.store().head())
     assert meta.events_learned == 800 and meta.parent == 1
+    # Kafka's group offsets follow the snapshots (for lag tools); they are never used to position
+    group = Consumer({"bootstrap.servers": stack.bootstrap, "group.id": f"learner.{stack.name}"})
+    committed = group.committed([TopicPartition(stack.input, 0)], timeout=10)[0].offset
+    group.close()
+    assert committed == 800
 
 
 class Exploit:
