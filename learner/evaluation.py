@@ -3,10 +3,17 @@
 Each metric is updated exactly as ``river.evaluate.progressive_val_score`` updates it (the
 label for label metrics, the probabilities otherwise, nothing when the model had no
 prediction yet), so the service's online metric is the number an offline replay would give.
+
+The rolling window is kept as the last ``window`` scored predictions, not as River's
+``utils.Rolling`` metrics: those update *and* revert a metric on every event, which made scoring
+the most expensive thing the gateway did per event. The window's metrics are computed from the
+kept predictions when they are read (every second for ``/metrics``, at each guard check, at each
+snapshot); the value is River's metric over exactly the last ``window`` predictions.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +30,9 @@ DEFAULT_METRICS: dict[Task, tuple[str, ...]] = {
 }
 DEFAULT_WINDOW = 1000
 
+#: One scored prediction, kept for the rolling window: (label, predicted label, probabilities).
+Scored = tuple[Any, Any, "dict[Any, float] | None"]
+
 
 class MetricError(ValueError):
     """A ``--metric`` name that River does not have, or that does not fit the model."""
@@ -30,10 +40,9 @@ class MetricError(ValueError):
 
 @dataclass
 class Tracked:
-    """One metric instance: its name, its window ("all" or the size) and whether it takes probabilities."""
+    """One metric over the whole stream: its name, the River metric, whether it takes probabilities."""
 
     name: str
-    window: str
     metric: Any
     wants_proba: bool
 
@@ -46,48 +55,121 @@ class Evaluation:
     ...     evaluation.update(y, label, {True: 0.9, False: 0.1})
     >>> evaluation.values()
     {'Accuracy': {'all': 0.666..., '2': 0.5}}
+    >>> evaluation.value("Accuracy", "2")
+    0.5
     """
 
     def __init__(self, task: Task, names: tuple[str, ...] = (), window: int = DEFAULT_WINDOW) -> None:
         self.task = task
-        self.tracked: list[Tracked] = []
-        for name in names or DEFAULT_METRICS[task]:
-            wants_proba = task in ("binary", "multiclass") and not _build(name).requires_labels
-            self.tracked.append(Tracked(name, "all", _build(name), wants_proba))
-            if window:
-                rolling = utils.Rolling(_build(name), window_size=window)
-                self.tracked.append(Tracked(name, str(window), rolling, wants_proba))
-        self._by_kind = (
-            [t.metric.update for t in self.tracked if not t.wants_proba],
-            [t.metric.update for t in self.tracked if t.wants_proba],
-        )
+        self.window = window
+        self.tracked = [_track(task, name) for name in names or DEFAULT_METRICS[task]]
+        self.recent: deque[Scored] = deque(maxlen=window or 1)
+        self._bind()
+
+    def _bind(self) -> None:
+        """The per-event path: bound update methods, split by what they take."""
+        self._on_label = [t.metric.update for t in self.tracked if not t.wants_proba]
+        self._on_proba = [t.metric.update for t in self.tracked if t.wants_proba]
+        self._keep = self.recent.append if self.window else None
 
     def update(self, y: Any, prediction: Any, proba: dict[Any, float] | None) -> None:
         """Score one prediction against its label; an empty prediction is not scored (as River does)."""
-        on_label, on_proba = self._by_kind
         if prediction is not None:
-            for update in on_label:
+            for update in self._on_label:
                 update(y, prediction)
         if proba:
-            for update in on_proba:
+            for update in self._on_proba:
                 update(y, proba)
+        if self._keep is not None:
+            self._keep((y, prediction, proba))
 
     def values(self) -> dict[str, dict[str, float]]:
-        """Current values: ``{metric name: {window: value}}``."""
+        """Current values: ``{metric name: {window: value}}``, windows "all" and the rolling size."""
         out: dict[str, dict[str, float]] = {}
         for tracked in self.tracked:
-            out.setdefault(tracked.name, {})[tracked.window] = float(tracked.metric.get())
+            out[tracked.name] = {"all": float(tracked.metric.get())}
+            if self.window:
+                out[tracked.name][str(self.window)] = self._rolling(tracked)
         return out
 
+    def value(self, name: str, window: str) -> float | None:
+        """One metric's value over one window ("all" or the rolling size), or None if not tracked."""
+        for tracked in self.tracked:
+            if tracked.name == name:
+                if window == "all":
+                    return float(tracked.metric.get())
+                return self._rolling(tracked) if window == str(self.window) else None
+        return None
+
+    def bigger_is_better(self, name: str) -> bool:
+        return next((bool(getattr(t.metric, "bigger_is_better", True)) for t in self.tracked if t.name == name), True)
+
+    def _rolling(self, tracked: Tracked) -> float:
+        """River's metric over the kept predictions, with the same rules as :meth:`update`."""
+        metric = _build(tracked.name)
+        if tracked.wants_proba:
+            for y, _, proba in self.recent:
+                if proba:
+                    metric.update(y, proba)
+        else:
+            for y, prediction, _ in self.recent:
+                if prediction is not None:
+                    metric.update(y, prediction)
+        return float(metric.get())
+
     def __getstate__(self) -> dict[str, Any]:
-        return {"task": self.task, "tracked": self.tracked}
+        return {"task": self.task, "tracked": self.tracked, "window": self.window, "recent": list(self.recent)}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.task, self.tracked = state["task"], state["tracked"]
-        self._by_kind = (
-            [t.metric.update for t in self.tracked if not t.wants_proba],
-            [t.metric.update for t in self.tracked if t.wants_proba],
-        )
+        if "window" not in state:  # written before rolling windows were kept as predictions
+            state = _from_rolling_metrics(state)
+        self.task, self.tracked, self.window = state["task"], state["tracked"], state["window"]
+        self.recent = deque(state["recent"], maxlen=self.window or 1)
+        self._bind()
+
+
+def _from_rolling_metrics(state: dict[str, Any]) -> dict[str, Any]:
+    """An older snapshot's evaluation: overall metrics kept, the rolling window starts empty."""
+    overall = [Tracked(t.name, t.metric, t.wants_proba) for t in state["tracked"] if t.window == "all"]
+    windows = [int(t.window) for t in state["tracked"] if t.window != "all"]
+    return {"task": state["task"], "tracked": overall, "window": windows[0] if windows else 0, "recent": []}
+
+
+class RollingValue:
+    """One metric over the last ``window`` predictions, kept current event by event.
+
+    For the guard, which must see a dip of the rolling metric while it lasts, not only when the
+    window is read: it costs an update and a revert per event, so only the guarded metric has one.
+
+    >>> evaluation = Evaluation("binary", ("Accuracy",), window=2)
+    >>> evaluation.update(True, True, {True: 0.9, False: 0.1})
+    >>> rolling = RollingValue(evaluation, "Accuracy")
+    >>> rolling.update(True, False, {True: 0.4, False: 0.6})
+    >>> rolling.get()
+    0.5
+    """
+
+    def __init__(self, evaluation: Evaluation, name: str) -> None:
+        tracked = next(t for t in evaluation.tracked if t.name == name)
+        self.metric = utils.Rolling(_build(name), window_size=evaluation.window or 1)
+        self.wants_proba = tracked.wants_proba
+        for y, prediction, proba in evaluation.recent:
+            self.update(y, prediction, proba)
+
+    def update(self, y: Any, prediction: Any, proba: dict[Any, float] | None) -> None:
+        if self.wants_proba:
+            if proba:
+                self.metric.update(y, proba)
+        elif prediction is not None:
+            self.metric.update(y, prediction)
+
+    def get(self) -> float:
+        return float(self.metric.get())
+
+
+def _track(task: Task, name: str) -> Tracked:
+    metric = _build(name)
+    return Tracked(name, metric, task in ("binary", "multiclass") and not metric.requires_labels)
 
 
 def _build(name: str) -> Any:

@@ -2,13 +2,15 @@
 
 River's predict and learn run in the model process, which holds the GIL for nearly all of its
 time; everything else an event needs (consume, decode and validate, dead letters, encode, produce,
-score the prediction) runs here, on the other core. Events cross as their validated JSON, which
-the model decodes with orjson: its key cache hands River the same feature-name objects every
-event, which makes River's own dict lookups measurably faster than with unpickled copies.
+score the prediction) runs here, on the other core. A batch crosses as one JSON array of the
+validated events, which the model decodes with one ``orjson.loads``: its key cache hands River the
+same feature-name objects every event, which makes River's own dict lookups measurably faster than
+with unpickled copies. A classifier answers with its probabilities alone; the label (the most
+probable class) is taken here, off the model's core.
 The two exchange batches over a pipe:
 
-    gateway ── ("batch", seq, epoch, [validated event JSON, ...], {partition: next offset}, count) ──► model
-    gateway ◄── ("results", seq, learned, version, learning, [(prediction, proba) | reason]) ── model
+    gateway ── ("batch", seq, epoch, b"[validated event, ...]", {partition: next offset}, count) ──► model
+    gateway ◄── ("results", seq, learned, version, learning, [proba | (prediction, proba) | reason]) ── model
     gateway ◄── ("flush", token) ── model   then   ("flushed", token, evaluation) ──► model
     gateway ◄── ("seek", epoch, offsets, evaluation) / ("evaluation", evaluation) / ("commit", offsets) / ("stop",) ── model
     gateway ◄── ("guard", (rule, reference, version) | None) ── model; ("guard_tripped", value) ──► model
@@ -34,7 +36,7 @@ from typing import Any
 from confluent_kafka import OFFSET_BEGINNING, Message
 
 from learner.drift import Detection, InputDrift, PerformanceDrift
-from learner.evaluation import Evaluation
+from learner.evaluation import Evaluation, RollingValue
 from learner.guard import Guard
 from learner.gc_tuning import tune_for_streaming
 from learner.pipes import Duplex
@@ -83,6 +85,8 @@ class Gateway:
         self.positions: dict[int, int] = {}
         self.drifts: list[Detection] = []
         self.guard: tuple[Guard, float, int] | None = None
+        self.watched: RollingValue | None = None
+        self.countdown = GUARD_EVERY
         self.broker_ok, self.pinged = True, 0.0
         self.start_offsets: dict[tuple[str, int], int] = {}
         kafka = {"bootstrap.servers": settings.bootstrap_servers, "client.id": f"learner-{settings.name}"}
@@ -179,21 +183,24 @@ class Gateway:
         self.positions.update((p, o + 1) for p, o in done.items())
         self.seq += 1
         self.pending[self.seq] = kept
-        topic = self.settings.input_topic
-        self.outbox.put(("batch", self.seq, self.epoch, events, {(topic, p): o + 1 for p, o in done.items()}, len(messages)))
+        topic, batch = self.settings.input_topic, b"[" + b",".join(events) + b"]"
+        self.outbox.put(("batch", self.seq, self.epoch, batch, {(topic, p): o + 1 for p, o in done.items()}, len(messages)))
 
     def _on_results(self, seq: int, learned: int, version: int, learning: bool, results: list[Any]) -> None:
         """Publish the predictions of one batch and score them: the model's answers, in order."""
         kept = self.pending.pop(seq)
         produce, out_topic = self.producer.produce_fast, self.settings.output_topic
-        update, dead = self.evaluation.update, self.dead_letters.send
+        update, dead, drift = self.evaluation.update, self.dead_letters.send, self.performance.update
         name, ts, learns_unlabelled = self.settings.name, time.time(), self.task == "anomaly"
-        guarded, countdown = self.guard is not None, GUARD_EVERY
         for (message, event_id, y), result in zip(kept, results):
-            if type(result) is str:
+            kind = type(result)
+            if kind is dict:  # a classifier's probabilities: its label is the most probable class
+                proba, prediction = result, max(result, key=result.get) if result else None
+            elif kind is str:
                 dead(message, result)
                 continue
-            prediction, proba = result
+            else:
+                prediction, proba = result
             if event_id is None:
                 event_id = f"{message.topic()}:{message.partition()}:{message.offset()}"
             value = encode_prediction(event_id, prediction, proba, name, version, learned, ts)
@@ -204,13 +211,10 @@ class Gateway:
             if y is not None:
                 update(y, prediction, proba)
                 learned += learning
-                if drifted := self.performance.update(y, prediction):
+                if drifted := drift(y, prediction):
                     self.drifts.append(drifted)
-                if guarded:
-                    countdown -= 1
-                    if not countdown:
-                        countdown = GUARD_EVERY
-                        guarded = self._check_guard()
+                if self.watched is not None:
+                    self._watch(y, prediction, proba)
             elif learns_unlabelled:
                 learned += learning
         self.counts["predicted"] += len(kept)
@@ -220,16 +224,26 @@ class Gateway:
     def _on_guard(self, armed: tuple[Guard, float, int] | None) -> None:
         """Arm (rule, reference value, pinned version) or disarm the guard."""
         self.guard = armed
+        self._follow_guarded_metric()
 
-    def _check_guard(self) -> bool:
-        """Compare the rolling metric with the guard's reference; True while the guard stays armed."""
+    def _follow_guarded_metric(self) -> None:
+        """Keep the guarded metric's rolling value current, from the evaluation now in use."""
+        self.watched = None if self.guard is None else RollingValue(self.evaluation, self.guard[0].metric)
+        self.countdown = GUARD_EVERY
+
+    def _watch(self, y: Any, prediction: Any, proba: dict[Any, float] | None) -> None:
+        """Score one labelled event for the guard; every GUARD_EVERY, compare with the reference."""
+        watched = self.watched
+        watched.update(y, prediction, proba)  # type: ignore[union-attr]
+        self.countdown -= 1
+        if self.countdown:
+            return
+        self.countdown = GUARD_EVERY
         guard, reference, _ = self.guard  # type: ignore[misc]
-        values = self.evaluation.values()
-        if guard.tripped_by(values, reference):
-            self.guard = None  # one report; the model process re-arms when learning resumes
-            self.outbox.put(("guard_tripped", values[guard.metric][guard.window]))
-            return False
-        return True
+        current = watched.get()  # type: ignore[union-attr]
+        if guard.tripped_by({guard.metric: {guard.window: current}}, reference):
+            self.guard = self.watched = None  # one report; the model process re-arms when learning resumes
+            self.outbox.put(("guard_tripped", current))
 
     def _sample_latency(self, message: Message, now: float) -> None:
         """One latency sample per batch: its last event, from its Kafka timestamp to now."""
@@ -272,6 +286,7 @@ class Gateway:
         """Reposition (a rollback with replay): unanswered batches are dropped, the model drops them too."""
         self.pending.clear()
         self.epoch, self.evaluation = epoch, evaluation
+        self._follow_guarded_metric()
         for topic, partition in sorted(self.consumer.assigned):  # partitions it never saw: from the start
             self.consumer.seek(topic, partition, offsets.get((topic, partition), OFFSET_BEGINNING))
 
@@ -282,6 +297,7 @@ class Gateway:
     def _on_evaluation(self, evaluation: Evaluation) -> None:
         """A rollback without replay: score from the restored evaluation on."""
         self.evaluation = evaluation
+        self._follow_guarded_metric()
 
     def _on_stop(self) -> None:
         self.running = False

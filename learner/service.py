@@ -42,7 +42,7 @@ from learner.monitor import Monitor, serve
 from learner.settings import Settings
 from learner.snapshots import SnapshotStore, connect, describe_params, offsets_to_meta
 from learner.snapshotter import Outcome, Snapshotter
-from learner.step import LabelRejected, LearningStep
+from learner.step import LearningStep
 from stream.errors import StreamError
 
 log = logging.getLogger(__name__)
@@ -203,9 +203,9 @@ class Service:
     def _guard_rule(self) -> Guard | None:
         if self.settings.guard_margin is None or not self.evaluation.tracked:
             return None
-        rolling = next((t for t in self.evaluation.tracked if t.window != "all"), self.evaluation.tracked[0])
-        return Guard(self.settings.guard_margin, rolling.name, rolling.window,
-                     bool(getattr(rolling.metric, "bigger_is_better", True)))
+        evaluation = self.evaluation
+        name, window = evaluation.tracked[0].name, str(evaluation.window) if evaluation.window else "all"
+        return Guard(self.settings.guard_margin, name, window, evaluation.bigger_is_better(name))
 
     def _arm_guard(self) -> None:
         """Tell the gateway (which scores every batch) what to compare with: the newest pinned snapshot."""
@@ -357,27 +357,16 @@ class Service:
 
     # -- the hot path -----------------------------------------------------------------------------
 
-    def _learn_batch(self, seq: int, epoch: int, events: list[bytes], offsets: dict[tuple[str, int], int],
+    def _learn_batch(self, seq: int, epoch: int, events: bytes, offsets: dict[tuple[str, int], int],
                      count: int) -> None:
-        """Step the model over one batch (events validated by the gateway), in order; answer."""
+        """Step the model over one batch (a JSON array of events the gateway validated), in order; answer."""
         if epoch != self.epoch:
             return  # read before a seek: the gateway has dropped it too
         if self.started_at is None:
             self.started_at = time.perf_counter()
-        step = self.step
-        learned, process = step.learned, step.process
-        results: list[Any] = []
-        append = results.append
-        loads = orjson.loads
-        for raw in events:
-            event = loads(raw)
-            try:
-                append(process(event["x"], event.get("y")))
-            except LabelRejected as error:
-                append(str(error))
-            except Exception as error:  # noqa: BLE001 - River refused this event; the stream goes on
-                append(f"the model rejected the event: {type(error).__name__}: {error}")
-        send(self._conn, ("results", seq, learned, self.model_version, step.learning, results))
+        learned = self.step.learned
+        results = self.step.process_batch(orjson.loads(events))
+        send(self._conn, ("results", seq, learned, self.model_version, self.step.learning, results))
         self.checkpoint.add(offsets, count)
 
     # -- snapshots --------------------------------------------------------------------------------
