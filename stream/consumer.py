@@ -31,6 +31,11 @@ _DEFAULTS: dict[str, Any] = {
     # Fetch in big chunks: the service consumes in batches and librdkafka prefetches meanwhile.
     "fetch.wait.max.ms": 50,
     "queued.min.messages": 20000,
+    # When a partition's prefetch queue is over those thresholds, librdkafka (>= 2.1) postpones that
+    # partition's next fetch by this much (default 1000 ms): long enough for a fast consumer to drain
+    # the queue and wait, empty-handed, for a fetch that has not been sent yet. Measured on 200k
+    # events at 40k events/s: 13 empty polls in 6.4 s with the default, none with 20 ms.
+    "fetch.queue.backoff.ms": 20,
     # librdkafka prefetches up to 64 MB per partition by default; when the model is slower than the
     # stream that is all resident memory for nothing. 16 MB still holds tens of thousands of events.
     "queued.max.messages.kbytes": 16384,
