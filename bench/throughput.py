@@ -3,7 +3,8 @@
     python bench/throughput.py [--events 200000] [--partitions 3] [--repeat 3]
 
 Prints events/s of both and their ratio (service / bare River), the per-event cost the service
-adds, and resident memory beyond the model's own pickled size.
+adds, and resident memory beyond the model's own pickled size. The bare loop is timed just before
+and just after each service run, and the service is compared with the mean of the two.
 """
 
 from __future__ import annotations
@@ -85,17 +86,22 @@ def main() -> None:
             topic = f"bench-{run}"
             fill_topic(broker.bootstrap_servers, topic, values, args.partitions)
             gc.collect()
-            bare = bare_river_loop(values)
+            before = bare_river_loop(values)
             service_seconds, service, cpu = run_service(broker.bootstrap_servers, redis_server.url, topic,
                                                         args.events, f"bench{run}", broker.process.pid,
                                                         args.batch_size, tuple(args.metric))
-            rows.append((bare, service_seconds))
-            print(f"run {run}: bare River {args.events / bare:,.0f} ev/s, service {args.events / service_seconds:,.0f} ev/s, "
-                  f"ratio {bare / service_seconds:.3f}; cores busy: "
-                  + ", ".join(f"{k} {v:.2f}" for k, v in cpu.items()), flush=True)
             model_mb = len(pickle.dumps(service.step.model)) / 2**20
             service.stopping = True
             service.shutdown()
+            # This machine's speed drifts by tens of percent within a minute: time the bare loop just
+            # before and just after the service, and compare the service with their mean.
+            after = bare_river_loop(values)
+            bare = (before + after) / 2
+            rows.append((bare, service_seconds))
+            print(f"run {run}: bare River {args.events / bare:,.0f} ev/s (before {args.events / before:,.0f}, "
+                  f"after {args.events / after:,.0f}), service {args.events / service_seconds:,.0f} ev/s, "
+                  f"ratio {bare / service_seconds:.3f}; cores busy: "
+                  + ", ".join(f"{k} {v:.2f}" for k, v in cpu.items()), flush=True)
     ratios = [b / s for b, s in rows]
     bare_rate = statistics.median(args.events / b for b, _ in rows)
     service_rate = statistics.median(args.events / s for _, s in rows)

@@ -313,7 +313,7 @@ def gateway_main(settings: Settings, conn: Duplex) -> None:
 
     die_with_parent()
     try:
-        os.nice(5)  # the model process is the bottleneck: it should win the CPU when our threads compete
+        os.nice(10)  # the model process is the bottleneck: it should win the CPU when our threads compete
     except OSError:
         pass
     sys.setswitchinterval(0.0005)  # the pipe threads must get the GIL back quickly from the main loop
