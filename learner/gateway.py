@@ -48,7 +48,7 @@ from stream.errors import StreamError, TopicMissing
 log = logging.getLogger(__name__)
 
 #: Batches sent to the model and not yet answered; enough to keep both cores busy.
-MAX_IN_FLIGHT = 3
+MAX_IN_FLIGHT = 6
 #: Seconds between metric reports to the model process.
 METRICS_EVERY = 1.0
 #: Labelled events between two guard checks: a dip of the rolling metric is shorter than a batch.
