@@ -6,7 +6,9 @@ Exit codes: 0 ok, 2 usage error, 1 anything else; expected errors print one line
 from __future__ import annotations
 
 import argparse
+import logging
 import pickle
+import signal
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -25,6 +27,8 @@ from learner.signing import Signer
 from learner.lease import LeaseLost
 from learner.snapshots import SnapshotError, SnapshotStore, connect
 from stream.errors import StreamError
+
+log = logging.getLogger(__name__)
 
 
 KAFKA = ("bootstrap_servers",)
@@ -166,9 +170,22 @@ def cmd_run(args: argparse.Namespace) -> int:
     if settings.key_bytes() is None and not settings.insecure_no_signing:
         raise UsageError("snapshots must be signed: give --signing-key (or LEARNER_SIGNING_KEY), "
                          "or --insecure-no-signing to accept unsigned pickles")
-    service = Service(settings)
+    signal.signal(signal.SIGTERM, _terminated_while_starting)
+    try:
+        service = Service(settings)  # may wait a long time, as a standby, for the lease
+    except _Terminated:
+        log.info("stopped (SIGTERM) before streaming began: nothing was learned")
+        return 0
     service.run(on_progress=logs.status_line if sys.stderr.isatty() and args.log_format == "text" else None)
     return 0
+
+
+class _Terminated(Exception):
+    """SIGTERM before the service took its own signal handlers: nothing to save yet."""
+
+
+def _terminated_while_starting(_signum: int, _frame: Any) -> None:
+    raise _Terminated
 
 
 def cmd_models(args: argparse.Namespace) -> int:

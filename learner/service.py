@@ -84,6 +84,7 @@ class Service:
         request = self.store.rollback_request()
         self._rollbacks = request[2] if request else 0  # rollbacks before this start are in the snapshot
         self._tokens = itertools.count(1)
+        self._barrier: int | None = None  # the flush a background snapshot waits for
         self.started_at: float | None = None
         self._conn, self._gateway = self._start_gateway()
         self.monitor = Monitor(settings.name)
@@ -230,6 +231,7 @@ class Service:
         self.store.client.set(self.store.key("guard"), reason)
         self.store.audit.append("guard", f"tripped: {reason}; rolled back to {good}")
         self.store.rollback(good, replay=False)
+        self._settle_barrier()
         self._collect_snapshot(self.snapshotter.wait())
         self.adopt(good)
         self._rollbacks = (self.store.rollback_request() or (0, False, 0))[2]
@@ -324,6 +326,8 @@ class Service:
             for detection in report.get("drifts", ()):
                 self._drifted(detection)
             self._arm_guard()
+        elif kind == "flushed":
+            self._barrier_passed(message[1], message[2])
         elif kind == "guard_tripped":
             self._trip(message[1])
         elif kind == "error":
@@ -344,6 +348,8 @@ class Service:
         hand the lease back, so that a standby takes over at once."""
         try:
             if self.lease.epoch is not None:
+                if final_snapshot:
+                    self._settle_barrier()
                 self._collect_snapshot(self.snapshotter.wait())
                 if final_snapshot and self.checkpoint.pending and self._gateway.is_alive():
                     self.snapshot("shutdown", background=False)
@@ -375,6 +381,13 @@ class Service:
         """The snapshot barrier: wait until the gateway has published every answer sent so far."""
         token = next(self._tokens)
         send(self._conn, ("flush", token))
+        return self._await_flushed(token)
+
+    def _await_flushed(self, token: int) -> Evaluation:
+        for message in self.backlog:  # already read, while waiting for another flush
+            if message[0] == "flushed" and message[1] == token:
+                self.backlog.remove(message)
+                return message[2]  # type: ignore[no-any-return]
         while True:
             message = self._expect(self._conn, "flushed", timeout=120)
             if message[0] == "flushed" and message[1] == token:
@@ -383,21 +396,29 @@ class Service:
             self.backlog.append(message)  # batches sent meanwhile: learn them after the snapshot
 
     def snapshot(self, reason: str, background: bool | None = None) -> Outcome | int:
-        """Snapshot the model, its evaluation and the offsets it has learned, at this event boundary."""
+        """Snapshot the model, its evaluation and the offsets it has learned, at this event boundary.
+
+        In the background (the default) the stream does not wait for the barrier: the child is
+        forked now, and completed when the gateway confirms that every prediction up to here is
+        published and hands over the evaluation of exactly those events (:meth:`_barrier_passed`).
+        """
         started = time.perf_counter()
-        self.evaluation = self.flush()
         offsets = dict(self.checkpoint.offsets)
         fields = {
             "parent": self.head, "events_learned": self.step.learned, "offsets": offsets_to_meta(offsets),
-            "metrics": self.evaluation.values(), "model_spec": self.spec, "model_params": self.params,
-            "reason": reason,
+            "model_spec": self.spec, "model_params": self.params, "reason": reason,
         }
-        state = {"model": self.step.model, "learned": self.step.learned, "evaluation": self.evaluation}
+        state = {"model": self.step.model, "learned": self.step.learned}
         self._answering, self._requests = self._answering + self._requests, []
-        snapshotter = self.snapshotter
-        if background is False:
+        if background is False or not self.snapshotter.background:
+            self.evaluation = self.flush()
+            state["evaluation"], fields["metrics"] = self.evaluation, self.evaluation.values()
             snapshotter = Snapshotter(self.store, self.settings.snapshot_keep, background=False)
-        result = snapshotter.start(state, fields, offsets, self.head, self.lease.epoch)
+            result = snapshotter.start(state, fields, offsets, self.head, self.lease.epoch)
+        else:
+            self._barrier = next(self._tokens)
+            send(self._conn, ("flush", self._barrier))
+            result = self.snapshotter.start(state, fields, offsets, self.head, self.lease.epoch, completed_later=True)
         self.checkpoint.taken()
         pause = time.perf_counter() - started
         self.monitor.snapshot_pause.labels(self.settings.name).observe(pause)
@@ -405,6 +426,19 @@ class Service:
         if isinstance(result, Outcome):
             self._collect_snapshot(result)
         return result
+
+    def _barrier_passed(self, token: int, evaluation: Evaluation) -> None:
+        """The gateway published everything up to the snapshot's boundary: the child may write."""
+        if token != self._barrier:
+            return
+        self._barrier = None
+        self.evaluation = evaluation
+        self.snapshotter.complete({"evaluation": evaluation}, {"metrics": evaluation.values()})
+
+    def _settle_barrier(self) -> None:
+        """Before waiting for the snapshot in flight: let its barrier pass first (it would wait forever)."""
+        if self._barrier is not None and self._gateway.is_alive():
+            self._barrier_passed(self._barrier, self._await_flushed(self._barrier))
 
     def _collect_snapshot(self, outcome: Outcome | None) -> None:
         if outcome is None:

@@ -3,7 +3,12 @@
 Pickling a large model takes as long as it takes (an adaptive random forest: around a second), so
 it happens in a forked child: ``fork()`` gives the child a consistent, copy-on-write image of the
 model at an event boundary, the child pickles, signs and writes it to Redis, and the parent goes
-on streaming meanwhile. The parent's pause is the producer flush plus the fork itself.
+on streaming meanwhile. The parent's pause is the fork itself.
+
+A snapshot may also be *completed* later: the child is forked at the boundary, then waits for the
+rest of its state (the service's evaluation, which comes with the gateway's confirmation that
+every prediction up to the boundary is published). The parent learns on meanwhile, and hands the
+rest over with :meth:`Snapshotter.complete`; if it never does (it stops first), nothing is written.
 
 One snapshot is in flight at a time. The child dies with its parent (``PR_SET_PDEATHSIG``), and the
 write is fenced in Redis anyway, so an orphan can never move the head behind a new process's back.
@@ -14,6 +19,7 @@ from __future__ import annotations
 import ctypes
 import logging
 import os
+import pickle
 import signal
 import time
 from collections.abc import Callable
@@ -50,6 +56,7 @@ class _InFlight:
     version: int
     offsets: dict[tuple[str, int], int]
     started: float
+    rest: int | None = None  # write end of the pipe the child waits on for the rest of its state
 
 
 class Snapshotter:
@@ -66,20 +73,53 @@ class Snapshotter:
         return self._in_flight is not None
 
     def start(self, state: dict[str, Any], fields: dict[str, Any], offsets: dict[tuple[str, int], int],
-              expected_head: int | None, epoch: int | None) -> int | Outcome:
-        """Begin a snapshot of ``state``; returns its version (background) or its outcome (in-process)."""
+              expected_head: int | None, epoch: int | None, completed_later: bool = False) -> int | Outcome:
+        """Begin a snapshot of ``state``; returns its version (background) or its outcome (in-process).
+
+        With ``completed_later`` (background only) the child waits for :meth:`complete`.
+        """
         version = self.store.next_version()
-        write = _writer(state, {**fields, "version": version}, expected_head, epoch, self.keep)
+        job = _Job(state, {**fields, "version": version}, expected_head, epoch, self.keep)
         if not self.background:
-            return self._finish(version, offsets, time.monotonic(), _run(write, self.store))
+            return self._finish(version, offsets, time.monotonic(), _run(job.write, self.store))
         read_end, write_end = os.pipe()
+        rest_read, rest_write = os.pipe() if completed_later else (None, None)
         pid = os.fork()
         if pid == 0:  # the child: never returns
             os.close(read_end)
-            _child(write, self.store, write_end)
+            if rest_write is not None:
+                os.close(rest_write)
+            _child(job, self.store, write_end, rest_read)
         os.close(write_end)
-        self._in_flight = _InFlight(pid, read_end, version, dict(offsets), time.monotonic())
+        if rest_read is not None:
+            os.close(rest_read)
+        self._in_flight = _InFlight(pid, read_end, version, dict(offsets), time.monotonic(), rest_write)
         return version
+
+    @property
+    def waiting(self) -> bool:
+        """Whether the snapshot in flight still waits for :meth:`complete`."""
+        return self._in_flight is not None and self._in_flight.rest is not None
+
+    def complete(self, state: dict[str, Any], fields: dict[str, Any]) -> None:
+        """Hand the waiting child the rest of its state and metadata; it writes the snapshot now."""
+        job = self._in_flight
+        if job is None or job.rest is None:
+            return
+        data = pickle.dumps((state, fields), protocol=pickle.HIGHEST_PROTOCOL)
+        try:
+            with open(job.rest, "wb", closefd=True) as pipe:
+                pipe.write(data)
+        except OSError:
+            pass  # the child is gone: poll() reports it
+        job.rest = None
+
+    def abandon(self) -> None:
+        """The rest will never come (the stream stopped first): the waiting child writes nothing."""
+        job = self._in_flight
+        if job is not None and job.rest is not None:
+            os.close(job.rest)
+            job.rest = None
 
     def poll(self) -> Outcome | None:
         """The outcome of the snapshot in flight, if it has finished; never blocks."""
@@ -92,10 +132,11 @@ class Snapshotter:
         return self._collect(job)
 
     def wait(self) -> Outcome | None:
-        """Block until the snapshot in flight (if any) has finished."""
+        """Block until the snapshot in flight (if any) has finished; one still waiting is abandoned."""
         job = self._in_flight
         if job is None:
             return None
+        self.abandon()
         os.waitpid(job.pid, 0)
         return self._collect(job)
 
@@ -115,18 +156,32 @@ class Snapshotter:
                        int(report.get("size", 0)), seconds, offsets)
 
 
-def _writer(state: dict[str, Any], fields: dict[str, Any], expected_head: int | None,
-            epoch: int | None, keep: int) -> Callable[[SnapshotStore], dict[str, Any]]:
+@dataclass
+class _Job:
     """The work of one snapshot, given a store (the child builds its own Redis connection)."""
 
-    def write(target: SnapshotStore) -> dict[str, Any]:
-        blob = dump_state(state)
-        meta = target.build_meta(blob, **fields)
-        target.write(meta, blob, expected_head, epoch)
-        target.apply_retention(keep)
+    state: dict[str, Any]
+    fields: dict[str, Any]
+    expected_head: int | None
+    epoch: int | None
+    keep: int
+
+    def write(self, target: SnapshotStore) -> dict[str, Any]:
+        blob = dump_state(self.state)
+        meta = target.build_meta(blob, **self.fields)
+        target.write(meta, blob, self.expected_head, self.epoch)
+        target.apply_retention(self.keep)
         return {"ok": True, "size": len(blob)}
 
-    return write
+    def wait_for_rest(self, pipe: int) -> bool:
+        """Read the rest of the state from the parent; False if the parent gave up (or died)."""
+        with open(pipe, "rb", closefd=True) as source:
+            data = source.read()
+        if not data:
+            return False
+        state, fields = pickle.loads(data)
+        self.state, self.fields = {**self.state, **state}, {**self.fields, **fields}
+        return True
 
 
 def _run(write: Callable[[SnapshotStore], dict[str, Any]], store: SnapshotStore) -> dict[str, Any]:
@@ -138,18 +193,21 @@ def _run(write: Callable[[SnapshotStore], dict[str, Any]], store: SnapshotStore)
         return {"ok": False, "error": f"{type(error).__name__}: {error}"}
 
 
-def _child(write: Callable[[SnapshotStore], dict[str, Any]], parent: SnapshotStore, pipe: int) -> None:
+def _child(job: _Job, parent: SnapshotStore, pipe: int, rest: int | None) -> None:
     """Body of the forked child: write, report on the pipe, and leave without running any cleanup."""
     report: dict[str, Any] = {"ok": False, "error": "the snapshot process failed"}
     try:
         die_with_parent()
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        if rest is not None and not job.wait_for_rest(rest):
+            report = {"ok": False, "error": "abandoned: the stream stopped before its outputs were confirmed"}
+            return
         # A fresh connection: the parent's pool may be mid-use by another thread at fork time.
         pool = parent.client.connection_pool
         client = redis.Redis(connection_pool=redis.ConnectionPool(connection_class=pool.connection_class,
                                                                   **pool.connection_kwargs))
-        report = _run(write, SnapshotStore(client, parent.name, parent.signer))
+        report = _run(job.write, SnapshotStore(client, parent.name, parent.signer))
     except BaseException as error:  # noqa: BLE001 - the child must always report and exit
         report = {"ok": False, "error": f"{type(error).__name__}: {error}"}
     finally:

@@ -42,8 +42,8 @@ def produce_steadily(stack: Stack, values: list[bytes], per_second: int) -> thre
 
 def test_kill_minus_nine_loses_and_doubles_nothing(stack: Stack) -> None:
     rng = random.Random(7)
-    all_events = events(40_000, seed=1)
-    feeder = produce_steadily(stack, [orjson.dumps(e) for e in all_events], per_second=5000)
+    all_events = events(36_000, seed=1)
+    feeder = produce_steadily(stack, [orjson.dumps(e) for e in all_events], per_second=2000)
     args = ("--model", "logreg", "--snapshot-every-events", "700", "--snapshot-every-seconds", "0.5", "--batch-size", "200")
     learned_at_kill = []
     for _ in range(5):
@@ -55,7 +55,8 @@ def test_kill_minus_nine_loses_and_doubles_nothing(stack: Stack) -> None:
         head = stack.store().head()
         learned_at_kill.append(stack.store().meta(head).events_learned if head else 0)
     feeder.join()
-    assert 0 < learned_at_kill[-1] < len(all_events), learned_at_kill  # the kills landed mid-stream
+    mid_stream = [n for n in learned_at_kill if 0 < n < len(all_events)]
+    assert len(mid_stream) >= 3 and mid_stream == sorted(mid_stream), learned_at_kill
 
     final = stack.start(*args)
     stack.wait_learned(len(all_events))

@@ -66,3 +66,13 @@ def test_paused_holder_cannot_overwrite(stack: Stack) -> None:
     meta, state = stack.store().load(stack.store().head())
     assert state["learned"] == len(first) + len(second)
     assert any("lost" in e.detail for e in stack.store().audit.entries())
+
+
+def test_standby_stops_cleanly_on_sigterm(stack: Stack) -> None:
+    holder = stack.start(*ARGS)
+    stack.wait_for_log("streaming", index=0)
+    standby = stack.start(*ARGS)
+    stack.wait_for_log("standby", index=1)
+    assert stack.stop(standby) == 0  # waiting for the lease: nothing to save, a clean exit
+    assert "before streaming began" in stack.log(1)
+    assert stack.stop(holder) == 0
