@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import argparse
 import gc
+import multiprocessing
 import os
 import pickle
 import platform
 import statistics
 import sys
 import time
+from multiprocessing.connection import Connection
 from pathlib import Path
 
 import psutil
@@ -46,13 +48,23 @@ def cpu_seconds(pid: int) -> float:
     return float(times.user + times.system)
 
 
-def run_service(bootstrap: str, redis_url: str, topic: str, count: int, name: str,
-                broker_pid: int, batch_size: int, metrics: tuple[str, ...]) -> tuple[float, Service, dict[str, float]]:
-    """Seconds the service takes from its first consumed batch to the last event learned."""
-    settings = Settings(bootstrap_servers=bootstrap, redis_url=redis_url, name=name, model="logreg",
-                        input_topic=topic, output_topic=f"{topic}.out", signing_key="bench",
-                        snapshot_every_events=100_000, snapshot_every_seconds=0,
-                        batch_size=batch_size, metric=metrics)
+def run_service(settings: Settings, count: int, broker_pid: int) -> dict[str, object]:
+    """In a fresh process, as ``learner run`` would be: seconds from the first consumed batch to the
+    last event learned, the cores each party kept busy meanwhile, and the model's pickled size.
+
+    A fresh interpreter, not this one: this process holds the benchmark's data (hundreds of MB of
+    events), which the service would otherwise carry in its heap and its forks.
+    """
+    context = multiprocessing.get_context("spawn")
+    ours, theirs = context.Pipe()
+    worker = context.Process(target=_service_worker, args=(theirs, settings, count, broker_pid))
+    worker.start()
+    result: dict[str, object] = ours.recv()
+    worker.join(60)
+    return result
+
+
+def _service_worker(conn: Connection, settings: Settings, count: int, broker_pid: int) -> None:
     service = Service(settings)
     pids = {"model": os.getpid(), "gateway": service._gateway.pid, "broker": broker_pid}
     while service.started_at is None:
@@ -67,7 +79,10 @@ def run_service(bootstrap: str, redis_url: str, topic: str, count: int, name: st
     cpu["other"] = (machine_busy_seconds() - busy) / elapsed - sum(cpu.values())
     cpu["model waiting for a CPU"] = (runqueue_wait(os.getpid()) - waited) / elapsed
     service.flush()
-    return elapsed, service, cpu
+    model_mb = len(pickle.dumps(service.step.model)) / 2**20
+    service.stopping = True
+    service.shutdown()
+    conn.send({"seconds": elapsed, "cpu": cpu, "model_mb": model_mb, "rss_mb": peak_rss_mb()})
 
 
 def main() -> None:
@@ -87,12 +102,13 @@ def main() -> None:
             fill_topic(broker.bootstrap_servers, topic, values, args.partitions)
             gc.collect()
             before = bare_river_loop(values)
-            service_seconds, service, cpu = run_service(broker.bootstrap_servers, redis_server.url, topic,
-                                                        args.events, f"bench{run}", broker.process.pid,
-                                                        args.batch_size, tuple(args.metric))
-            model_mb = len(pickle.dumps(service.step.model)) / 2**20
-            service.stopping = True
-            service.shutdown()
+            settings = Settings(bootstrap_servers=broker.bootstrap_servers, redis_url=redis_server.url,
+                                name=f"bench{run}", model="logreg", input_topic=topic, output_topic=f"{topic}.out",
+                                signing_key="bench", snapshot_every_events=100_000, snapshot_every_seconds=0,
+                                batch_size=args.batch_size, metric=tuple(args.metric))
+            measured = run_service(settings, args.events, broker.process.pid)
+            service_seconds, cpu = float(measured["seconds"]), measured["cpu"]  # type: ignore[arg-type]
+            model_mb, rss_mb = measured["model_mb"], measured["rss_mb"]
             # This machine's speed drifts by tens of percent within a minute: time the bare loop just
             # before and just after the service, and compare the service with their mean.
             after = bare_river_loop(values)
@@ -101,7 +117,7 @@ def main() -> None:
             print(f"run {run}: bare River {args.events / bare:,.0f} ev/s (before {args.events / before:,.0f}, "
                   f"after {args.events / after:,.0f}), service {args.events / service_seconds:,.0f} ev/s, "
                   f"ratio {bare / service_seconds:.3f}; cores busy: "
-                  + ", ".join(f"{k} {v:.2f}" for k, v in cpu.items()), flush=True)
+                  + ", ".join(f"{k} {v:.2f}" for k, v in cpu.items()), flush=True)  # type: ignore[attr-defined]
     ratios = [b / s for b, s in rows]
     bare_rate = statistics.median(args.events / b for b, _ in rows)
     service_rate = statistics.median(args.events / s for _, s in rows)
@@ -112,7 +128,7 @@ def main() -> None:
     print(f"service         : {service_rate:,.0f} events/s ({1e6 / service_rate:.2f} us/event)")
     print(f"ratio (median)  : {statistics.median(ratios):.3f}  (runs: {', '.join(f'{r:.3f}' for r in ratios)})")
     print(f"latency ratio   : {1 / statistics.median(ratios):.3f}x the bare loop's per-event time (+{added_us:.2f} us/event)")
-    print(f"peak RSS        : {peak_rss_mb():.0f} MB (model pickle {model_mb:.2f} MB)")
+    print(f"model process   : peak RSS {rss_mb:.0f} MB (model pickle {model_mb:.2f} MB)")
 
 
 if __name__ == "__main__":
