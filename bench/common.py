@@ -65,7 +65,11 @@ def fill_topic(bootstrap: str, topic: str, values: list[bytes], partitions: int)
     ensure_topics(bootstrap, {topic: partitions})
     producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20, "batch.num.messages": 10000})
     for i, value in enumerate(values):
-        producer.produce(topic, value, str(i).encode())
+        try:
+            producer.produce(topic, value, str(i).encode())
+        except BufferError:  # the broker is behind: let it catch up
+            producer.flush(60)
+            producer.produce(topic, value, str(i).encode())
         if i % 20000 == 0:
             producer.poll(0)
     assert producer.flush(60) == 0
