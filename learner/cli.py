@@ -52,7 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="the service: predict, publish, learn, snapshot")
     add(run, *KAFKA, *REDIS, "model", "input_topic", "output_topic", "dlq_topic", "group_id",
         "snapshot_every_events", "snapshot_every_seconds", "snapshot_keep", "snapshot_in_background",
-        "force", "lease_ttl", "max_event_bytes", "batch_size", "session_timeout_ms", "metric", "stop_after_events", "metrics_port",
+        "force", "lease_ttl", "max_event_bytes", "batch_size", "gateway_priority", "session_timeout_ms", "metric",
+        "stop_after_events", "metrics_port",
         "drift_window", "snapshot_on_drift", "guard_margin")
     run.set_defaults(handler=cmd_run)
 

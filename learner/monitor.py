@@ -46,12 +46,16 @@ class Monitor:
         self.snapshot_bytes = Gauge("learner_snapshot_bytes", "Size of the last snapshot", ["model"], registry=r)
         self.lease_held = Gauge("learner_lease_held", "1 while this process holds the model's lease", ["model"], registry=r)
         self.guard_tripped = Gauge("learner_guard_tripped", "1 while learning is stopped by the guard", ["model"], registry=r)
+        self.model_seconds = Counter("learner_model_seconds", "Seconds the model process spent in the learning "
+                                     "step (River's predict and learn); its rate is the model's utilisation",
+                                     ["model"], registry=r)
         for outcome in OUTCOMES:
             self.events.labels(m, outcome)
         for kind in DRIFT_KINDS:
             self.drift.labels(m, kind)
         self.model = model
         self._totals: dict[str, int] = {}
+        self._model_seconds = 0.0
         self.gateway: dict[str, Any] = {}
 
     def observe_gateway(self, report: dict[str, Any]) -> None:
@@ -67,8 +71,11 @@ class Monitor:
             for window, value in windows.items():
                 self.metric.labels(self.model, name, window).set(value)
 
-    def observe_learned(self, total: int) -> None:
+    def observe_learned(self, total: int, model_seconds: float) -> None:
         self._count("learned", total)
+        if model_seconds > self._model_seconds:
+            self.model_seconds.labels(self.model).inc(model_seconds - self._model_seconds)
+            self._model_seconds = model_seconds
 
     def _count(self, outcome: str, total: int) -> None:
         """Counters only grow: add what the total grew by since the last report."""

@@ -86,6 +86,7 @@ class Service:
         self._tokens = itertools.count(1)
         self._barrier: int | None = None  # the flush a background snapshot waits for
         self.started_at: float | None = None
+        self.model_seconds = 0.0  # in the learning step: the model's utilisation, next to wall time
         self._conn, self._gateway = self._start_gateway()
         self.monitor = Monitor(settings.name)
         self.monitor.lease_held.labels(settings.name).set(1)
@@ -322,7 +323,7 @@ class Service:
             report = message[1]
             self.metrics = report["evaluation"]
             self.monitor.observe_gateway(report)
-            self.monitor.observe_learned(self.step.learned)
+            self.monitor.observe_learned(self.step.learned, self.model_seconds)
             for detection in report.get("drifts", ()):
                 self._drifted(detection)
             self._arm_guard()
@@ -370,8 +371,10 @@ class Service:
             return  # read before a seek: the gateway has dropped it too
         if self.started_at is None:
             self.started_at = time.perf_counter()
-        learned = self.step.learned
-        results = self.step.process_batch(orjson.loads(events))
+        learned, events = self.step.learned, orjson.loads(events)
+        started = time.perf_counter()
+        results = self.step.process_batch(events)
+        self.model_seconds += time.perf_counter() - started
         send(self._conn, ("results", seq, learned, self.model_version, self.step.learning, results))
         self.checkpoint.add(offsets, count)
 

@@ -44,6 +44,7 @@ class Settings(BaseSettings):
 
     max_event_bytes: int = Field(1_000_000, ge=64)
     batch_size: int = Field(2000, ge=1)
+    gateway_priority: Literal["idle", "low", "normal"] = "idle"
     session_timeout_ms: int = Field(10_000, ge=1000)
 
     stop_after_events: int = Field(0, ge=0)
