@@ -55,8 +55,6 @@ class Evaluation:
     ...     evaluation.update(y, label, {True: 0.9, False: 0.1})
     >>> evaluation.values()
     {'Accuracy': {'all': 0.666..., '2': 0.5}}
-    >>> evaluation.value("Accuracy", "2")
-    0.5
     """
 
     def __init__(self, task: Task, names: tuple[str, ...] = (), window: int = DEFAULT_WINDOW) -> None:
@@ -91,15 +89,6 @@ class Evaluation:
             if self.window:
                 out[tracked.name][str(self.window)] = self._rolling(tracked)
         return out
-
-    def value(self, name: str, window: str) -> float | None:
-        """One metric's value over one window ("all" or the rolling size), or None if not tracked."""
-        for tracked in self.tracked:
-            if tracked.name == name:
-                if window == "all":
-                    return float(tracked.metric.get())
-                return self._rolling(tracked) if window == str(self.window) else None
-        return None
 
     def bigger_is_better(self, name: str) -> bool:
         return next((bool(getattr(t.metric, "bigger_is_better", True)) for t in self.tracked if t.name == name), True)
