@@ -6,11 +6,12 @@ from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from stream.errors import BrokerUnavailable, StreamError
+from stream.kafkalog import LIBRDKAFKA
 
 
 def topic_partitions(bootstrap_servers: str, timeout: float = 10.0) -> dict[str, int]:
     """Topics on the broker with their partition counts."""
-    admin = AdminClient({"bootstrap.servers": bootstrap_servers})
+    admin = AdminClient({"bootstrap.servers": bootstrap_servers, "logger": LIBRDKAFKA})
     try:
         metadata = admin.list_topics(timeout=timeout)
     except KafkaException as error:
@@ -23,7 +24,7 @@ def ensure_topics(bootstrap_servers: str, topics: dict[str, int], timeout: float
     missing = {name: n for name, n in topics.items() if name not in topic_partitions(bootstrap_servers, timeout)}
     if not missing:
         return []
-    admin = AdminClient({"bootstrap.servers": bootstrap_servers})
+    admin = AdminClient({"bootstrap.servers": bootstrap_servers, "logger": LIBRDKAFKA})
     futures = admin.create_topics([NewTopic(name, n, 1) for name, n in missing.items()], operation_timeout=timeout)
     for name, future in futures.items():
         try:

@@ -14,6 +14,7 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
 from stream.errors import BrokerUnavailable, StreamError, TopicMissing
+from stream.kafkalog import LIBRDKAFKA
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +40,7 @@ _DEFAULTS: dict[str, Any] = {
     # librdkafka prefetches up to 64 MB per partition by default; when the model is slower than the
     # stream that is all resident memory for nothing. 16 MB still holds tens of thousands of events.
     "queued.max.messages.kbytes": 16384,
+    "logger": LIBRDKAFKA,
 }
 
 

@@ -13,6 +13,7 @@ from typing import Any
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from stream.errors import BrokerUnavailable, DeliveryFailed
+from stream.kafkalog import LIBRDKAFKA
 
 _DEFAULTS: dict[str, Any] = {
     "linger.ms": 5,
@@ -25,6 +26,7 @@ _DEFAULTS: dict[str, Any] = {
     "enable.idempotence": False,
     "acks": "all",
     "delivery.report.only.error": True,
+    "logger": LIBRDKAFKA,
 }
 
 

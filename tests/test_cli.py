@@ -43,6 +43,8 @@ def test_unreachable_broker_is_one_line(stack: Stack) -> None:
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith("learner: error: cannot reach Kafka at 127.0.0.1:1")
     assert "Traceback" not in result.stderr
+    # librdkafka's own lines ("%3|...|FAIL|...") go through logging, never raw to stderr after the error.
+    assert not any(line.startswith("%") for line in result.stderr.splitlines())
 
 
 def test_unreachable_redis_and_usage_errors() -> None:
