@@ -417,11 +417,12 @@ class Service:
             self.evaluation = self.flush()
             state["evaluation"], fields["metrics"] = self.evaluation, self.evaluation.values()
             snapshotter = Snapshotter(self.store, self.settings.snapshot_keep, background=False)
-            result = snapshotter.start(state, fields, offsets, self.head, self.lease.epoch)
+            result = snapshotter.start(state, fields, offsets, self.head, self.lease.epoch, rollbacks=self._rollbacks)
         else:
             self._barrier = next(self._tokens)
             send(self._conn, ("flush", self._barrier))
-            result = self.snapshotter.start(state, fields, offsets, self.head, self.lease.epoch, completed_later=True)
+            result = self.snapshotter.start(state, fields, offsets, self.head, self.lease.epoch, completed_later=True,
+                                            rollbacks=self._rollbacks)
         self.checkpoint.taken()
         pause = time.perf_counter() - started
         self.monitor.snapshot_pause.labels(self.settings.name).observe(pause)
@@ -451,7 +452,10 @@ class Service:
             self.lease.lost()
             raise LeaseLost(f"snapshot {outcome.version} refused: {outcome.error}; another process holds the model")
         if not outcome.ok:
-            log.error("snapshot %d failed: %s", outcome.version, outcome.error)
+            if outcome.fenced:  # HEAD_MOVED or ROLLED_BACK: the rollback wins, the next poll adopts it
+                log.warning("snapshot %d discarded, a rollback came first: %s", outcome.version, outcome.error)
+            else:
+                log.error("snapshot %d failed: %s", outcome.version, outcome.error)
             for request in requests:
                 self.control.reply(request, f"failed: {outcome.error}")
             return

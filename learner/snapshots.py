@@ -44,10 +44,13 @@ class Fenced(SnapshotError):
     """The write was refused: another writer holds the lease, or the head moved (a rollback)."""
 
 
-# KEYS[1] head, KEYS[2] versions (zset), KEYS[3] this snapshot's hash, KEYS[4] lease hash
+# KEYS[1] head, KEYS[2] versions (zset), KEYS[3] this snapshot's hash, KEYS[4] lease hash,
+# KEYS[5] rollback hash
 # ARGV[1] version, ARGV[2] meta JSON, ARGV[3] signature, ARGV[4] blob,
-# ARGV[5] the writer's lease epoch ('' = no lease), ARGV[6] the head the writer descends from ('' = none)
-# Returns 1, or an error reply starting with FENCED or HEAD_MOVED.
+# ARGV[5] the writer's lease epoch ('' = no lease), ARGV[6] the head the writer descends from ('' = none),
+# ARGV[7] the rollbacks the writer has adopted ('' = do not check)
+# Returns 1, or an error reply starting with FENCED, HEAD_MOVED or ROLLED_BACK. The last one catches
+# a rollback to the version that is still the head, which leaves the head where it was.
 _WRITE = """
 if ARGV[5] ~= '' then
   local epoch = redis.call('HGET', KEYS[4], 'epoch')
@@ -58,6 +61,12 @@ end
 local head = redis.call('GET', KEYS[1]) or ''
 if head ~= ARGV[6] then
   return redis.error_reply('HEAD_MOVED head is ' .. head .. ', this writer descends from ' .. ARGV[6])
+end
+if ARGV[7] ~= '' then
+  local seq = redis.call('HGET', KEYS[5], 'seq') or '0'
+  if seq ~= ARGV[7] then
+    return redis.error_reply('ROLLED_BACK rollback ' .. seq .. ' happened, this writer has seen ' .. ARGV[7])
+  end
 end
 redis.call('HSET', KEYS[3], 'meta', ARGV[2], 'sig', ARGV[3], 'blob', ARGV[4])
 redis.call('ZADD', KEYS[2], ARGV[1], ARGV[1])
@@ -234,20 +243,23 @@ class SnapshotStore:
             size=len(state_blob), checksum=checksum(state_blob), **fields,
         )
 
-    def write(self, meta: SnapshotMeta, blob: bytes, expected_head: int | None, epoch: int | None = None) -> None:
+    def write(self, meta: SnapshotMeta, blob: bytes, expected_head: int | None, epoch: int | None = None,
+              rollbacks: int | None = None) -> None:
         """Store a snapshot and make it the head, atomically; raise Fenced if not allowed.
 
-        ``expected_head`` is the head the writer last saw (usually ``meta.parent``): if an operator
-        rolled back in between, the write is refused rather than silently undoing the rollback.
+        ``expected_head`` is the head the writer last saw (usually ``meta.parent``) and ``rollbacks``
+        the number of rollbacks it has adopted (:meth:`rollback_request`): if an operator rolled back
+        in between, even to the head itself, the write is refused rather than silently undoing it.
         """
         raw_meta = meta.to_json()
-        keys = [self.key("head"), self.key("versions"), self.key(f"snap:{meta.version}"), self.key("lease")]
-        args = [meta.version, raw_meta, self.signer.sign(raw_meta), blob,
-                "" if epoch is None else epoch, "" if expected_head is None else expected_head]
+        keys = [self.key("head"), self.key("versions"), self.key(f"snap:{meta.version}"), self.key("lease"),
+                self.key("rollback")]
+        args = [meta.version, raw_meta, self.signer.sign(raw_meta), blob, "" if epoch is None else epoch,
+                "" if expected_head is None else expected_head, "" if rollbacks is None else rollbacks]
         try:
             self._write(keys=keys, args=args)
         except redis.ResponseError as error:
-            if str(error).startswith(("FENCED", "HEAD_MOVED")):
+            if str(error).startswith(("FENCED", "HEAD_MOVED", "ROLLED_BACK")):
                 raise Fenced(f"snapshot {meta.version} of {self.name!r} refused: {error}") from None
             raise
 

@@ -73,13 +73,15 @@ class Snapshotter:
         return self._in_flight is not None
 
     def start(self, state: dict[str, Any], fields: dict[str, Any], offsets: dict[tuple[str, int], int],
-              expected_head: int | None, epoch: int | None, completed_later: bool = False) -> int | Outcome:
+              expected_head: int | None, epoch: int | None, completed_later: bool = False,
+              rollbacks: int | None = None) -> int | Outcome:
         """Begin a snapshot of ``state``; returns its version (background) or its outcome (in-process).
 
-        With ``completed_later`` (background only) the child waits for :meth:`complete`.
+        With ``completed_later`` (background only) the child waits for :meth:`complete`. The write
+        is refused if the head, the lease epoch or the rollback count has moved on meanwhile.
         """
         version = self.store.next_version()
-        job = _Job(state, {**fields, "version": version}, expected_head, epoch, self.keep)
+        job = _Job(state, {**fields, "version": version}, expected_head, epoch, self.keep, rollbacks)
         if not self.background:
             return self._finish(version, offsets, time.monotonic(), _run(job.write, self.store))
         read_end, write_end = os.pipe()
@@ -165,11 +167,12 @@ class _Job:
     expected_head: int | None
     epoch: int | None
     keep: int
+    rollbacks: int | None = None
 
     def write(self, target: SnapshotStore) -> dict[str, Any]:
         blob = dump_state(self.state)
         meta = target.build_meta(blob, **self.fields)
-        target.write(meta, blob, self.expected_head, self.epoch)
+        target.write(meta, blob, self.expected_head, self.epoch, self.rollbacks)
         target.apply_retention(self.keep)
         return {"ok": True, "size": len(blob)}
 

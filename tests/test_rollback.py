@@ -13,6 +13,7 @@ import river
 
 from learner.models import build_model
 from learner.snapshots import SnapshotRefused
+from learner.snapshotter import Outcome, Snapshotter
 from tests.conftest import SIGNING_KEY, Stack
 
 pytestmark = pytest.mark.integration
@@ -166,3 +167,22 @@ def test_crash_after_rollback_does_not_relearn_what_it_discarded(stack: Stack) -
     assert stack.stop(restarted) == 0
     _, state = stack.store().load(stack.store().head())
     assert state["learned"] == 1100  # the discarded (flipped) thousand was not learned again
+
+
+def test_rollback_to_the_head_beats_a_snapshot_in_flight(stack: Stack) -> None:
+    """The race a HEAD_MOVED check alone misses: the rollback leaves the head where it was."""
+    store = stack.store()
+    fields = {"parent": None, "events_learned": 0, "offsets": {}, "model_spec": "logreg", "model_params": {},
+              "metrics": {}}
+    state = {"model": build_model("logreg"), "learned": 0, "evaluation": None}
+    first = Snapshotter(store, keep=10, background=False).start(state, fields, {}, None, None, rollbacks=0)
+    assert isinstance(first, Outcome) and first.ok
+
+    snapshotter = Snapshotter(store, keep=10, background=True)
+    version = snapshotter.start(state, {**fields, "parent": first.version}, {}, first.version, None,
+                                completed_later=True, rollbacks=0)
+    store.rollback(first.version, replay=False)  # the operator: "discard what was learned since"
+    snapshotter.complete({"evaluation": None}, {"metrics": {}})
+    outcome = snapshotter.wait()
+    assert outcome is not None and not outcome.ok and outcome.fenced and "ROLLED_BACK" in outcome.error
+    assert store.head() == first.version and version not in store.versions()
