@@ -14,13 +14,13 @@ import threading
 import time
 from dataclasses import dataclass
 
-from confluent_kafka import Producer
-
 from learner.feed import dataset_events, limited
 from learner.localstack import Broker, RedisServer
 from learner.service import Service
 from learner.settings import Settings
 from stream.admin import ensure_topics
+from stream.errors import StreamError
+from stream.producer import AsyncProducer
 
 
 @dataclass(frozen=True)
@@ -56,14 +56,17 @@ def run_demo(demo: Demo) -> int:
 
 
 def _feed(bootstrap: str, demo: Demo) -> None:
-    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 10})
+    producer = AsyncProducer({"bootstrap.servers": bootstrap, "linger.ms": 10})
     started = time.monotonic()
     for sent, value in enumerate(limited(dataset_events(demo.dataset), demo.limit), 1):
         producer.produce("events", value, str(sent).encode())
         if sent % 200 == 0:
-            producer.poll(0)
+            producer.poll()
             time.sleep(max(0.0, sent / demo.rate - (time.monotonic() - started)))
-    producer.flush(30)
+    try:
+        producer.flush()
+    except StreamError as error:  # the broker went first (Ctrl-C stops everything): say so, no traceback
+        _say(f"\nthe demo feed stopped: {error}")
 
 
 def _progress(service: Service) -> None:
