@@ -22,6 +22,7 @@ produced and acknowledged by the broker, and the evaluation covers exactly those
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 import pickle
@@ -279,8 +280,13 @@ class Gateway:
         return True
 
     def _on_flush(self, token: int) -> None:
+        """Every prediction so far is published: hand over the evaluation of exactly those events.
+
+        A copy, taken now: the writer thread pickles it later, while this loop scores on, and the
+        snapshot must not count events that come after its offsets.
+        """
         self.producer.flush()
-        self.outbox.put(("flushed", token, self.evaluation))
+        self.outbox.put(("flushed", token, copy.deepcopy(self.evaluation)))
 
     def _on_seek(self, epoch: int, offsets: dict[tuple[str, int], int], evaluation: Evaluation) -> None:
         """Reposition (a rollback with replay): unanswered batches are dropped, the model drops them too."""

@@ -81,3 +81,18 @@ def test_other_signing_key_is_refused(stack: Stack) -> None:
     result = subprocess.run(stack.run_args("--model", "logreg"), capture_output=True, text=True, timeout=60,
                             env={**os.environ, "LEARNER_SIGNING_KEY": "another key"})
     assert result.returncode == 1 and "bad signature" in result.stderr
+
+
+def test_each_snapshot_scores_exactly_the_events_it_learned(stack: Stack) -> None:
+    """The evaluation in a snapshot stops at its offsets: a restore never scores an event twice."""
+    stack.produce(labelled(0, 40_000))
+    service = stack.start("--model", "logreg", "--snapshot-every-seconds", "0.2", "--snapshot-every-events", "0",
+                          "--snapshot-keep", "1000", "--stop-after-events", "40000")
+    assert service.wait(120) == 0
+    store = stack.store()
+    assert len(store.versions()) >= 3
+    for version in store.versions():
+        meta, state = store.load(version)
+        accuracy = state["evaluation"].tracked[0]
+        assert accuracy.name == "Accuracy"
+        assert accuracy.metric.cm.total_weight == sum(meta.offsets.values()) == meta.events_learned, version
