@@ -40,7 +40,7 @@ from learner.pipes import duplex_pipes
 from learner.models import build_model
 from learner.monitor import Monitor, serve
 from learner.settings import Settings
-from learner.snapshots import SnapshotStore, connect, describe_params, offsets_to_meta
+from learner.snapshots import SnapshotStore, connect, describe_params, furthest, offsets_to_meta
 from learner.snapshotter import Outcome, Snapshotter
 from learner.step import LearningStep
 from stream.errors import StreamError
@@ -107,8 +107,8 @@ class Service:
             log.info("no snapshot of %r yet: starting a new %s model", settings.name, settings.model)
             return step, evaluation, None, Checkpoint(settings.snapshot_every_events, settings.snapshot_every_seconds)
         meta, state = loaded
-        if self.store.fallback:  # the head did not load: make the version we did load the head, openly
-            self.store.rollback(meta.version, replay=False)
+        if self.store.fallback:  # the head did not load: make the version we did load the head, openly,
+            self.store.rollback(meta.version, replay=True)  # and learn again what the lost head had learned
             self.store.audit.append("fallback", self.store.fallback)
         step = LearningStep(state["model"], state["learned"])
         self.spec = meta.model_spec
@@ -293,16 +293,21 @@ class Service:
         self.head = self.model_version = version
         self._drift_reason = ""  # the state a pending drift snapshot was meant to keep is gone
         self.monitor.version.labels(self.settings.name).set(version)
-        if replay:
+        # Without replay: from the live position, unless the version has learned further (a roll
+        # forward after a replay), which must not be learned twice. A restart before the next
+        # snapshot resumes there too, not at the version's own offsets (that would re-learn what
+        # the rollback discarded).
+        position = meta.offsets_by_partition() if replay else furthest(self.checkpoint.offsets,
+                                                                         meta.offsets_by_partition())
+        if position != self.checkpoint.offsets:
             self.epoch += 1
             self.backlog.clear()
-            self.checkpoint.reset(meta.offsets_by_partition())
-            send(self._conn, ("seek", self.epoch, meta.offsets_by_partition(), self.evaluation))
+            self.checkpoint.reset(position)
+            send(self._conn, ("seek", self.epoch, position, self.evaluation))
         else:
-            # Where this branch continues from: a restart before the next snapshot must resume
-            # here, not at the version's own offsets, or it would re-learn what the rollback discarded.
-            self.store.record_position(version, self.checkpoint.offsets)
             send(self._conn, ("evaluation", self.evaluation))
+        if not replay:
+            self.store.record_position(version, position)
         log.warning("adopted version %d of %r (%s); %d events learned", version, self.settings.name,
                     "replaying from its offsets" if replay else "continuing from the stream position",
                     self.step.learned)

@@ -85,15 +85,23 @@ return redis.call('DEL', KEYS[4])
 
 
 # KEYS[1] head, KEYS[2] the target snapshot's hash, KEYS[3] rollback hash
-# ARGV[1] version, ARGV[2] replay (0/1), ARGV[3] time
-# Returns the previous head ('' if none), or an error reply when the version does not exist.
+# ARGV[1] version, ARGV[2] replay (0/1), ARGV[3] time, ARGV[4] the head the caller read ('' = none),
+# ARGV[5] the stream position to continue from (JSON; '' with replay: the version's own offsets)
+# Returns the previous head ('' if none), or an error reply when the version does not exist or the
+# head moved since the caller read it (the position was computed from it).
 # 'seq' counts rollbacks: a rollback to the version that is already the head must still be seen.
 _ROLLBACK = """
 if redis.call('EXISTS', KEYS[2]) == 0 then return redis.error_reply('no snapshot ' .. ARGV[1]) end
 local previous = redis.call('GET', KEYS[1]) or ''
+if previous ~= ARGV[4] then return redis.error_reply('HEAD_MOVED') end
 redis.call('SET', KEYS[1], ARGV[1])
 redis.call('HSET', KEYS[3], 'version', ARGV[1], 'replay', ARGV[2], 'at', ARGV[3])
 redis.call('HINCRBY', KEYS[3], 'seq', 1)
+if ARGV[5] == '' then
+  redis.call('HDEL', KEYS[3], 'position_of', 'position')
+else
+  redis.call('HSET', KEYS[3], 'position_of', ARGV[1], 'position', ARGV[5])
+end
 return previous
 """
 
@@ -137,6 +145,19 @@ def offsets_from_meta(offsets: dict[str, int]) -> dict[tuple[str, int], int]:
     for key, offset in offsets.items():
         topic, _, partition = key.rpartition(":")
         out[(topic, int(partition))] = offset
+    return out
+
+
+def furthest(*positions: dict[tuple[str, int], int]) -> dict[tuple[str, int], int]:
+    """Per partition, the furthest of several stream positions.
+
+    >>> furthest({("in", 0): 5, ("in", 1): 9}, {("in", 0): 7})
+    {('in', 0): 7, ('in', 1): 9}
+    """
+    out: dict[tuple[str, int], int] = {}
+    for position in positions:
+        for partition, offset in position.items():
+            out[partition] = max(offset, out.get(partition, offset))
     return out
 
 
@@ -207,14 +228,37 @@ class SnapshotStore:
             self.client.srem(self.key("pinned"), version)
 
     def rollback(self, version: int, replay: bool) -> int | None:
-        """Make ``version`` the head; a running service adopts it. Returns the previous head."""
-        self.meta(version)  # exists and verifies: never point the head at something unloadable
+        """Make ``version`` the head; a running service adopts it. Returns the previous head.
+
+        With ``replay`` the stream restarts from the version's own offsets. Without, it continues
+        from the furthest position known (the previous head's, or the version's own if further):
+        recorded now, so a service that was stopped, or crashes before adopting, never re-learns
+        what the rollback discarded; a running service records its live position when it adopts.
+        """
+        target = self.meta(version)  # exists and verifies: never point the head at something unloadable
         keys = [self.key("head"), self.key(f"snap:{version}"), self.key("rollback")]
+        for _ in range(5):
+            head = self.head()
+            position = "" if replay else orjson.dumps(offsets_to_meta(
+                furthest(target.offsets_by_partition(), self._position_of(head))))
+            try:
+                previous = self._rollback(keys=keys, args=[version, int(replay), time.time(),
+                                                           "" if head is None else head, position])
+            except redis.ResponseError as error:
+                if str(error) == "HEAD_MOVED":
+                    continue  # a snapshot landed meanwhile: compute the position again
+                raise SnapshotMissing(f"{self.name!r} has {error}") from None
+            return int(previous) if previous else None
+        raise SnapshotError(f"the head of {self.name!r} keeps moving; try the rollback again")
+
+    def _position_of(self, version: int | None) -> dict[tuple[str, int], int]:
+        """Where the stream stood at ``version``: a rollback's recorded position, else its offsets."""
+        if version is None:
+            return {}
         try:
-            previous = self._rollback(keys=keys, args=[version, int(replay), time.time()])
-        except redis.ResponseError as error:
-            raise SnapshotMissing(f"{self.name!r} has {error}") from None
-        return int(previous) if previous else None
+            return self.rolled_back_position(version) or self.meta(version).offsets_by_partition()
+        except SnapshotError:
+            return {}  # an unreadable head: the target's own offsets will do
 
     def record_position(self, version: int, offsets: dict[tuple[str, int], int]) -> None:
         """Remember the stream position a rollback to ``version`` continues from (no replay)."""

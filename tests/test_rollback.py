@@ -186,3 +186,30 @@ def test_rollback_to_the_head_beats_a_snapshot_in_flight(stack: Stack) -> None:
     outcome = snapshotter.wait()
     assert outcome is not None and not outcome.ok and outcome.fenced and "ROLLED_BACK" in outcome.error
     assert store.head() == first.version and version not in store.versions()
+
+
+def _snapshot(store, parent: int | None, position: int) -> int:  # noqa: ANN001 - a SnapshotStore
+    """A snapshot that has learned the input up to ``position`` (one partition), written as the service does."""
+    fields = {"parent": parent, "events_learned": position, "offsets": {"in:0": position}, "model_spec": "logreg",
+              "model_params": {}, "metrics": {}}
+    state = {"model": build_model("logreg"), "learned": position, "evaluation": None}
+    outcome = Snapshotter(store, keep=10, background=False).start(state, fields, {}, parent, None)
+    assert isinstance(outcome, Outcome) and outcome.ok, outcome
+    return outcome.version
+
+
+def test_where_a_stopped_service_resumes_after_a_rollback(stack: Stack) -> None:
+    """Without --replay: from the furthest position known; with --replay: from the version's offsets,
+    whatever an earlier rollback recorded."""
+    store = stack.store()
+    v1 = _snapshot(store, None, 100)
+    v2 = _snapshot(store, v1, 300)
+    store.rollback(v1, replay=False)  # the service is stopped: it must not re-learn 100..300
+    assert store.rolled_back_position(v1) == {("in", 0): 300}
+    store.record_position(v1, {("in", 0): 500})  # a running service adopted it at 500
+    v3 = _snapshot(store, v1, 900)
+    store.rollback(v1, replay=True)  # later: a fix deployed, learn everything since v1 again
+    assert store.rolled_back_position(v1) is None  # the service resumes from v1's own offsets (100)
+    store.rollback(v3, replay=False)  # roll forward: never behind what v3 has learned
+    assert store.rolled_back_position(v3) == {("in", 0): 900}
+    assert v2 in store.versions()
