@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pydantic
 import redis
+from pydantic_settings import SettingsError
 
 from learner import __version__, logs, operate
 from learner.evaluation import MetricError
@@ -37,6 +38,9 @@ REDIS = ("redis_url", "name", "signing_key", "insecure_no_signing")
 EXPECTED_ERRORS = (LeaseLost, TimeoutError, StreamError, SnapshotError, ModelSpecError, MetricError, FeedError, redis.RedisError, OSError)
 
 
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
 class UsageError(Exception):
     """A command line that is well-formed but asks for something impossible (exit 2)."""
 
@@ -44,7 +48,8 @@ class UsageError(Exception):
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="learner", description="Keep a River model learning from Kafka.")
     parser.add_argument("--version", action="version", version=f"streamlearner {__version__}")
-    parser.add_argument("--log-level", default=from_env("log_level", "INFO"), help="DEBUG, INFO, WARNING [env LEARNER_LOG_LEVEL]")
+    parser.add_argument("--log-level", default=from_env("log_level", "INFO"), type=str.upper,
+                        choices=LOG_LEVELS, help="[env LEARNER_LOG_LEVEL]")
     parser.add_argument("--log-format", choices=("text", "json"), default=from_env("log_format", "text"),
                         help="text for people, json for log pipelines [env LEARNER_LOG_FORMAT]")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -267,7 +272,9 @@ def open_store(redis_url: str, name: str, key: bytes | None) -> SnapshotStore:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logs.configure(str(args.log_level), args.log_format)
+    if args.log_level not in LOG_LEVELS:  # argparse checks what was typed, not LEARNER_LOG_LEVEL
+        parser.error(f"LEARNER_LOG_LEVEL: invalid choice {args.log_level!r} (choose from {', '.join(LOG_LEVELS)})")
+    logs.configure(args.log_level, args.log_format)
     handler: Callable[[argparse.Namespace], int] = args.handler
     try:
         return handler(args)
@@ -276,7 +283,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except pydantic.ValidationError as error:
         first = error.errors()[0]
-        print(f"learner: error: --{'-'.join(map(str, first['loc'])).replace('_', '-')}: {first['msg']}", file=sys.stderr)
+        where = f"--{'-'.join(map(str, first['loc'])).replace('_', '-')}: " if first["loc"] else ""
+        print(f"learner: error: {where}{first['msg'].removeprefix('Value error, ')}", file=sys.stderr)
+        return 2
+    except SettingsError as error:  # an environment variable pydantic-settings cannot parse
+        print(f"learner: error: {error}", file=sys.stderr)
         return 2
     except EXPECTED_ERRORS as error:
         print(f"learner: error: {error}", file=sys.stderr)

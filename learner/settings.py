@@ -7,10 +7,10 @@ never changes its configuration behind the operator's back.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from learner.signing import Signer
 
@@ -55,7 +55,15 @@ class Settings(BaseSettings):
     snapshot_on_drift: bool = True
 
     metrics_port: int = Field(0, ge=0, le=65535)
-    metric: tuple[str, ...] = ()
+    #: From the environment as a comma-separated list: ``LEARNER_METRIC=Accuracy,LogLoss``.
+    metric: Annotated[tuple[str, ...], NoDecode] = ()
+
+    @field_validator("metric", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return tuple(name.strip() for name in value.split(",") if name.strip())
+        return value
 
     @model_validator(mode="after")
     def _signing_is_explicit(self) -> Settings:

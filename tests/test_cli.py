@@ -54,3 +54,10 @@ def test_unreachable_redis_and_usage_errors() -> None:
     assert result.returncode == 2 and "snapshot-every-events" in result.stderr
     result = learner("run", "--model", "nope", "--insecure-no-signing", "--redis-url", "redis://127.0.0.1:1/0")
     assert result.returncode == 1
+    for env, expected in [({"LEARNER_LOG_LEVEL": "verbose"}, "LEARNER_LOG_LEVEL"),
+                          ({"LEARNER_SIGNING_KEY": ""}, "--signing-key is empty"),
+                          ({"LEARNER_BATCH_SIZE": "many"}, "--batch-size")]:
+        result = subprocess.run([sys.executable, "-m", "learner.cli", "run"], capture_output=True, text=True,
+                                timeout=60, env={**os.environ, **env})
+        assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+        assert result.stderr.strip().splitlines()[-1].startswith("learner: error: ") and expected in result.stderr

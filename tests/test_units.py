@@ -73,3 +73,5 @@ def test_settings_read_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     settings = Settings(snapshot_every_events=7)
     assert settings.name == "fraud" and settings.snapshot_every_events == 7
     assert settings.dead_letter_topic == "events.dlq" and settings.consumer_group == "learner.fraud"
+    monkeypatch.setenv("LEARNER_METRIC", "Accuracy, LogLoss")  # a list from the environment: comma-separated
+    assert Settings().metric == ("Accuracy", "LogLoss")
