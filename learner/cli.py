@@ -165,6 +165,8 @@ def cmd_snapshots(args: argparse.Namespace) -> int:
 def cmd_local(args: argparse.Namespace) -> int:
     from learner.local import Demo, run_demo
 
+    if int(args.limit) < 1 or float(args.rate) <= 0:
+        raise UsageError("--limit and --rate must be positive")
     return run_demo(Demo(dataset=args.dataset, limit=int(args.limit), rate=float(args.rate), model=args.model,
                          keep=args.keep))
 

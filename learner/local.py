@@ -8,10 +8,12 @@ at the end prints a summary and the commands to inspect and roll back what it le
 
 from __future__ import annotations
 
+import itertools
 import secrets
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from learner.feed import dataset_events, limited
@@ -37,6 +39,8 @@ class Demo:
 
 def run_demo(demo: Demo) -> int:
     """Run the embedded stack end to end; returns the exit code."""
+    events = limited(dataset_events(demo.dataset), demo.limit)
+    events = itertools.chain([next(events)], events)  # an unknown dataset fails here, before anything starts
     with Broker() as broker, RedisServer() as redis_server:
         key = secrets.token_hex(16)
         settings = Settings(bootstrap_servers=broker.bootstrap_servers, redis_url=redis_server.url, name="demo",
@@ -47,22 +51,21 @@ def run_demo(demo: Demo) -> int:
         _say(f"broker {broker.bootstrap_servers} (Tansu), redis {redis_server.url}")
         if demo.keep:
             _say(_try_these(settings, key) + "\n(the learner keeps running after the dataset; Ctrl-C stops everything)\n")
-        feeder = threading.Thread(target=_feed, args=(broker.bootstrap_servers, demo), daemon=True)
-        feeder.start()
-        service = Service(settings)
+        service = Service(settings)  # forks the gateway: before any thread of ours
+        threading.Thread(target=_feed, args=(broker.bootstrap_servers, events, demo.rate), daemon=True).start()
         service.run(on_progress=_progress)
         _say("\n" + _summary(service, settings, key))
     return 0
 
 
-def _feed(bootstrap: str, demo: Demo) -> None:
+def _feed(bootstrap: str, events: Iterator[bytes], rate: float) -> None:
     producer = AsyncProducer({"bootstrap.servers": bootstrap, "linger.ms": 10})
     started = time.monotonic()
-    for sent, value in enumerate(limited(dataset_events(demo.dataset), demo.limit), 1):
+    for sent, value in enumerate(events, 1):
         producer.produce("events", value, str(sent).encode())
         if sent % 200 == 0:
             producer.poll()
-            time.sleep(max(0.0, sent / demo.rate - (time.monotonic() - started)))
+            time.sleep(max(0.0, sent / rate - (time.monotonic() - started)))
     try:
         producer.flush()
     except StreamError as error:  # the broker went first (Ctrl-C stops everything): say so, no traceback

@@ -86,3 +86,10 @@ def test_readme_starts_with_the_two_commands() -> None:
     lines = [line.split("#")[0].strip() for line in first_block.group(1).splitlines() if line.strip()]
     assert lines == ["make demo", "make test"]
     assert "make test" in (ROOT / ".ci" / "run").read_text().strip().splitlines()[-1]
+
+
+def test_unknown_dataset_is_one_line_and_starts_nothing() -> None:
+    result = subprocess.run([sys.executable, "-m", "learner.cli", "local", "--dataset", "Nope"], capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 1 and result.stderr.startswith("learner: error: unknown dataset 'Nope'")
+    assert "Traceback" not in result.stderr and "broker" not in result.stdout
