@@ -344,27 +344,45 @@ class SnapshotStore:
         return meta, pickle.loads(blob)
 
     def load_head(self, force: bool = False) -> tuple[SnapshotMeta, Any] | None:
-        """The head, or (loudly) the newest older version that loads; None for a new model."""
+        """The head, or (loudly) its newest ancestor that loads; None for a new model.
+
+        Ancestors, not merely older versions: after a rollback, older numbers include the branch
+        the operator discarded. Only when a version's own metadata is unreadable (so its parent is
+        unknown) does the walk fall back to the next older number.
+        """
         head = self.head()
         if head is None:
             return None
-        candidates = [head] + [v for v in reversed(self.versions()) if v < head]
-        for version in candidates:
+        version: int | None = head
+        while version is not None:
             try:
                 loaded = self.load(version, force)
             except SnapshotMissing as error:
-                log.error("%s; trying an older version", error)
+                log.error("%s; trying its parent", error)
+                version = self._parent_or_older(version)
                 continue
             except SnapshotRefused as error:
                 if "river" in str(error) and version == head:
                     raise
-                log.error("%s; trying an older version", error)
+                log.error("%s; trying its parent", error)
+                version = self._parent_or_older(version)
                 continue
             if version != head:
                 self.fallback = f"head {head} of {self.name!r} is unusable: fell back to version {version}"
                 log.error("%s", self.fallback)
             return loaded
         raise SnapshotRefused(f"no snapshot of {self.name!r} can be loaded (head was {head})")
+
+    def _parent_or_older(self, version: int) -> int | None:
+        """Where the walk to a loadable ancestor goes next from ``version``."""
+        try:
+            parent = self.meta(version).parent
+        except SnapshotError:
+            parent = None
+        else:
+            if parent is None or parent < version:
+                return parent
+        return next((v for v in reversed(self.versions()) if v < version), None)
 
 
 def _signature_problem(name: str, version: int, signature: bytes | None, signer: Signer) -> str:

@@ -12,7 +12,7 @@ import pytest
 import river
 
 from learner.models import build_model
-from learner.snapshots import SnapshotRefused
+from learner.snapshots import SnapshotMeta, SnapshotRefused
 from learner.snapshotter import Outcome, Snapshotter
 from tests.conftest import SIGNING_KEY, Stack
 
@@ -133,12 +133,12 @@ def test_history_rules(stack: Stack) -> None:
         store.load(head)
     assert store.load(head, force=True)[0].version == head
 
-    # a corrupt head falls back to the newest older version that loads
+    # a corrupt head falls back to its parent
     original = meta.to_json()
     store.client.hset(store.key(f"snap:{head}"), mapping={"meta": original, "sig": store.signer.sign(original),
                                                            "blob": b"garbage"})
     meta, _ = store.load_head()
-    assert meta.version == max(v for v in store.versions() if v < head)
+    assert meta.version == SnapshotMeta.from_json(original).parent
     assert store.fallback is not None and f"head {head}" in store.fallback
 
     # a service started on it says so in its status too
@@ -213,3 +213,14 @@ def test_where_a_stopped_service_resumes_after_a_rollback(stack: Stack) -> None:
     store.rollback(v3, replay=False)  # roll forward: never behind what v3 has learned
     assert store.rolled_back_position(v3) == {("in", 0): 900}
     assert v2 in store.versions()
+
+
+def test_a_corrupt_head_falls_back_to_an_ancestor_not_a_discarded_branch(stack: Stack) -> None:
+    store = stack.store()
+    v1 = _snapshot(store, None, 100)
+    v2 = _snapshot(store, v1, 300)  # learned from bad data: the operator rolls back past it
+    store.rollback(v1, replay=True)
+    v3 = _snapshot(store, v1, 400)
+    store.client.hset(store.key(f"snap:{v3}"), "blob", b"garbage")
+    meta, _ = store.load_head()
+    assert meta.version == v1 != v2 and f"head {v3}" in (store.fallback or "")
