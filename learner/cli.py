@@ -121,13 +121,14 @@ def _add_operator_commands(commands: Any) -> None:
     snapshot.set_defaults(handler=lambda a: operate.snapshot_now(_store(a)))
 
     rollback = commands.add_parser("rollback", help="make an older version the head; a running service adopts it")
-    add(rollback, *REDIS)
+    add(rollback, *REDIS, "force")
     rollback.add_argument("--to", dest="to_version", type=int, default=from_env("to"), required=from_env("to") is None,
                           metavar="VERSION", help="the version to make the head [env LEARNER_TO]")
     rollback.add_argument("--replay", action="store_true", default=_env_flag("replay"),
                           help="re-learn the input from that version's offsets [env LEARNER_REPLAY=1]")
     rollback.add_argument("--reason", default=from_env("reason", ""), help="why (kept in the audit log) [env LEARNER_REASON]")
-    rollback.set_defaults(handler=lambda a: operate.rollback(_store(a), a.to_version, a.replay, a.reason))
+    rollback.set_defaults(handler=lambda a: operate.rollback(_store(a), a.to_version, a.replay, a.reason,
+                                                             settings_from(a).force))
 
     resume = commands.add_parser("resume", help="resume learning after a guard trip")
     add(resume, *REDIS)

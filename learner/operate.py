@@ -86,7 +86,8 @@ def delete(store: SnapshotStore, version: int) -> int:
     return 0
 
 
-def rollback(store: SnapshotStore, version: int, replay: bool, reason: str) -> int:
+def rollback(store: SnapshotStore, version: int, replay: bool, reason: str, force: bool = False) -> int:
+    store.load(version, force)  # all of it verifies and unpickles here, so the running service can adopt it
     previous = store.rollback(version, replay)
     mode = "replay from its offsets" if replay else "continue from the stream position"
     store.audit.append("rollback", f"head {previous} -> {version} ({mode}); reason: {reason or '-'}")

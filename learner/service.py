@@ -40,7 +40,7 @@ from learner.pipes import duplex_pipes
 from learner.models import build_model
 from learner.monitor import Monitor, serve
 from learner.settings import Settings
-from learner.snapshots import SnapshotStore, connect, describe_params, furthest, offsets_to_meta
+from learner.snapshots import SnapshotError, SnapshotStore, connect, describe_params, furthest, offsets_to_meta
 from learner.snapshotter import Outcome, Snapshotter
 from learner.step import LearningStep
 from stream.errors import StreamError
@@ -83,6 +83,7 @@ class Service:
         self._armed: tuple[Guard, float, int] | None = None
         request = self.store.rollback_request()
         self._rollbacks = request[2] if request else 0  # rollbacks before this start are in the snapshot
+        self._refused: int | None = None  # a head this service could not adopt
         self._tokens = itertools.count(1)
         self._barrier: int | None = None  # the flush a background snapshot waits for
         self.started_at: float | None = None
@@ -188,7 +189,7 @@ class Service:
             self._stop_learning() if guarded else self._resume()
         if self.snapshotter.busy or head is None:
             return  # a snapshot of ours may be moving the head right now: look again after it
-        if rollbacks != self._rollbacks or head != self.head:
+        if rollbacks != self._rollbacks or head not in (self.head, self._refused):
             self._rollbacks = rollbacks
             self.adopt(head)
 
@@ -283,7 +284,15 @@ class Service:
         Default: keep the stream position (the learning since ``version`` is discarded).
         With ``--replay``: go back to the offsets stored in ``version`` and learn them again.
         """
-        meta, state = self.store.load(version, force=self.settings.force)
+        try:
+            meta, state = self.store.load(version, force=self.settings.force)
+        except SnapshotError as error:  # the CLI checks this too; another host may have other versions
+            log.error("cannot adopt version %d: %s; serving version %s on, and its snapshots are refused "
+                      "until the head is a version this service can load", version, error, self.model_version)
+            self.store.audit.append("rollback", f"version {version} refused by the running service: {error}")
+            self._refused = version  # not again at every poll; a new rollback is looked at afresh
+            return
+        self._refused = None
         request = self.store.rollback_request()
         replay = request is not None and request[:2] == (version, True)
         learning = self.step.learning  # a tripped guard stays tripped across an operator's rollback

@@ -224,3 +224,13 @@ def test_a_corrupt_head_falls_back_to_an_ancestor_not_a_discarded_branch(stack: 
     store.client.hset(store.key(f"snap:{v3}"), "blob", b"garbage")
     meta, _ = store.load_head()
     assert meta.version == v1 != v2 and f"head {v3}" in (store.fallback or "")
+
+
+def test_rollback_to_a_version_that_does_not_load_is_refused(stack: Stack) -> None:
+    store = stack.store()
+    v1 = _snapshot(store, None, 100)
+    v2 = _snapshot(store, v1, 200)
+    store.client.hset(store.key(f"snap:{v1}"), "blob", b"garbage")
+    result = learner(stack, "rollback", "--to", str(v1))
+    assert result.returncode == 1 and result.stderr.startswith("learner: error: ") and "Traceback" not in result.stderr
+    assert store.head() == v2
