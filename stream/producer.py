@@ -44,11 +44,14 @@ class AsyncProducer:
     def produce(self, topic: str, value: bytes, key: bytes | None = None,
                 headers: list[tuple[str, bytes]] | None = None) -> None:
         """Queue one message; when the local queue is full, wait for the broker to drain it."""
-        try:
-            self._producer.produce(topic, value, key, headers=headers)
-        except BufferError:
-            self._producer.poll(0.5)
-            self._producer.produce(topic, value, key, headers=headers)
+        while True:
+            try:
+                self._producer.produce(topic, value, key, headers=headers)
+                return
+            except BufferError:
+                # Serving deliveries frees the queue; with a dead broker, messages expire after
+                # message.timeout.ms and their failures surface at the next check().
+                self._producer.poll(0.5)
 
     def poll(self) -> None:
         """Serve delivery reports without blocking."""
