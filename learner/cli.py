@@ -49,7 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="learner", description="Keep a River model learning from Kafka.")
     parser.add_argument("--version", action="version", version=f"streamlearner {__version__}")
     parser.add_argument("--log-level", default=from_env("log_level", "INFO"), type=str.upper,
-                        choices=LOG_LEVELS, help="[env LEARNER_LOG_LEVEL]")
+                        help=f"{', '.join(LOG_LEVELS)} [env LEARNER_LOG_LEVEL]")
     parser.add_argument("--log-format", choices=("text", "json"), default=from_env("log_format", "text"),
                         help="text for people, json for log pipelines [env LEARNER_LOG_FORMAT]")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -275,8 +275,9 @@ def open_store(redis_url: str, name: str, key: bytes | None) -> SnapshotStore:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.log_level not in LOG_LEVELS:  # argparse checks what was typed, not LEARNER_LOG_LEVEL
-        parser.error(f"LEARNER_LOG_LEVEL: invalid choice {args.log_level!r} (choose from {', '.join(LOG_LEVELS)})")
+    if args.log_level not in LOG_LEVELS:  # checked here, not by argparse, so LEARNER_LOG_LEVEL is checked too
+        parser.error(f"--log-level (LEARNER_LOG_LEVEL): invalid choice {args.log_level!r} "
+                     f"(choose from {', '.join(LOG_LEVELS)})")
     logs.configure(args.log_level, args.log_format)
     handler: Callable[[argparse.Namespace], int] = args.handler
     try:

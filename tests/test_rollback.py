@@ -12,7 +12,7 @@ import pytest
 import river
 
 from learner.models import build_model
-from learner.snapshots import SnapshotMeta, SnapshotRefused
+from learner.snapshots import SnapshotMeta, SnapshotRefused, SnapshotStore
 from learner.snapshotter import Outcome, Snapshotter
 from tests.conftest import SIGNING_KEY, Stack
 
@@ -169,26 +169,7 @@ def test_crash_after_rollback_does_not_relearn_what_it_discarded(stack: Stack) -
     assert state["learned"] == 1100  # the discarded (flipped) thousand was not learned again
 
 
-def test_rollback_to_the_head_beats_a_snapshot_in_flight(stack: Stack) -> None:
-    """The race a HEAD_MOVED check alone misses: the rollback leaves the head where it was."""
-    store = stack.store()
-    fields = {"parent": None, "events_learned": 0, "offsets": {}, "model_spec": "logreg", "model_params": {},
-              "metrics": {}}
-    state = {"model": build_model("logreg"), "learned": 0, "evaluation": None}
-    first = Snapshotter(store, keep=10, background=False).start(state, fields, {}, None, None, rollbacks=0)
-    assert isinstance(first, Outcome) and first.ok
-
-    snapshotter = Snapshotter(store, keep=10, background=True)
-    version = snapshotter.start(state, {**fields, "parent": first.version}, {}, first.version, None,
-                                completed_later=True, rollbacks=0)
-    store.rollback(first.version, replay=False)  # the operator: "discard what was learned since"
-    snapshotter.complete({"evaluation": None}, {"metrics": {}})
-    outcome = snapshotter.wait()
-    assert outcome is not None and not outcome.ok and outcome.fenced and "ROLLED_BACK" in outcome.error
-    assert store.head() == first.version and version not in store.versions()
-
-
-def _snapshot(store, parent: int | None, position: int) -> int:  # noqa: ANN001 - a SnapshotStore
+def _snapshot(store: SnapshotStore, parent: int | None, position: int) -> int:
     """A snapshot that has learned the input up to ``position`` (one partition), written as the service does."""
     fields = {"parent": parent, "events_learned": position, "offsets": {"in:0": position}, "model_spec": "logreg",
               "model_params": {}, "metrics": {}}
@@ -196,6 +177,22 @@ def _snapshot(store, parent: int | None, position: int) -> int:  # noqa: ANN001 
     outcome = Snapshotter(store, keep=10, background=False).start(state, fields, {}, parent, None)
     assert isinstance(outcome, Outcome) and outcome.ok, outcome
     return outcome.version
+
+
+def test_rollback_to_the_head_beats_a_snapshot_in_flight(stack: Stack) -> None:
+    """The race a HEAD_MOVED check alone misses: the rollback leaves the head where it was."""
+    store = stack.store()
+    first = _snapshot(store, None, 100)
+    fields = {"parent": first, "events_learned": 100, "offsets": {"in:0": 100}, "model_spec": "logreg",
+              "model_params": {}, "metrics": {}}
+    state = {"model": build_model("logreg"), "learned": 100}
+    snapshotter = Snapshotter(store, keep=10, background=True)
+    version = snapshotter.start(state, fields, {}, first, None, completed_later=True, rollbacks=0)
+    store.rollback(first, replay=False)  # the operator: "discard what was learned since"
+    snapshotter.complete({"evaluation": None}, {"metrics": {}})
+    outcome = snapshotter.wait()
+    assert outcome is not None and not outcome.ok and outcome.fenced and "ROLLED_BACK" in outcome.error
+    assert store.head() == first and version not in store.versions()
 
 
 def test_where_a_stopped_service_resumes_after_a_rollback(stack: Stack) -> None:
