@@ -12,9 +12,9 @@ from contextlib import contextmanager
 import orjson
 from confluent_kafka import Producer
 
-from learner.gc_tuning import tune_for_streaming
-from learner.localstack import Broker, RedisServer
-from learner.models import build_model
+from learner.runtime.gc_tuning import tune_for_streaming
+from learner.local.servers import Broker, RedisServer
+from learner.core.models import build_model
 from stream.admin import ensure_topics
 
 FEATURES = 10

@@ -22,8 +22,8 @@ import psutil  # noqa: E402
 import redis  # noqa: E402
 
 from bench.common import embedded_stack, fill_topic, make_events  # noqa: E402
-from learner.signing import Signer  # noqa: E402
-from learner.snapshots import SnapshotStore  # noqa: E402
+from learner.state.signing import Signer  # noqa: E402
+from learner.state.snapshots import SnapshotStore  # noqa: E402
 
 
 def main() -> None:
@@ -33,7 +33,7 @@ def main() -> None:
     args = parser.parse_args()
     with embedded_stack() as (broker, redis_server):
         fill_topic(broker.bootstrap_servers, "mem", make_events(args.events), 3)
-        command = [sys.executable, "-m", "learner.cli", "--log-level", "WARNING", "run",
+        command = [sys.executable, "-m", "learner", "--log-level", "WARNING", "run",
                    "--bootstrap-servers", broker.bootstrap_servers, "--redis-url", redis_server.url,
                    "--name", "mem", "--model", args.model, "--input-topic", "mem", "--output-topic", "mem.out",
                    "--stop-after-events", str(args.events), "--snapshot-every-events", "50000"]

@@ -23,11 +23,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import redis  # noqa: E402
 from river import datasets, forest, tree  # noqa: E402
 
-from learner.localstack import RedisServer  # noqa: E402
-from learner.models import build_model  # noqa: E402
-from learner.signing import Signer  # noqa: E402
-from learner.snapshots import SnapshotStore  # noqa: E402
-from learner.snapshotter import Snapshotter  # noqa: E402
+from learner.local.servers import RedisServer  # noqa: E402
+from learner.core.models import build_model  # noqa: E402
+from learner.state.signing import Signer  # noqa: E402
+from learner.state.snapshots import SnapshotStore  # noqa: E402
+from learner.runtime.snapshotter import Snapshotter  # noqa: E402
 
 MODELS = {
     "LogisticRegression": lambda: build_model("logreg"),

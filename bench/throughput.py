@@ -26,7 +26,7 @@ import psutil
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import bare_river_loop, embedded_stack, fill_topic, make_events, peak_rss_mb  # noqa: E402
-from learner.service import Service  # noqa: E402
+from learner.runtime.service import Service  # noqa: E402
 from learner.settings import Settings  # noqa: E402
 
 

@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from learner.signing import Signer
+from learner.state.signing import Signer
 
 
 class Settings(BaseSettings):

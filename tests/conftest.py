@@ -16,9 +16,9 @@ import pytest
 import redis
 from confluent_kafka import Consumer, Message, Producer, TopicPartition
 
-from learner.localstack import Broker, RedisServer
-from learner.signing import Signer
-from learner.snapshots import SnapshotStore
+from learner.local.servers import Broker, RedisServer
+from learner.state.signing import Signer
+from learner.state.snapshots import SnapshotStore
 from stream.admin import ensure_topics, topic_partitions
 
 SIGNING_KEY = "test-signing-key"
@@ -96,7 +96,7 @@ class Stack:
             consumer.close()
 
     def run_args(self, *extra: str) -> list[str]:
-        return [sys.executable, "-m", "learner.cli", "run", "--bootstrap-servers", self.bootstrap,
+        return [sys.executable, "-m", "learner", "run", "--bootstrap-servers", self.bootstrap,
                 "--redis-url", self.redis.url, "--name", self.name, "--input-topic", self.input,
                 "--output-topic", self.output, "--dlq-topic", self.dlq, *extra]
 

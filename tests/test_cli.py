@@ -16,7 +16,7 @@ pytestmark = pytest.mark.integration
 
 
 def learner(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "learner.cli", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "learner", *args], capture_output=True, text=True,
                           timeout=timeout, env={**os.environ, "LEARNER_SIGNING_KEY": SIGNING_KEY})
 
 
@@ -57,7 +57,7 @@ def test_unreachable_redis_and_usage_errors() -> None:
     for env, expected in [({"LEARNER_LOG_LEVEL": "verbose"}, "LEARNER_LOG_LEVEL"),
                           ({"LEARNER_SIGNING_KEY": ""}, "--signing-key is empty"),
                           ({"LEARNER_BATCH_SIZE": "many"}, "--batch-size")]:
-        result = subprocess.run([sys.executable, "-m", "learner.cli", "run"], capture_output=True, text=True,
+        result = subprocess.run([sys.executable, "-m", "learner", "run"], capture_output=True, text=True,
                                 timeout=60, env={**os.environ, **env})
         assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
         assert result.stderr.strip().splitlines()[-1].startswith("learner: error: ") and expected in result.stderr

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
-from learner.cli import build_parser
+from learner.ops.cli import build_parser
 from learner.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent

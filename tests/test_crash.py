@@ -11,7 +11,7 @@ import pytest
 from confluent_kafka import Producer
 from river import datasets
 
-from learner.models import build_model
+from learner.core.models import build_model
 from tests.conftest import Stack
 
 pytestmark = pytest.mark.integration

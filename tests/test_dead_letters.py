@@ -5,7 +5,7 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from learner.models import build_model
+from learner.core.models import build_model
 from tests.conftest import Stack
 
 pytestmark = pytest.mark.integration

@@ -8,12 +8,12 @@ import orjson
 import pytest
 from river.datasets import synth
 
-from learner.drift import PerformanceDrift
-from learner.models import build_model
-from learner.step import LearningStep
+from learner.core.drift import PerformanceDrift
+from learner.core.models import build_model
+from learner.core.step import LearningStep
 from tests.conftest import Stack
 from tests.test_monitor import get, scrape, wait_until
-from learner.localstack import free_port
+from learner.local.servers import free_port
 
 pytestmark = pytest.mark.integration
 CHANGE = 5000

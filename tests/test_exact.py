@@ -6,7 +6,7 @@ import orjson
 import pytest
 from river import datasets
 
-from learner.models import build_model
+from learner.core.models import build_model
 from tests.conftest import Stack
 
 pytestmark = pytest.mark.integration

@@ -5,7 +5,7 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from learner.localstack import free_port
+from learner.local.servers import free_port
 from tests.conftest import Stack
 from tests.test_monitor import get, scrape, wait_until
 from tests.test_rollback import events, learner, send, wait_status

@@ -9,7 +9,7 @@ import time
 import orjson
 import pytest
 
-from learner.models import build_model
+from learner.core.models import build_model
 from tests.conftest import Stack
 from tests.test_crash import events, produce_steadily
 

@@ -15,14 +15,14 @@ from pathlib import Path
 import psutil
 import pytest
 
-from learner.cli import build_parser
+from learner.ops.cli import build_parser
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.integration
 
 
 def local(*args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-m", "learner.cli", "--log-level", "WARNING", "local", *args],
+    return subprocess.Popen([sys.executable, "-m", "learner", "--log-level", "WARNING", "local", *args],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
 
 
@@ -89,7 +89,7 @@ def test_readme_starts_with_the_two_commands() -> None:
 
 
 def test_unknown_dataset_is_one_line_and_starts_nothing() -> None:
-    result = subprocess.run([sys.executable, "-m", "learner.cli", "local", "--dataset", "Nope"], capture_output=True,
+    result = subprocess.run([sys.executable, "-m", "learner", "local", "--dataset", "Nope"], capture_output=True,
                             text=True, timeout=60)
     assert result.returncode == 1 and result.stderr.startswith("learner: error: unknown dataset 'Nope'")
     assert "Traceback" not in result.stderr and "broker" not in result.stdout

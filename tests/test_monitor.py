@@ -10,7 +10,7 @@ import orjson
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from learner.localstack import free_port
+from learner.local.servers import free_port
 from tests.conftest import Stack
 
 pytestmark = pytest.mark.integration

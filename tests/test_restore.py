@@ -11,8 +11,8 @@ import orjson
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 
-from learner.signing import checksum
-from learner.snapshots import SnapshotMeta
+from learner.state.signing import checksum
+from learner.state.snapshots import SnapshotMeta
 from tests.conftest import SIGNING_KEY, Stack
 
 pytestmark = pytest.mark.integration

@@ -11,16 +11,16 @@ import orjson
 import pytest
 import river
 
-from learner.models import build_model
-from learner.snapshots import SnapshotMeta, SnapshotRefused, SnapshotStore
-from learner.snapshotter import Outcome, Snapshotter
+from learner.core.models import build_model
+from learner.state.snapshots import SnapshotMeta, SnapshotRefused, SnapshotStore
+from learner.runtime.snapshotter import Outcome, Snapshotter
 from tests.conftest import SIGNING_KEY, Stack
 
 pytestmark = pytest.mark.integration
 
 
 def learner(stack: Stack, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "learner.cli", *args, "--redis-url", stack.redis.url,
+    return subprocess.run([sys.executable, "-m", "learner", *args, "--redis-url", stack.redis.url,
                            "--name", stack.name], capture_output=True, text=True, timeout=120,
                           env={**os.environ, "LEARNER_SIGNING_KEY": SIGNING_KEY})
 

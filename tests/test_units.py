@@ -7,10 +7,10 @@ import pickle
 import pytest
 from river import datasets, evaluate, metrics
 
-from learner.evaluation import Evaluation, MetricError
-from learner.models import PRESETS, build_model, task_of
+from learner.core.evaluation import Evaluation, MetricError
+from learner.core.models import PRESETS, build_model, task_of
 from learner.settings import Settings
-from learner.step import LabelRejected, LearningStep, prequential
+from learner.core.step import LabelRejected, LearningStep, prequential
 from stream.codec import InvalidEvent, decode_event
 
 

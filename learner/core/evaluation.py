@@ -20,7 +20,7 @@ from typing import Any
 from river import metrics as river_metrics
 from river import utils
 
-from learner.models import Task
+from learner.core.models import Task
 
 DEFAULT_METRICS: dict[Task, tuple[str, ...]] = {
     "binary": ("Accuracy", "LogLoss"),

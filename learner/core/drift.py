@@ -29,7 +29,7 @@ from typing import Any
 
 from river import drift
 
-from learner.models import Task
+from learner.core.models import Task
 
 
 @dataclass(frozen=True)

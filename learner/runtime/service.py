@@ -1,6 +1,6 @@
 """``learner run``: the model process, which owns the River model and its snapshots.
 
-It forks the gateway (``learner.gateway``: Kafka in and out) and then, per batch the gateway
+It forks the gateway (``learner.runtime.gateway``: Kafka in and out) and then, per batch the gateway
 sends: steps the model over the events (predict, then learn), answers with the predictions, and
 records the offsets. Every N events or S seconds, at a batch boundary, it takes a snapshot:
 
@@ -28,21 +28,21 @@ from typing import Any
 
 import orjson
 
-from learner.checkpoint import Checkpoint
-from learner.drift import Detection
-from learner.control import Control
-from learner.evaluation import Evaluation
-from learner.lease import Lease, LeaseLost
-from learner.guard import Guard
-from learner.gc_tuning import tune_for_streaming
-from learner.gateway import gateway_main, receive, send
-from learner.pipes import duplex_pipes
-from learner.models import build_model
-from learner.monitor import Monitor, serve
+from learner.core.checkpoint import Checkpoint
+from learner.core.drift import Detection
+from learner.state.control import Control
+from learner.core.evaluation import Evaluation
+from learner.state.lease import Lease, LeaseLost
+from learner.core.guard import Guard
+from learner.runtime.gc_tuning import tune_for_streaming
+from learner.runtime.gateway import gateway_main, receive, send
+from learner.runtime.pipes import duplex_pipes
+from learner.core.models import build_model
+from learner.runtime.monitor import Monitor, serve
 from learner.settings import Settings
-from learner.snapshots import SnapshotError, SnapshotStore, connect, describe_params, furthest, offsets_to_meta
-from learner.snapshotter import Outcome, Snapshotter
-from learner.step import LearningStep
+from learner.state.snapshots import SnapshotError, SnapshotStore, connect, describe_params, furthest, offsets_to_meta
+from learner.runtime.snapshotter import Outcome, Snapshotter
+from learner.core.step import LearningStep
 from stream.errors import StreamError
 
 log = logging.getLogger(__name__)

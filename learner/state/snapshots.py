@@ -22,8 +22,8 @@ import redis
 import river
 
 from learner import __version__
-from learner.audit import AuditLog
-from learner.signing import Signer, checksum
+from learner.state.audit import AuditLog
+from learner.state.signing import Signer, checksum
 
 log = logging.getLogger(__name__)
 

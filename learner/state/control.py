@@ -13,7 +13,7 @@ from typing import Any
 
 import orjson
 
-from learner.snapshots import SnapshotStore
+from learner.state.snapshots import SnapshotStore
 
 #: Seconds between polls: a rollback is adopted within this (well under the promised 2 s).
 POLL_SECONDS = 0.25

@@ -19,14 +19,15 @@ import pydantic
 import redis
 from pydantic_settings import SettingsError
 
-from learner import __version__, logs, operate
-from learner.evaluation import MetricError
-from learner.feed import FeedError, dataset_events, file_events, limited
-from learner.models import PRESETS, ModelSpecError
-from learner.options import add, from_env, settings_from
-from learner.signing import Signer
-from learner.lease import LeaseLost
-from learner.snapshots import SnapshotError, SnapshotStore, connect
+from learner import __version__
+from learner.ops import commands as operate, logs
+from learner.core.evaluation import MetricError
+from learner.ops.feed import FeedError, dataset_events, file_events, limited
+from learner.core.models import PRESETS, ModelSpecError
+from learner.ops.options import add, from_env, settings_from
+from learner.state.signing import Signer
+from learner.state.lease import LeaseLost
+from learner.state.snapshots import SnapshotError, SnapshotStore, connect
 from stream.errors import StreamError
 
 log = logging.getLogger(__name__)
@@ -164,7 +165,7 @@ def cmd_snapshots(args: argparse.Namespace) -> int:
 
 
 def cmd_local(args: argparse.Namespace) -> int:
-    from learner.local import Demo, run_demo
+    from learner.local.demo import Demo, run_demo
 
     if int(args.limit) < 1 or float(args.rate) <= 0:
         raise UsageError("--limit and --rate must be positive")
@@ -173,7 +174,7 @@ def cmd_local(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from learner.service import Service
+    from learner.runtime.service import Service
 
     settings = settings_from(args)
     if settings.key_bytes() is None and not settings.insecure_no_signing:

@@ -13,8 +13,8 @@ from typing import Any
 
 import orjson
 
-from learner.control import request_snapshot, service_status
-from learner.snapshots import SnapshotError, SnapshotMeta, SnapshotStore
+from learner.state.control import request_snapshot, service_status
+from learner.state.snapshots import SnapshotError, SnapshotMeta, SnapshotStore
 
 
 def _when(ts: float) -> str:

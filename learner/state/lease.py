@@ -2,7 +2,7 @@
 
 A random holder token says who holds the lease; it cannot order two holders. The epoch can: it
 is INCRemented each time the lease changes hands, stored in the lease, and the snapshot write
-script (``learner.snapshots``) refuses any writer whose epoch is not the lease's current one. A
+script (``learner.state.snapshots``) refuses any writer whose epoch is not the lease's current one. A
 holder that was paused past its expiry (GC, SIGSTOP, a partition) therefore fails its next write
 and its next renewal, and stops; it can never overwrite the new holder's lineage.
 """
@@ -15,7 +15,7 @@ import uuid
 
 import redis
 
-from learner.audit import AuditLog, operator
+from learner.state.audit import AuditLog, operator
 
 log = logging.getLogger(__name__)
 

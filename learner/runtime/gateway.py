@@ -36,11 +36,11 @@ from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, Message
 
-from learner.drift import Detection, InputDrift, PerformanceDrift
-from learner.evaluation import Evaluation, RollingValue
-from learner.guard import Guard
-from learner.gc_tuning import tune_for_streaming
-from learner.pipes import Duplex
+from learner.core.drift import Detection, InputDrift, PerformanceDrift
+from learner.core.evaluation import Evaluation, RollingValue
+from learner.core.guard import Guard
+from learner.runtime.gc_tuning import tune_for_streaming
+from learner.runtime.pipes import Duplex
 from learner.settings import Settings
 from stream import AsyncProducer, BatchConsumer, DeadLetters, InvalidEvent, decode_event, encode_prediction
 from stream.admin import ensure_topics, topic_partitions
@@ -315,7 +315,7 @@ class Gateway:
 
 def gateway_main(settings: Settings, conn: Duplex) -> None:
     """Entry point of the gateway process: report any failure to the model process as one line."""
-    from learner.snapshotter import die_with_parent
+    from learner.runtime.snapshotter import die_with_parent
 
     die_with_parent()
     lower_priority(settings.gateway_priority)

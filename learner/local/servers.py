@@ -21,7 +21,7 @@ class LocalStackError(RuntimeError):
 
 
 def _die_with_parent() -> None:
-    from learner.snapshotter import die_with_parent
+    from learner.runtime.snapshotter import die_with_parent
 
     die_with_parent()
 

@@ -16,9 +16,9 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from learner.feed import dataset_events, limited
-from learner.localstack import Broker, RedisServer
-from learner.service import Service
+from learner.ops.feed import dataset_events, limited
+from learner.local.servers import Broker, RedisServer
+from learner.runtime.service import Service
 from learner.settings import Settings
 from stream.admin import ensure_topics
 from stream.errors import StreamError

@@ -29,7 +29,7 @@ from typing import Any
 import orjson
 import redis
 
-from learner.snapshots import Fenced, SnapshotError, SnapshotStore, dump_state
+from learner.state.snapshots import Fenced, SnapshotError, SnapshotStore, dump_state
 
 log = logging.getLogger(__name__)
 

@@ -6,8 +6,8 @@ Scoring the predictions is :class:`learner.evaluation.Evaluation`'s job; :func:`
 the three together, in the order the service runs them.
 
 >>> from river import datasets
->>> from learner.evaluation import Evaluation
->>> from learner.models import build_model
+>>> from learner.core.evaluation import Evaluation
+>>> from learner.core.models import build_model
 >>> step = LearningStep(build_model("logreg"))
 >>> evaluation = Evaluation(step.task, ("Accuracy",))
 >>> for x, y in datasets.Phishing():
@@ -23,8 +23,8 @@ from typing import Any
 
 from river import base, compose
 
-from learner.evaluation import Evaluation
-from learner.models import Task, task_of
+from learner.core.evaluation import Evaluation
+from learner.core.models import Task, task_of
 
 Prediction = tuple[Any, dict[Any, float] | None]
 #: What :meth:`LearningStep.process_batch` gives per event: the class probabilities (a classifier
@@ -83,7 +83,7 @@ class LearningStep:
         (``predict_proba_one`` then ``learn_one``) and the outcome is the probabilities alone:
         this is where the service spends most of its time, so nothing else is done here.
 
-        >>> from learner.models import build_model
+        >>> from learner.core.models import build_model
         >>> step = LearningStep(build_model("logreg"))
         >>> first, refused, last = step.process_batch([{"x": {"a": 1.0}, "y": True}, {"x": {"a": "?"}, "y": True},
         ...                                             {"x": {"a": 2.0}}])

@@ -79,7 +79,7 @@ def build_model(spec: str) -> base.Estimator:
     >>> build_model("nope")
     Traceback (most recent call last):
     ...
-    learner.models.ModelSpecError: unknown model 'nope': use a preset (binary, logreg, multiclass, tree, regression, anomaly, forest) or package.module:callable
+    learner.core.models.ModelSpecError: unknown model 'nope': use a preset (binary, logreg, multiclass, tree, regression, anomaly, forest) or package.module:callable
     """
     if spec in PRESETS:
         return PRESETS[spec].build()
