@@ -12,10 +12,10 @@ from contextlib import contextmanager
 import orjson
 from confluent_kafka import Producer
 
-from learner.runtime.gc_tuning import tune_for_streaming
+from learner.runtime.process import tune_for_streaming
 from learner.local.servers import Broker, RedisServer
 from learner.core.models import build_model
-from stream.admin import ensure_topics
+from stream import Admin
 
 FEATURES = 10
 
@@ -62,7 +62,7 @@ def embedded_stack() -> Iterator[tuple[Broker, RedisServer]]:
 
 
 def fill_topic(bootstrap: str, topic: str, values: list[bytes], partitions: int) -> None:
-    ensure_topics(bootstrap, {topic: partitions})
+    Admin({"bootstrap.servers": bootstrap}).ensure({topic: partitions})
     producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20, "batch.num.messages": 10000})
     for i, value in enumerate(values):
         try:

@@ -4,6 +4,7 @@ This package knows nothing of River, models or Redis: it moves validated events 
 encoded bytes out, so that it can be tested (and reused) on its own.
 """
 
+from stream.admin import Admin
 from stream.codec import Event, InvalidEvent, decode_event, encode_prediction
 from stream.consumer import BatchConsumer
 from stream.deadletter import DeadLetters
@@ -11,6 +12,7 @@ from stream.errors import BrokerUnavailable, DeliveryFailed, StreamError, TopicM
 from stream.producer import AsyncProducer
 
 __all__ = [
+    "Admin",
     "AsyncProducer",
     "BatchConsumer",
     "BrokerUnavailable",

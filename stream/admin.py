@@ -2,34 +2,65 @@
 
 from __future__ import annotations
 
-from confluent_kafka import KafkaException
-from confluent_kafka.admin import AdminClient, NewTopic
+from collections.abc import Mapping
+from typing import Any
 
-from stream.errors import BrokerUnavailable, StreamError
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import AdminClient, ClusterMetadata, NewTopic
+
+from stream.errors import StreamError, TopicMissing, unreachable
 from stream.kafkalog import LIBRDKAFKA
 
+__all__ = ["Admin", "partition_counts", "require_topics"]
 
-def topic_partitions(bootstrap_servers: str, timeout: float = 10.0) -> dict[str, int]:
-    """Topics on the broker with their partition counts."""
-    admin = AdminClient({"bootstrap.servers": bootstrap_servers, "logger": LIBRDKAFKA})
-    try:
-        metadata = admin.list_topics(timeout=timeout)
-    except KafkaException as error:
-        raise BrokerUnavailable(f"cannot reach Kafka at {bootstrap_servers}: {error.args[0].str()}") from None
+#: librdkafka's code for a topic created meanwhile by someone else.
+_TOPIC_ALREADY_EXISTS = 36
+
+
+def partition_counts(metadata: ClusterMetadata) -> dict[str, int]:
+    """Topics in a metadata response with their partition counts (topics in error left out)."""
     return {name: len(topic.partitions) for name, topic in metadata.topics.items() if not topic.error}
 
 
-def ensure_topics(bootstrap_servers: str, topics: dict[str, int], timeout: float = 10.0) -> list[str]:
-    """Create the topics that do not exist yet (name -> partitions); returns those it created."""
-    missing = {name: n for name, n in topics.items() if name not in topic_partitions(bootstrap_servers, timeout)}
-    if not missing:
-        return []
-    admin = AdminClient({"bootstrap.servers": bootstrap_servers, "logger": LIBRDKAFKA})
-    futures = admin.create_topics([NewTopic(name, n, 1) for name, n in missing.items()], operation_timeout=timeout)
-    for name, future in futures.items():
+def require_topics(counts: Mapping[str, int], topics: list[str], bootstrap: str) -> None:
+    """Raise TopicMissing for the first of ``topics`` the broker does not have."""
+    missing = sorted(set(topics) - set(counts))
+    if missing:
+        raise TopicMissing(f"topic {missing[0]!r} does not exist on {bootstrap}")
+
+
+class Admin:
+    """Topic metadata and creation on one cluster."""
+
+    def __init__(self, config: Mapping[str, Any]) -> None:
+        self._bootstrap = str(config.get("bootstrap.servers"))
+        self._admin = AdminClient({"logger": LIBRDKAFKA, **config})
+
+    def topic_partitions(self, timeout: float = 10.0) -> dict[str, int]:
+        """Topics on the broker with their partition counts."""
         try:
-            future.result(timeout)
+            return partition_counts(self._admin.list_topics(timeout=timeout))
         except KafkaException as error:
-            if error.args[0].code() != 36:  # TOPIC_ALREADY_EXISTS: another process won the race
-                raise StreamError(f"cannot create topic {name!r}: {error.args[0].str()}") from None
-    return sorted(missing)
+            raise unreachable(self._bootstrap, error) from None
+
+    def require(self, topics: list[str], timeout: float = 10.0) -> dict[str, int]:
+        """The partition counts of ``topics``; TopicMissing if one does not exist."""
+        counts = self.topic_partitions(timeout)
+        require_topics(counts, topics, self._bootstrap)
+        return {topic: counts[topic] for topic in topics}
+
+    def ensure(self, topics: Mapping[str, int], timeout: float = 10.0) -> list[str]:
+        """Create the topics that do not exist yet (name -> partitions); returns those it created."""
+        existing = self.topic_partitions(timeout)
+        missing = {name: n for name, n in topics.items() if name not in existing}
+        if not missing:
+            return []
+        futures = self._admin.create_topics([NewTopic(name, n, 1) for name, n in missing.items()],
+                                            operation_timeout=timeout)
+        for name, future in futures.items():
+            try:
+                future.result(timeout)
+            except KafkaException as error:
+                if error.args[0].code() != _TOPIC_ALREADY_EXISTS:  # another process won the race
+                    raise StreamError(f"cannot create topic {name!r}: {error.args[0].str()}") from None
+        return sorted(missing)

@@ -13,8 +13,11 @@ from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
-from stream.errors import BrokerUnavailable, StreamError, TopicMissing
+from stream.admin import partition_counts, require_topics
+from stream.errors import StreamError, unreachable
 from stream.kafkalog import LIBRDKAFKA
+
+__all__ = ["AssignHook", "BatchConsumer", "RevokeHook"]
 
 log = logging.getLogger(__name__)
 
@@ -66,30 +69,33 @@ class BatchConsumer:
 
         ``join_group=False`` is for a single writer that holds a lease: it assigns itself all
         partitions at once, with no group join to wait for and no dead member's session to wait out.
+        Joining the group is for prediction replicas, which share the partitions among themselves.
         """
-        partitions = self.topic_partitions(metadata_timeout)
-        missing = set(self._topics) - set(partitions)
-        if missing:
-            raise TopicMissing(f"topic {sorted(missing)[0]!r} does not exist on {self._bootstrap}")
+        try:
+            counts = partition_counts(self._consumer.list_topics(timeout=metadata_timeout))
+        except KafkaException as error:
+            raise unreachable(self._bootstrap, error) from None
+        require_topics(counts, self._topics, self._bootstrap)
         if join_group:
             self._consumer.subscribe(self._topics, on_assign=self._assigned, on_revoke=self._revoked,
                                      on_lost=self._revoked)
         else:
-            everything = [TopicPartition(t, p) for t in self._topics for p in range(partitions[t])]
+            everything = [TopicPartition(t, p) for t in self._topics for p in range(counts[t])]
             self._assigned(self._consumer, everything)
 
-    def topic_partitions(self, timeout: float = 10.0) -> dict[str, int]:
-        """Topics on the broker with their partition counts."""
-        try:
-            metadata = self._consumer.list_topics(timeout=timeout)
-        except KafkaException as error:
-            raise BrokerUnavailable(f"cannot reach Kafka at {self._bootstrap}: {error.args[0].str()}") from None
-        return {name: len(topic.partitions) for name, topic in metadata.topics.items() if not topic.error}
-
     def consume(self, max_messages: int, timeout: float) -> list[Message]:
-        """Up to ``max_messages`` messages; per-message broker errors are raised or logged here."""
+        """Up to ``max_messages`` messages: what is already there, at once; waiting up to ``timeout``
+        only when nothing is (then returning as soon as one arrives, with whatever came with it).
+
+        A light stream never fills a batch: waiting to fill one would add the whole timeout to
+        each event's latency. Per-message broker errors are raised or logged here.
+        """
         try:
-            messages = self._consumer.consume(max_messages, timeout)
+            messages = self._consumer.consume(max_messages, 0)
+            if not messages and timeout > 0:
+                messages = self._consumer.consume(1, timeout)
+                if messages and max_messages > 1:
+                    messages += self._consumer.consume(max_messages - 1, 0)
         except KafkaException as error:
             raise StreamError(f"consume failed: {error.args[0].str()}") from None
         for message in messages:

@@ -8,6 +8,12 @@
 Each carries a message fit for one line on a terminal.
 """
 
+from __future__ import annotations
+
+from confluent_kafka import KafkaError, KafkaException
+
+__all__ = ["BrokerUnavailable", "DeliveryFailed", "StreamError", "TopicMissing", "unreachable"]
+
 
 class StreamError(Exception):
     """Base of every error raised by the stream package."""
@@ -23,3 +29,10 @@ class TopicMissing(StreamError):
 
 class DeliveryFailed(StreamError):
     """A produced message was not delivered; outputs since the last snapshot are not safe."""
+
+
+def unreachable(bootstrap: str, error: KafkaException | KafkaError) -> BrokerUnavailable:
+    """The one way a failed metadata request is said: which servers, and librdkafka's reason."""
+    reason = error.args[0] if isinstance(error, KafkaException) and error.args else error
+    text = reason.str() if isinstance(reason, KafkaError) else str(reason)
+    return BrokerUnavailable(f"cannot reach Kafka at {bootstrap}: {text}")

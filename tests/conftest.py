@@ -17,9 +17,10 @@ import redis
 from confluent_kafka import Consumer, Message, Producer, TopicPartition
 
 from learner.local.servers import Broker, RedisServer
+from learner.state.control import ControlPlane
 from learner.state.signing import Signer
 from learner.state.snapshots import SnapshotStore
-from stream.admin import ensure_topics, topic_partitions
+from stream import Admin
 
 SIGNING_KEY = "test-signing-key"
 _names = itertools.count()
@@ -82,7 +83,7 @@ class Stack:
                              "enable.auto.commit": False})
         try:
             deadline = time.monotonic() + timeout
-            while not (partitions := topic_partitions(self.bootstrap).get(topic)):
+            while not (partitions := Admin({"bootstrap.servers": self.bootstrap}).topic_partitions().get(topic)):
                 assert time.monotonic() < deadline, f"topic {topic} never appeared"
                 time.sleep(0.1)
             consumer.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
@@ -123,6 +124,17 @@ class Stack:
             time.sleep(0.1)
         raise AssertionError(f"no snapshot reached {offset_total} events within {timeout}s")
 
+    def wait_status(self, check: Callable[[dict], bool], timeout: float = 30.0) -> dict:
+        """The running service's published status, once ``check`` holds (read from Redis directly)."""
+        control = ControlPlane(self.store())
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            status = control.service_status()
+            if status and check(status):
+                return status
+            time.sleep(0.05)
+        raise AssertionError(f"status never matched; last: {control.service_status()}")
+
     def wait_for_log(self, text: str, index: int = -1, timeout: float = 60.0) -> None:
         """Wait until the log of a started service says ``text``."""
         deadline = time.monotonic() + timeout
@@ -143,7 +155,7 @@ class Stack:
 
 def make_stack(broker: Broker, redis_server: RedisServer, partitions: int = 1) -> Stack:
     stack = Stack(broker, redis_server, f"t{os.getpid()}-{next(_names)}", partitions)
-    ensure_topics(stack.bootstrap, {stack.input: partitions})
+    Admin({"bootstrap.servers": stack.bootstrap}).ensure({stack.input: partitions})
     return stack
 
 

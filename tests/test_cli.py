@@ -31,7 +31,7 @@ def test_produce_run_export(stack: Stack, tmp_path: Path) -> None:
     exported = learner("export", "--redis-url", stack.redis.url, "--name", stack.name, "--out", str(out))
     assert exported.returncode == 0, exported.stderr
     model = pickle.loads(out.read_bytes())
-    _, state = stack.store().load(stack.store().head())
+    state = stack.store().load(stack.store().head()).state
     x = {"empty_server_form_handler": 0.5, "popup_window": 0.0, "https": 1.0}
     assert model.predict_proba_one(x) == state["model"].predict_proba_one(x)
 

@@ -68,7 +68,8 @@ def test_bad_input_table(stack: Stack) -> None:
     for i in range(301):
         event = orjson.loads(good(i))
         reference.learn_one(event["x"], event["y"])
-    meta, state = stack.store().load(stack.store().head())
+    loaded = stack.store().load(stack.store().head())
+    meta, state = loaded.meta, loaded.state
     assert state["learned"] == 301
     assert state["model"]["LogisticRegression"].weights == reference["LogisticRegression"].weights
     assert meta.offsets[f"{stack.input}:0"] == len(values) + 1

@@ -48,6 +48,8 @@ def test_service_reports_drift(stack: Stack) -> None:
     service = stack.start("--model", "binary", "--metrics-port", str(port), "--drift-window", "1000")
     def reported() -> list | None:
         status = orjson.loads(get(port, "/status")[1])["service"]
+        if status is None:  # still starting
+            return None
         kinds = {d["kind"] for d in status["drift"]}
         done = status["events_done"] >= 2 * CHANGE and kinds == {"performance", "input"}
         return status["drift"] if done else None

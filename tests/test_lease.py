@@ -11,7 +11,7 @@ import pytest
 
 from learner.core.models import build_model
 from tests.conftest import Stack
-from tests.test_crash import events, produce_steadily
+from tests.test_crash import SteadyProducer, events
 
 pytestmark = pytest.mark.integration
 
@@ -19,23 +19,24 @@ ARGS = ("--model", "logreg", "--snapshot-every-events", "500", "--snapshot-every
 
 
 def test_standby_takes_over_after_kill(stack: Stack) -> None:
-    all_events = events(20_000, seed=3)
     holder = stack.start(*ARGS)
     stack.wait_for_log("streaming", index=0)
     standby = stack.start(*ARGS)
     stack.wait_for_log("standby", index=1)
-    feeder = produce_steadily(stack, [orjson.dumps(e) for e in all_events], per_second=5000)
-    time.sleep(1.5)
+    feeder = SteadyProducer(stack, events(100_000, seed=3), per_second=5000)
+    stack.wait_learned(1000)  # the holder is streaming what the producer sends
     holder.kill()
     killed = time.monotonic()
     stack.wait_for_log("lease acquired", index=1, timeout=30)
     takeover = time.monotonic() - killed
-    feeder.join()
+    all_events = feeder.finish(at_least=stack.store().meta(stack.store().head()).events_learned + 2000)
     stack.wait_learned(len(all_events))
     assert stack.stop(standby) == 0
     print(f"takeover {takeover:.2f}s after kill -9 (lease ttl 3s)")  # reported, never asserted
 
-    meta, state = stack.store().load(stack.store().head())
+    loaded = stack.store().load(stack.store().head())
+
+    meta, state = loaded.meta, loaded.state
     reference = build_model("logreg")
     for e in all_events:
         reference.learn_one(e["x"], e["y"])
@@ -63,7 +64,8 @@ def test_paused_holder_cannot_overwrite(stack: Stack) -> None:
     assert "lost the lease" in stack.log(0)
     assert stack.store().head() >= head_before
     assert stack.stop(standby) == 0
-    meta, state = stack.store().load(stack.store().head())
+    loaded = stack.store().load(stack.store().head())
+    meta, state = loaded.meta, loaded.state
     assert state["learned"] == len(first) + len(second)
     assert any("lost" in e.detail for e in stack.store().audit.entries())
 

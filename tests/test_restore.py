@@ -63,7 +63,7 @@ def test_tampered_snapshot_is_never_unpickled(stack: Stack, tmp_path: Path) -> N
     marker = tmp_path / "pwned"
     blob = pickle.dumps(Exploit(marker))
     forged = SnapshotMeta(**{**orjson.loads(store.meta(version).to_json()), "checksum": checksum(blob), "size": len(blob)})
-    store.client.hset(store.key(f"snap:{version}"), mapping={"blob": blob, "meta": forged.to_json()})
+    store.redis.hset(store.keys.snapshot(version), mapping={"blob": blob, "meta": forged.to_json()})
 
     result = subprocess.run(stack.run_args("--model", "logreg"), capture_output=True, text=True, timeout=60,
                             env={**os.environ, "LEARNER_SIGNING_KEY": SIGNING_KEY})
@@ -84,15 +84,20 @@ def test_other_signing_key_is_refused(stack: Stack) -> None:
 
 
 def test_each_snapshot_scores_exactly_the_events_it_learned(stack: Stack) -> None:
-    """The evaluation in a snapshot stops at its offsets: a restore never scores an event twice."""
+    """The scorecard in a snapshot stops at its offsets: a restore never scores an event twice.
+
+    Snapshots are driven by event counts (the scorecard is handed over while the model learns on,
+    which is where an off-by-a-batch would show), never by wall time.
+    """
     stack.produce(labelled(0, 40_000))
-    service = stack.start("--model", "logreg", "--snapshot-every-seconds", "0.2", "--snapshot-every-events", "0",
-                          "--snapshot-keep", "1000", "--stop-after-events", "40000")
+    service = stack.start("--model", "logreg", "--snapshot-every-seconds", "0", "--snapshot-every-events", "7000",
+                          "--batch-size", "500", "--snapshot-keep", "1000", "--stop-after-events", "40000")
     assert service.wait(120) == 0
     store = stack.store()
-    assert len(store.versions()) >= 3
+    assert len(store.versions()) >= 5  # every 7000 events (at a batch boundary), and the last one
     for version in store.versions():
-        meta, state = store.load(version)
-        accuracy = state["evaluation"].tracked[0]
+        loaded = store.load(version)
+        meta, state = loaded.meta, loaded.state
+        accuracy = state["scorecard"].evaluation.tracked[0]
         assert accuracy.name == "Accuracy"
         assert accuracy.metric.cm.total_weight == sum(meta.offsets.values()) == meta.events_learned, version

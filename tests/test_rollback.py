@@ -12,8 +12,9 @@ import pytest
 import river
 
 from learner.core.models import build_model
-from learner.state.snapshots import SnapshotMeta, SnapshotRefused, SnapshotStore
-from learner.runtime.snapshotter import Outcome, Snapshotter
+from learner.errors import OtherRiverVersion, RolledBack
+from learner.runtime.snapshot_writer import SnapshotJob, SnapshotRest, SnapshotWriter
+from learner.state.snapshots import SnapshotMeta, SnapshotStore
 from tests.conftest import SIGNING_KEY, Stack
 
 pytestmark = pytest.mark.integration
@@ -39,13 +40,8 @@ def send(stack: Stack, batch: list[dict]) -> None:
 
 
 def wait_status(stack: Stack, check, timeout: float = 30.0) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        status = orjson.loads(learner(stack, "status", "--json").stdout)
-        if status["service"] and check(status["service"]):
-            return status["service"]
-        time.sleep(0.2)
-    raise AssertionError("status never matched")
+    """The running service's published status, once ``check`` holds (read from Redis directly)."""
+    return stack.wait_status(check, timeout)
 
 
 def test_live_rollback_serves_the_snapshot(stack: Stack) -> None:
@@ -61,13 +57,13 @@ def test_live_rollback_serves_the_snapshot(stack: Stack) -> None:
     wait_status(stack, lambda s: s["events_done"] >= 3000)
     rolled = learner(stack, "rollback", "--to", str(good), "--reason", "labels inverted upstream")
     assert rolled.returncode == 0, rolled.stderr
-    wait_status(stack, lambda s: s["model_version"] == good, timeout=2.5)
+    wait_status(stack, lambda s: s["model_version"] == good and s["rollbacks"] == 1, timeout=2.5)
 
     probes = [{"id": f"p{i}", "x": e["x"]} for i, e in enumerate(events(5000, 100))]
     send(stack, probes)
     outputs = [orjson.loads(m.value()) for m in stack.read(stack.output, 3100)]
     assert stack.stop(service) == 0
-    _, state = stack.store().load(good)
+    state = stack.store().load(good).state
     after = [o for o in outputs if str(o["id"]).startswith("p")]
     assert len(after) == 100
     for output, probe in zip(after, probes):
@@ -90,12 +86,12 @@ def test_replay_relearns_from_the_snapshot_offsets(stack: Stack) -> None:
     send(stack, second)
     wait_status(stack, lambda s: s["events_done"] >= 2000)
     assert learner(stack, "rollback", "--to", str(version), "--replay").returncode == 0
-    wait_status(stack, lambda s: s["model_version"] == version, timeout=2.5)
+    wait_status(stack, lambda s: s["model_version"] == version and s["rollbacks"] == 1, timeout=2.5)
     send(stack, third)
     wait_status(stack, lambda s: s["events_done"] >= 2500 and s["events_learned"] >= 2500)
     assert stack.stop(service) == 0
 
-    _, state = stack.store().load(stack.store().head())
+    state = stack.store().load(stack.store().head()).state
     reference = build_model("logreg")
     for e in first + second + third:  # each once: the replay learned `second` again, not twice
         reference.learn_one(e["x"], e["y"])
@@ -128,18 +124,19 @@ def test_history_rules(stack: Stack) -> None:
     meta = store.meta(head)
     other = {**orjson.loads(meta.to_json()), "river_version": "0.1.0"}
     raw = orjson.dumps(other, option=orjson.OPT_SORT_KEYS)
-    store.client.hset(store.key(f"snap:{head}"), mapping={"meta": raw, "sig": store.signer.sign(raw)})
-    with pytest.raises(SnapshotRefused, match=f"river 0.1.0, this is river {river.__version__}"):
+    store.redis.hset(store.keys.snapshot(head), mapping={"meta": raw, "sig": store.signer.sign(raw)})
+    with pytest.raises(OtherRiverVersion, match=f"river 0.1.0, this is river {river.__version__}"):
         store.load(head)
-    assert store.load(head, force=True)[0].version == head
+    assert store.load(head, force=True).meta.version == head
 
     # a corrupt head falls back to its parent
     original = meta.to_json()
-    store.client.hset(store.key(f"snap:{head}"), mapping={"meta": original, "sig": store.signer.sign(original),
-                                                           "blob": b"garbage"})
-    meta, _ = store.load_head()
-    assert meta.version == SnapshotMeta.from_json(original).parent
-    assert store.fallback is not None and f"head {head}" in store.fallback
+    store.redis.hset(store.keys.snapshot(head), mapping={"meta": original, "sig": store.signer.sign(original),
+                                                          "blob": b"garbage"})
+    loaded = store.load_head()
+    assert loaded.meta.version == SnapshotMeta.from_json(original).parent
+    assert loaded.fallback is not None and f"head {head}" in loaded.fallback
+    meta = loaded.meta
 
     # a service started on it says so in its status too
     restarted = stack.start("--model", "logreg")
@@ -157,7 +154,7 @@ def test_crash_after_rollback_does_not_relearn_what_it_discarded(stack: Stack) -
     send(stack, events(1000, 1000, flip=True))
     wait_status(stack, lambda s: s["events_done"] >= 2000)
     assert learner(stack, "rollback", "--to", str(version)).returncode == 0
-    wait_status(stack, lambda s: s["model_version"] == version and s["events_learned"] == 1000)
+    wait_status(stack, lambda s: s["model_version"] == version and s["rollbacks"] == 1 and s["events_learned"] == 1000)
     service.kill()  # before any new snapshot
     service.wait()
 
@@ -165,17 +162,21 @@ def test_crash_after_rollback_does_not_relearn_what_it_discarded(stack: Stack) -
     send(stack, events(2000, 100))
     wait_status(stack, lambda s: s["events_done"] >= 2100)
     assert stack.stop(restarted) == 0
-    _, state = stack.store().load(stack.store().head())
+    state = stack.store().load(stack.store().head()).state
     assert state["learned"] == 1100  # the discarded (flipped) thousand was not learned again
+
+
+def _job(parent: int | None, position: int, rollbacks: int | None = None) -> SnapshotJob:
+    fields = {"parent": parent, "events_learned": position, "offsets": {"in:0": position}, "model_spec": "logreg",
+              "model_params": {}, "metrics": {}}
+    state = {"model": build_model("logreg"), "learned": position}
+    return SnapshotJob(state, fields, {("in", 0): position}, parent, None, rollbacks, 10)
 
 
 def _snapshot(store: SnapshotStore, parent: int | None, position: int) -> int:
     """A snapshot that has learned the input up to ``position`` (one partition), written as the service does."""
-    fields = {"parent": parent, "events_learned": position, "offsets": {"in:0": position}, "model_spec": "logreg",
-              "model_params": {}, "metrics": {}}
-    state = {"model": build_model("logreg"), "learned": position, "evaluation": None}
-    outcome = Snapshotter(store, keep=10, background=False).start(state, fields, {}, parent, None)
-    assert isinstance(outcome, Outcome) and outcome.ok, outcome
+    outcome = SnapshotWriter(store, background=False).write_now(_job(parent, position))
+    assert outcome.ok, outcome
     return outcome.version
 
 
@@ -183,15 +184,12 @@ def test_rollback_to_the_head_beats_a_snapshot_in_flight(stack: Stack) -> None:
     """The race a HEAD_MOVED check alone misses: the rollback leaves the head where it was."""
     store = stack.store()
     first = _snapshot(store, None, 100)
-    fields = {"parent": first, "events_learned": 100, "offsets": {"in:0": 100}, "model_spec": "logreg",
-              "model_params": {}, "metrics": {}}
-    state = {"model": build_model("logreg"), "learned": 100}
-    snapshotter = Snapshotter(store, keep=10, background=True)
-    version = snapshotter.start(state, fields, {}, first, None, completed_later=True, rollbacks=0)
+    writer = SnapshotWriter(store, background=True)
+    version = writer.start(_job(first, 100, rollbacks=0), completed_later=True)
     store.rollback(first, replay=False)  # the operator: "discard what was learned since"
-    snapshotter.complete({"evaluation": None}, {"metrics": {}})
-    outcome = snapshotter.wait()
-    assert outcome is not None and not outcome.ok and outcome.fenced and "ROLLED_BACK" in outcome.error
+    writer.complete(SnapshotRest({"scorecard": None}, {"metrics": {}}))
+    outcome = writer.wait()
+    assert outcome is not None and isinstance(outcome.error, RolledBack)
     assert store.head() == first and version not in store.versions()
 
 
@@ -218,16 +216,16 @@ def test_a_corrupt_head_falls_back_to_an_ancestor_not_a_discarded_branch(stack: 
     v2 = _snapshot(store, v1, 300)  # learned from bad data: the operator rolls back past it
     store.rollback(v1, replay=True)
     v3 = _snapshot(store, v1, 400)
-    store.client.hset(store.key(f"snap:{v3}"), "blob", b"garbage")
-    meta, _ = store.load_head()
-    assert meta.version == v1 != v2 and f"head {v3}" in (store.fallback or "")
+    store.redis.hset(store.keys.snapshot(v3), "blob", b"garbage")
+    loaded = store.load_head()
+    assert loaded.meta.version == v1 != v2 and f"head {v3}" in (loaded.fallback or "")
 
 
 def test_rollback_to_a_version_that_does_not_load_is_refused(stack: Stack) -> None:
     store = stack.store()
     v1 = _snapshot(store, None, 100)
     v2 = _snapshot(store, v1, 200)
-    store.client.hset(store.key(f"snap:{v1}"), "blob", b"garbage")
+    store.redis.hset(store.keys.snapshot(v1), "blob", b"garbage")
     result = learner(stack, "rollback", "--to", str(v1))
     assert result.returncode == 1 and result.stderr.startswith("learner: error: ") and "Traceback" not in result.stderr
     assert store.head() == v2

@@ -1,41 +1,46 @@
-"""Which input offsets the model has learned, and when the next snapshot is due.
+"""Where the model stands in the stream, what of it is saved, and when the next snapshot is due.
 
-Offsets are next-offsets (the first event not yet learned), per ``(topic, partition)``. They only
-move forward while streaming; a rollback or a restore replaces them wholesale.
+The position is a next-offset per ``(topic, partition)`` (the first event not yet learned). It
+only moves forward while streaming; a rollback or a restore replaces it wholesale. A snapshot
+*started* resets the schedule (so a failing Redis is not asked again at every batch); only a
+snapshot *written* moves what is saved, so a stop after a failed snapshot still takes a last one.
 
 >>> checkpoint = Checkpoint(every_events=2, every_seconds=0, now=0.0)
->>> checkpoint.advance(("events", 0), 41)
->>> checkpoint.due(now=1.0)
+>>> checkpoint.add({("events", 0): 42}, 2)
+>>> checkpoint.due(now=1.0), checkpoint.unsaved
+(True, True)
+>>> started = checkpoint.taken(now=1.0)
+>>> checkpoint.due(now=2.0), checkpoint.unsaved
+(False, True)
+>>> checkpoint.saved(started)
+>>> checkpoint.unsaved
 False
->>> checkpoint.advance(("events", 0), 42)
->>> checkpoint.due(now=1.0), checkpoint.offsets
-(True, {('events', 0): 43})
 """
 
 from __future__ import annotations
 
 import time
 
+from learner.core.positions import Position
+
+__all__ = ["Checkpoint"]
+
 
 class Checkpoint:
-    """Offsets processed since the start, and the snapshot schedule (every N events and/or S seconds)."""
+    """The position learned up to, the last position saved, and the snapshot schedule."""
 
-    def __init__(self, every_events: int, every_seconds: float, offsets: dict[tuple[str, int], int] | None = None,
+    def __init__(self, every_events: int, every_seconds: float, position: Position | None = None,
                  now: float | None = None) -> None:
         self.every_events = every_events
         self.every_seconds = every_seconds
-        self.offsets: dict[tuple[str, int], int] = dict(offsets or {})
-        self.pending = 0
+        self.position: Position = dict(position or {})
+        self._saved: Position = dict(self.position)
+        self.pending = 0  # events since the last snapshot started
         self._since = time.monotonic() if now is None else now
 
-    def advance(self, partition: tuple[str, int], offset: int) -> None:
-        """Record that the event at ``offset`` is done (predicted, and learned if labelled)."""
-        self.offsets[partition] = offset + 1
-        self.pending += 1
-
-    def add(self, done: dict[tuple[str, int], int], count: int) -> None:
+    def add(self, done: Position, count: int) -> None:
         """Record a whole batch: ``done`` maps partitions to their new next-offsets."""
-        self.offsets.update(done)
+        self.position.update(done)
         self.pending += count
 
     def due(self, now: float | None = None) -> bool:
@@ -47,12 +52,24 @@ class Checkpoint:
         elapsed = (time.monotonic() if now is None else now) - self._since
         return bool(self.every_seconds) and elapsed >= self.every_seconds
 
-    def taken(self, now: float | None = None) -> None:
-        """A snapshot of everything up to here was started; restart both counters."""
+    def taken(self, now: float | None = None) -> Position:
+        """A snapshot of everything up to here was started: restart the schedule; its position."""
         self.pending = 0
         self._since = time.monotonic() if now is None else now
+        return dict(self.position)
 
-    def reset(self, offsets: dict[tuple[str, int], int]) -> None:
-        """Replace the offsets (restore, rollback): the one time they may go backwards."""
-        self.offsets = dict(offsets)
+    def saved(self, position: Position) -> None:
+        """A snapshot of ``position`` was written."""
+        self._saved = dict(position)
+
+    @property
+    def unsaved(self) -> bool:
+        """Whether the model has learned anything the newest written snapshot does not hold."""
+        return self.position != self._saved
+
+    def reset(self, position: Position, saved: bool = False) -> None:
+        """Replace the position (restore, rollback): the one time it may go backwards."""
+        self.position = dict(position)
+        if saved:
+            self._saved = dict(position)
         self.pending = 0

@@ -20,7 +20,10 @@ from typing import Any
 from river import metrics as river_metrics
 from river import utils
 
-from learner.core.models import Task
+from learner.core.models import ModelKind, Task
+from learner.errors import MetricError
+
+__all__ = ["DEFAULT_METRICS", "DEFAULT_WINDOW", "Evaluation", "MetricError", "RollingValue", "Tracked", "metrics_for"]
 
 DEFAULT_METRICS: dict[Task, tuple[str, ...]] = {
     "binary": ("Accuracy", "LogLoss"),
@@ -34,10 +37,6 @@ DEFAULT_WINDOW = 1000
 Scored = tuple[Any, Any, "dict[Any, float] | None"]
 
 
-class MetricError(ValueError):
-    """A ``--metric`` name that River does not have, or that does not fit the model."""
-
-
 @dataclass
 class Tracked:
     """One metric over the whole stream: its name, the River metric, whether it takes probabilities."""
@@ -45,6 +44,35 @@ class Tracked:
     name: str
     metric: Any
     wants_proba: bool
+
+
+def metrics_for(kind: ModelKind, names: tuple[str, ...] = ()) -> tuple[str, ...]:
+    """The metrics to track: the ones asked for, checked against the model, or the task's defaults.
+
+    A classifier without probabilities (one-vs-one) cannot be scored by LogLoss; a supervised
+    anomaly detector scores a value, not an anomaly label, so it has no default metric.
+
+    >>> from learner.core.models import ModelKind
+    >>> metrics_for(ModelKind("binary", "label", False))
+    ('Accuracy',)
+    >>> metrics_for(ModelKind("binary", "label", False), ("LogLoss",))
+    Traceback (most recent call last):
+    ...
+    learner.errors.MetricError: LogLoss needs class probabilities, and this classifier gives none
+    """
+    if kind.predicts == "label_score":
+        return names
+    has_proba = kind.predicts in ("proba", "label_proba")
+    if not names:
+        return tuple(n for n in DEFAULT_METRICS[kind.task] if has_proba or not _wants_proba(kind.task, n))
+    for name in names:
+        if not has_proba and _wants_proba(kind.task, name):
+            raise MetricError(f"{name} needs class probabilities, and this classifier gives none")
+    return names
+
+
+def _wants_proba(task: Task, name: str) -> bool:
+    return task in ("binary", "multiclass") and not _build(name).requires_labels
 
 
 class Evaluation:
@@ -57,10 +85,10 @@ class Evaluation:
     {'Accuracy': {'all': 0.666..., '2': 0.5}}
     """
 
-    def __init__(self, task: Task, names: tuple[str, ...] = (), window: int = DEFAULT_WINDOW) -> None:
+    def __init__(self, task: Task, names: tuple[str, ...] | None = None, window: int = DEFAULT_WINDOW) -> None:
         self.task = task
         self.window = window
-        self.tracked = [_track(task, name) for name in names or DEFAULT_METRICS[task]]
+        self.tracked = [_track(task, name) for name in (DEFAULT_METRICS[task] if names is None else names)]
         self.recent: deque[Scored] = deque(maxlen=window or 1)
         self._bind()
 

@@ -1,7 +1,9 @@
-"""Model presets and model specs: what ``--model`` accepts.
+"""Model presets, model specs (what ``--model`` accepts) and what kind of estimator a model is.
 
 A spec is either a preset name (``learner models`` lists them) or ``package.module:callable``
 returning a River estimator, so teams can ship their own pipelines without forking the service.
+:func:`kind_of` reads, once, how River expects the model to be called (probabilities or labels,
+a value, an anomaly score with or without the label), so the per-event path never asks again.
 """
 
 from __future__ import annotations
@@ -12,13 +14,23 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import orjson
 from river import anomaly, base, compose, forest, linear_model, preprocessing, tree
 
+from learner.errors import ModelSpecError
+
+__all__ = ["PRESETS", "ModelKind", "Preset", "Task", "build_model", "describe_params", "kind_of", "task_of"]
+
+#: What the predictions are, which decides the prediction message and the default metrics.
 Task = Literal["binary", "multiclass", "regression", "anomaly"]
 
-
-class ModelSpecError(ValueError):
-    """``--model`` names nothing we can build."""
+#: How the model is asked for a prediction:
+#: ``proba``: ``predict_proba_one``, the label is its most probable class (River's default);
+#: ``label_proba``: ``predict_one`` (overridden) and ``predict_proba_one``;
+#: ``label``: ``predict_one`` only (no probabilities: one-vs-one, output codes);
+#: ``value``: a regressor's ``predict_one``;
+#: ``score``: an anomaly detector's ``score_one(x)``; ``label_score``: a supervised one's ``score_one(x, y)``.
+Predicts = Literal["proba", "label_proba", "label", "value", "score", "label_score"]
 
 
 @dataclass(frozen=True)
@@ -79,7 +91,7 @@ def build_model(spec: str) -> base.Estimator:
     >>> build_model("nope")
     Traceback (most recent call last):
     ...
-    learner.core.models.ModelSpecError: unknown model 'nope': use a preset (binary, logreg, multiclass, tree, regression, anomaly, forest) or package.module:callable
+    learner.errors.ModelSpecError: unknown model 'nope': use a preset (binary, logreg, multiclass, tree, regression, anomaly, forest) or package.module:callable
     """
     if spec in PRESETS:
         return PRESETS[spec].build()
@@ -98,13 +110,53 @@ def build_model(spec: str) -> base.Estimator:
     return model
 
 
+@dataclass(frozen=True)
+class ModelKind:
+    """How a River estimator is called, and which events it learns.
+
+    >>> kind_of(build_model("logreg"))
+    ModelKind(task='binary', predicts='proba', learns_unlabelled=False)
+    >>> kind_of(build_model("anomaly"))
+    ModelKind(task='anomaly', predicts='score', learns_unlabelled=True)
+    """
+
+    task: Task
+    predicts: Predicts
+    #: Unsupervised anomaly detectors learn every event, labelled or not (the label is only scored).
+    learns_unlabelled: bool
+
+    def learns(self, labelled: bool) -> bool:
+        """Whether an event is learned (when learning is on and the model accepts it): the one rule."""
+        return labelled or self.learns_unlabelled
+
+
+def kind_of(model: base.Estimator) -> ModelKind:
+    """What kind of estimator ``model`` is (a pipeline is what its last step is)."""
+    final = model[-1] if isinstance(model, compose.Pipeline) else model
+    if isinstance(model, base.SupervisedAnomalyDetector) or isinstance(final, base.SupervisedAnomalyDetector):
+        return ModelKind("anomaly", "label_score", False)
+    if isinstance(model, base.AnomalyFilter) and getattr(final, "_supervised", False):
+        return ModelKind("anomaly", "label_score", False)
+    if isinstance(model, base.AnomalyDetector | base.AnomalyFilter):
+        return ModelKind("anomaly", "score", True)
+    if isinstance(model, base.Classifier):
+        task: Task = "multiclass" if getattr(final, "_multiclass", False) else "binary"
+        has_proba = type(final).predict_proba_one is not base.Classifier.predict_proba_one
+        argmax = type(final).predict_one is base.Classifier.predict_one
+        return ModelKind(task, "label" if not has_proba else "proba" if argmax else "label_proba", False)
+    if isinstance(model, base.Regressor):
+        return ModelKind("regression", "value", False)
+    raise ModelSpecError(f"{type(model).__name__} is neither a classifier, a regressor nor an anomaly detector")
+
+
 def task_of(model: base.Estimator) -> Task:
     """What kind of predictions the model makes, which decides the prediction message and metrics."""
-    if isinstance(model, base.AnomalyDetector):
-        return "anomaly"
-    if isinstance(model, base.Classifier):
-        final = model[-1] if isinstance(model, compose.Pipeline) else model
-        return "multiclass" if getattr(final, "_multiclass", False) else "binary"
-    if isinstance(model, base.Regressor):
-        return "regression"
-    raise ModelSpecError(f"{type(model).__name__} is neither a classifier, a regressor nor an anomaly detector")
+    return kind_of(model).task
+
+
+def describe_params(model: Any) -> dict[str, Any]:
+    """The model's hyperparameters as JSON (River keeps them as given to the constructor)."""
+    try:
+        return orjson.loads(orjson.dumps(model._get_params(), default=repr))  # type: ignore[no-any-return]
+    except (AttributeError, TypeError, orjson.JSONEncodeError):
+        return {"repr": repr(model)}

@@ -2,8 +2,8 @@
 
 Everything the service promises about learning (prequential order, the same predictions as River's
 own loop, bad labels never reaching the model) lives here, so it is tested without a broker.
-Scoring the predictions is :class:`learner.evaluation.Evaluation`'s job; :func:`prequential` shows
-the three together, in the order the service runs them.
+Scoring the predictions is :class:`learner.core.evaluation.Evaluation`'s job; :func:`prequential`
+shows the three together, in the order the service runs them.
 
 >>> from river import datasets
 >>> from learner.core.evaluation import Evaluation
@@ -19,18 +19,22 @@ the three together, in the order the service runs them.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from typing import Any
 
-from river import base, compose
+from river import base
 
 from learner.core.evaluation import Evaluation
-from learner.core.models import Task, task_of
+from learner.core.models import ModelKind, Task, kind_of
+from learner.core.predictions import Prediction, label_of
 
-Prediction = tuple[Any, dict[Any, float] | None]
-#: What :meth:`LearningStep.process_batch` gives per event: the class probabilities (a classifier
-#: whose label is the most probable class: the label is left to the caller), a prediction and its
-#: probabilities, or why the event was refused.
-Outcome = dict[Any, float] | Prediction | str
+__all__ = ["LabelRejected", "LearningStep", "Outcome", "prequential"]
+
+#: What :meth:`LearningStep.process_batch` gives per event: the class probabilities as River
+#: returned them (a classifier whose label is its most probable class: the label is left to the
+#: caller, off the model's core), a ``(prediction, probabilities or None)`` pair, or why the event
+#: was refused. River's own types, unconverted: :mod:`learner.core.predictions` makes them plain.
+Outcome = Any
 
 
 class LabelRejected(ValueError):
@@ -38,41 +42,30 @@ class LabelRejected(ValueError):
 
 
 class LearningStep:
-    """One model, stepped one event at a time: predict, then learn when there is a label."""
+    """One model, stepped one event at a time: predict, then learn (see :class:`ModelKind` for which)."""
 
     def __init__(self, model: base.Estimator, learned: int = 0) -> None:
         self.model = model
-        self.task: Task = task_of(model)
+        self.kind: ModelKind = kind_of(model)
+        self.task: Task = self.kind.task
         self.learned = learned
         self.learning = True
-        self._learn_one = model.learn_one
-        self._predict = self._prediction_path()
-
-    def _prediction_path(self) -> Any:
-        """Pick the prediction path once, so the per-event path has no branches on the model kind."""
-        if self.task == "anomaly":
-            return self._score
-        if self.task == "regression":
-            return self._regress
-        if _label_is_argmax(self.model):
-            return self._classify
-        return self._classify_with_predict_one
+        self._predict: Callable[[dict[str, Any], Any], Prediction] = getattr(self, "_" + self.kind.predicts)
 
     def process(self, x: dict[str, Any], y: Any) -> Prediction:
-        """Predict ``x``, then learn it when labelled (anomaly detectors learn every event).
+        """Predict ``x``, then learn it when the model learns such events.
 
-        Returns the prediction and, for classifiers, the class probabilities.
+        Returns the prediction and, for classifiers with probabilities, the class probabilities.
         """
         if y is not None and self.task == "regression" and (type(y) is bool or type(y) is str):
             raise LabelRejected(f"label {y!r} is not a number, and the model is a regressor")
-        prediction = self._predict(x)
-        if self.learning:
-            if y is not None:
-                self._learn_one(x, y)
-                self.learned += 1
-            elif self.task == "anomaly":
-                self._learn_one(x)
-                self.learned += 1
+        prediction = self._predict(x, y)
+        if self.learning and self.kind.learns(y is not None):
+            if self.kind.learns_unlabelled:
+                self.model.learn_one(x)
+            else:
+                self.model.learn_one(x, y)
+            self.learned += 1
         return prediction
 
     def process_batch(self, events: list[dict[str, Any]]) -> list[Outcome]:
@@ -91,7 +84,7 @@ class LearningStep:
         ({False: 0.5, True: 0.5}, 'the model rejected the event: TypeError', 1)
         """
         results: list[Outcome] = []
-        loop = self._probabilities_loop if self._predict == self._classify else self._process_loop
+        loop = self._probabilities_loop if self.kind.predicts == "proba" else self._process_loop
         while len(results) < len(events):
             try:
                 loop(events, results)
@@ -102,8 +95,11 @@ class LearningStep:
         return results
 
     def _probabilities_loop(self, events: list[dict[str, Any]], results: list[Outcome]) -> None:
-        """Continue the batch where ``results`` ends; an outcome is appended once the event is learned."""
-        predict, learn, append = self.model.predict_proba_one, self._learn_one, results.append
+        """Continue the batch where ``results`` ends; an outcome is appended once the event is learned.
+
+        The same rule as :meth:`ModelKind.learns`, for a classifier: labelled events are learned.
+        """
+        predict, learn, append = self.model.predict_proba_one, self.model.learn_one, results.append
         learned, learning = 0, self.learning
         try:
             for event in itertools.islice(events, len(results), None):
@@ -122,18 +118,25 @@ class LearningStep:
         for event in itertools.islice(events, len(results), None):
             append(process(event["x"], event.get("y")))
 
-    def _classify(self, x: dict[str, Any]) -> Prediction:
+    def _proba(self, x: dict[str, Any], _y: Any) -> Prediction:
         proba = self.model.predict_proba_one(x)
-        return (max(proba, key=proba.get) if proba else None), proba
+        return label_of(proba), proba
 
-    def _classify_with_predict_one(self, x: dict[str, Any]) -> Prediction:
+    def _label_proba(self, x: dict[str, Any], _y: Any) -> Prediction:
         return self.model.predict_one(x), self.model.predict_proba_one(x)
 
-    def _regress(self, x: dict[str, Any]) -> Prediction:
+    def _label(self, x: dict[str, Any], _y: Any) -> Prediction:
         return self.model.predict_one(x), None
 
-    def _score(self, x: dict[str, Any]) -> Prediction:
+    def _value(self, x: dict[str, Any], _y: Any) -> Prediction:
+        return self.model.predict_one(x), None
+
+    def _score(self, x: dict[str, Any], _y: Any) -> Prediction:
         return self.model.score_one(x), None
+
+    def _label_score(self, x: dict[str, Any], y: Any) -> Prediction:
+        """A supervised anomaly detector scores the label itself: nothing to score without one."""
+        return (None if y is None else self.model.score_one(x, y)), None
 
     def __getstate__(self) -> dict[str, Any]:
         return {"model": self.model, "learned": self.learned}
@@ -148,9 +151,3 @@ def prequential(step: LearningStep, evaluation: Evaluation, x: dict[str, Any], y
     if y is not None:
         evaluation.update(y, prediction, proba)
     return prediction, proba
-
-
-def _label_is_argmax(model: base.Estimator) -> bool:
-    """True when the model's label is River's default (the most probable class), so one call does."""
-    final = model[-1] if isinstance(model, compose.Pipeline) else model
-    return type(final).predict_one is base.Classifier.predict_one

@@ -16,13 +16,15 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from learner.ops.feed import dataset_events, limited
+from learner.connections import Connections
 from learner.local.servers import Broker, RedisServer
+from learner.ops.feed import dataset_events, limited
 from learner.runtime.service import Service
 from learner.settings import Settings
-from stream.admin import ensure_topics
 from stream.errors import StreamError
 from stream.producer import AsyncProducer
+
+__all__ = ["Demo", "run_demo"]
 
 
 @dataclass(frozen=True)
@@ -47,19 +49,20 @@ def run_demo(demo: Demo) -> int:
                             model=demo.model, input_topic="events", output_topic="predictions",
                             signing_key=key, snapshot_every_events=5_000, snapshot_every_seconds=3,
                             stop_after_events=0 if demo.keep else demo.limit)
-        ensure_topics(broker.bootstrap_servers, {"events": demo.partitions})
+        connections = Connections(settings)
+        connections.admin().ensure({"events": demo.partitions})
         _say(f"broker {broker.bootstrap_servers} (Tansu), redis {redis_server.url}")
         if demo.keep:
             _say(_try_these(settings, key) + "\n(the learner keeps running after the dataset; Ctrl-C stops everything)\n")
         service = Service(settings)  # forks the gateway: before any thread of ours
-        threading.Thread(target=_feed, args=(broker.bootstrap_servers, events, demo.rate), daemon=True).start()
+        feed = connections.producer(**{"linger.ms": 10})  # after the fork: librdkafka starts threads
+        threading.Thread(target=_feed, args=(feed, events, demo.rate), daemon=True).start()
         service.run(on_progress=_progress)
         _say("\n" + _summary(service, settings, key))
     return 0
 
 
-def _feed(bootstrap: str, events: Iterator[bytes], rate: float) -> None:
-    producer = AsyncProducer({"bootstrap.servers": bootstrap, "linger.ms": 10})
+def _feed(producer: AsyncProducer, events: Iterator[bytes], rate: float) -> None:
     started = time.monotonic()
     for sent, value in enumerate(events, 1):
         producer.produce("events", value, str(sent).encode())
@@ -73,23 +76,27 @@ def _feed(bootstrap: str, events: Iterator[bytes], rate: float) -> None:
 
 
 def _progress(service: Service) -> None:
-    done = sum(service.checkpoint.offsets.values())
-    if not sys.stdout.isatty() and done == getattr(_progress, "shown", None):
+    progress = service.progress()
+    if not sys.stdout.isatty() and progress.done == _shown.get("done"):
         return  # in a log, a line only when something moved
-    _progress.shown = done  # type: ignore[attr-defined]
-    shown = "  ".join(f"{name} {windows['all']:.4f}" for name, windows in service.metrics.items())
-    line = f"  events {done:>7,}  learned {service.step.learned:>7,}  model v{service.model_version:<3} {shown}"
+    _shown["done"] = progress.done
+    shown = "  ".join(f"{name} {windows['all']:.4f}" for name, windows in progress.metrics.items())
+    line = f"  events {progress.done:>7,}  learned {progress.learned:>7,}  model v{progress.version:<3} {shown}"
     if sys.stdout.isatty():
         _say(f"\r{line}   ", end="")
     else:
         _say(line)
 
 
+_shown: dict[str, int] = {}
+
+
 def _summary(service: Service, settings: Settings, key: str) -> str:
+    progress = service.progress()
     lines = [
-        f"learned {service.step.learned:,} events; model {settings.name!r} is at version {service.model_version}",
+        f"learned {progress.learned:,} events; model {settings.name!r} is at version {progress.version}",
         "online metrics: " + ", ".join(f"{n} {w['all']:.4f} (last {k} {w[k]:.4f})"
-                                       for n, w in service.evaluation.values().items()
+                                       for n, w in service.model.scorecard.evaluation.values().items()
                                        for k in w if k != "all"),
         "",
         f"snapshots are signed with LEARNER_SIGNING_KEY={key}",

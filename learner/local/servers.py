@@ -15,15 +15,11 @@ import time
 from pathlib import Path
 from types import TracebackType
 
+from learner.errors import LocalStackError
+from learner.runtime.process import die_with_parent
 
-class LocalStackError(RuntimeError):
-    """A local server could not be found or started."""
 
-
-def _die_with_parent() -> None:
-    from learner.runtime.snapshotter import die_with_parent
-
-    die_with_parent()
+__all__ = ["Broker", "RedisServer", "free_port", "redis_server_binary"]
 
 
 def free_port() -> int:
@@ -66,7 +62,7 @@ class _Server:
         with (self.directory / f"{self.what}.log").open("wb") as log:
             self.process = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT,
                                             stdin=subprocess.DEVNULL, cwd=self.directory, start_new_session=True,
-                                            preexec_fn=_die_with_parent)
+                                            preexec_fn=die_with_parent)
         _wait_for_port(self.port, self.process, self.what)
         return self
 

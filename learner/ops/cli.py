@@ -11,24 +11,26 @@ import pickle
 import signal
 import sys
 import time
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import pydantic
-import redis
 from pydantic_settings import SettingsError
 
 from learner import __version__
-from learner.ops import commands as operate, logs
-from learner.core.evaluation import MetricError
-from learner.ops.feed import FeedError, dataset_events, file_events, limited
-from learner.core.models import PRESETS, ModelSpecError
+from learner.connections import Connections
+from learner.core.models import PRESETS
+from learner.errors import LearnerError, SnapshotMissing, UsageError
+from learner.ops import commands as operate
+from learner.ops import logs
+from learner.ops.feed import dataset_events, file_events, limited
 from learner.ops.options import add, from_env, settings_from
-from learner.state.signing import Signer
-from learner.state.lease import LeaseLost
-from learner.state.snapshots import SnapshotError, SnapshotStore, connect
+from learner.state.snapshots import SnapshotStore
+from stream import AsyncProducer
 from stream.errors import StreamError
+
+__all__ = ["build_parser", "main"]
 
 log = logging.getLogger(__name__)
 
@@ -36,14 +38,10 @@ log = logging.getLogger(__name__)
 KAFKA = ("bootstrap_servers",)
 REDIS = ("redis_url", "name", "signing_key", "insecure_no_signing")
 
-EXPECTED_ERRORS = (LeaseLost, TimeoutError, StreamError, SnapshotError, ModelSpecError, MetricError, FeedError, redis.RedisError, OSError)
-
+#: Errors a user can cause: one line on stderr, exit code 1 (UsageError: 2). OSError: a file.
+EXPECTED_ERRORS = (LearnerError, StreamError, OSError)
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
-
-
-class UsageError(Exception):
-    """A command line that is well-formed but asks for something impossible (exit 2)."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -56,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run = commands.add_parser("run", help="the service: predict, publish, learn, snapshot")
-    add(run, *KAFKA, *REDIS, "model", "input_topic", "output_topic", "dlq_topic", "group_id",
+    add(run, *KAFKA, *REDIS, "model", "input_topic", "output_topic", "labels_topic", "dlq_topic", "group_id", "role",
         "snapshot_every_events", "snapshot_every_seconds", "snapshot_keep", "snapshot_in_background",
         "force", "lease_ttl", "max_event_bytes", "batch_size", "gateway_priority", "session_timeout_ms", "metric",
         "stop_after_events", "metrics_port",
@@ -147,8 +145,7 @@ def _env_flag(option: str) -> bool:
 
 
 def _store(args: argparse.Namespace) -> SnapshotStore:
-    settings = settings_from(args)
-    return open_store(settings.redis_url, settings.name, settings.key_bytes())
+    return Connections(settings_from(args)).store()
 
 
 def cmd_snapshots(args: argparse.Namespace) -> int:
@@ -180,6 +177,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     if settings.key_bytes() is None and not settings.insecure_no_signing:
         raise UsageError("snapshots must be signed: give --signing-key (or LEARNER_SIGNING_KEY), "
                          "or --insecure-no-signing to accept unsigned pickles")
+    if settings.role != "all":
+        raise UsageError(f"--role {settings.role} is not built yet (R-SCALE): run the default --role all")
+    if settings.labels_topic:
+        raise UsageError("--labels-topic is not built yet (R-LABEL): send the label with the event, as \"y\"")
     signal.signal(signal.SIGTERM, _terminated_while_starting)
     try:
         service = Service(settings)  # may wait a long time, as a standby, for the lease
@@ -206,9 +207,6 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 def cmd_produce(args: argparse.Namespace) -> int:
-    from stream import AsyncProducer
-    from stream.admin import topic_partitions
-
     settings = settings_from(args)
     if args.dataset:
         events = dataset_events(args.dataset, args.seed)
@@ -216,17 +214,17 @@ def cmd_produce(args: argparse.Namespace) -> int:
         events = file_events(Path(args.file), args.target)
     else:
         raise UsageError("give --dataset NAME or --file PATH")
-    if args.topic not in topic_partitions(settings.bootstrap_servers):
+    connections = Connections(settings)
+    if args.topic not in connections.admin().topic_partitions():
         raise UsageError(f"topic {args.topic!r} does not exist on {settings.bootstrap_servers}")
-    producer = AsyncProducer({"bootstrap.servers": settings.bootstrap_servers})
+    producer = connections.producer()
     sent = _send(producer, args.topic, limited(events, args.limit), float(args.rate), args.limit)
     producer.flush()
     print(f"produced {sent} events to {args.topic}", file=sys.stderr)
     return 0
 
 
-def _send(producer: "AsyncProducer", topic: str, events: "Iterator[bytes]", rate: float,  # noqa: F821
-          limit: int | None) -> int:
+def _send(producer: AsyncProducer, topic: str, events: Iterator[bytes], rate: float, limit: int | None) -> int:
     started = time.monotonic()
     sent = 0
     bar = sys.stderr.isatty()
@@ -258,19 +256,14 @@ def _progress_bar(sent: int, limit: int | None, seconds: float) -> None:
 
 def cmd_export(args: argparse.Namespace) -> int:
     settings = settings_from(args)
-    store = open_store(settings.redis_url, settings.name, settings.key_bytes())
+    store = Connections(settings).store()
     version = args.snapshot_version if args.snapshot_version is not None else store.head()
     if version is None:
-        raise SnapshotError(f"{settings.name!r} has no snapshots")
-    meta, state = store.load(int(version), force=settings.force)
-    Path(args.out).write_bytes(pickle.dumps(state["model"], protocol=pickle.HIGHEST_PROTOCOL))
-    print(f"wrote {args.out}: {settings.name!r} version {meta.version}, {meta.events_learned} events learned")
+        raise SnapshotMissing(f"{settings.name!r} has no snapshots")
+    loaded = store.load(int(version), force=settings.force)
+    Path(args.out).write_bytes(pickle.dumps(loaded.state["model"], protocol=pickle.HIGHEST_PROTOCOL))
+    print(f"wrote {args.out}: {settings.name!r} version {loaded.meta.version}, {loaded.meta.events_learned} events learned")
     return 0
-
-
-def open_store(redis_url: str, name: str, key: bytes | None) -> SnapshotStore:
-    """A snapshot store, checking first that Redis answers."""
-    return SnapshotStore(connect(redis_url), name, Signer(key))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

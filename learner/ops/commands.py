@@ -13,8 +13,13 @@ from typing import Any
 
 import orjson
 
-from learner.state.control import request_snapshot, service_status
-from learner.state.snapshots import SnapshotError, SnapshotMeta, SnapshotStore
+from learner.errors import LearnerError, SnapshotMissing, StateError
+from learner.state.control import ControlPlane
+from learner.state.lease import holder as lease_holder
+from learner.state.snapshots import SnapshotMeta, SnapshotStore
+
+__all__ = ["delete", "list_snapshots", "pin", "resume", "rollback", "show_log", "show_snapshot", "snapshot_now",
+           "status"]
 
 
 def _when(ts: float) -> str:
@@ -37,7 +42,7 @@ def list_snapshots(store: SnapshotStore, as_json: bool) -> int:
     for version in reversed(store.versions()):
         try:
             meta = store.meta(version)
-        except SnapshotError as error:
+        except StateError as error:
             rows.append({"version": version, "error": str(error)})
             continue
         rows.append({"version": version, "parent": meta.parent, "created": meta.created,
@@ -80,7 +85,7 @@ def pin(store: SnapshotStore, version: int, pinned: bool) -> int:
 
 def delete(store: SnapshotStore, version: int) -> int:
     if not store.delete(version):
-        raise SnapshotError(f"{store.name!r} has no snapshot {version}")
+        raise SnapshotMissing(f"{store.name!r} has no snapshot {version}")
     store.audit.append("delete", f"version {version}")
     print(f"deleted version {version} of {store.name!r}")
     return 0
@@ -97,17 +102,17 @@ def rollback(store: SnapshotStore, version: int, replay: bool, reason: str, forc
 
 
 def resume(store: SnapshotStore) -> int:
-    if not store.client.delete(store.key("guard")):
-        raise SnapshotError(f"the guard of {store.name!r} has not tripped: learning is not stopped")
+    if not ControlPlane(store).resume_learning():
+        raise LearnerError(f"the guard of {store.name!r} has not tripped: learning is not stopped")
     store.audit.append("resume", "learning resumed after a guard trip")
     print(f"learning of {store.name!r} resumes (a running service sees it within a second)")
     return 0
 
 
 def snapshot_now(store: SnapshotStore) -> int:
-    answer = request_snapshot(store)
+    answer = ControlPlane(store).request_snapshot()
     if not answer.isdigit():
-        raise SnapshotError(f"the service could not snapshot: {answer}")
+        raise StateError(f"the service could not snapshot: {answer}")
     print(f"snapshot of {store.name!r} written: version {answer}")
     return 0
 
@@ -122,26 +127,18 @@ def show_log(store: SnapshotStore, as_json: bool, count: int = 100) -> int:
     return 0
 
 
-def _guard(store: SnapshotStore) -> str | None:
-    raw = store.client.get(store.key("guard"))
-    return raw.decode() if raw else None
-
-
-def _lease(store: SnapshotStore) -> dict[str, Any] | None:
-    raw = store.client.hmget(store.key("lease"), ["who", "epoch"])
-    return None if raw[0] is None else {"who": raw[0].decode(), "epoch": int(raw[1])}
-
-
 def status(store: SnapshotStore, as_json: bool) -> int:
     head = store.head()
     meta = store.meta(head) if head is not None else None
+    control = ControlPlane(store)
+    holder = lease_holder(store)
     record: dict[str, Any] = {
         "name": store.name, "head": head,
         "last_snapshot": None if meta is None else {"version": meta.version, "created": meta.created,
                                                     "events_learned": meta.events_learned, "metrics": meta.metrics},
-        "service": service_status(store),
-        "lease": _lease(store),
-        "guard_tripped": _guard(store),
+        "service": control.service_status(),
+        "lease": None if holder is None else holder.as_dict(),
+        "guard_tripped": control.guard_stop(),
     }
     if as_json:
         _print_json(record)

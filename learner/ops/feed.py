@@ -18,9 +18,9 @@ import orjson
 from river import datasets
 from river.datasets import synth
 
+from learner.errors import FeedError
 
-class FeedError(ValueError):
-    """The dataset or file cannot be read."""
+__all__ = ["dataset_events", "file_events", "limited"]
 
 
 def dataset_events(name: str, seed: int = 42) -> Iterator[bytes]:

@@ -9,8 +9,14 @@ from __future__ import annotations
 import logging
 import sys
 import time
+from typing import TYPE_CHECKING
 
 import orjson
+
+if TYPE_CHECKING:
+    from learner.runtime.service import Service
+
+__all__ = ["JsonFormatter", "configure", "status_line"]
 
 
 class JsonFormatter(logging.Formatter):
@@ -36,17 +42,17 @@ def configure(level: str, form: str) -> None:
     root.setLevel(level.upper())
 
 
-def status_line(service: object) -> None:
+def status_line(service: Service) -> None:
     """The live line ``learner run`` keeps at the bottom of a terminal: rate, lag, metric, version, drift."""
-    now = time.monotonic()
-    done = sum(service.checkpoint.offsets.values())  # type: ignore[attr-defined]
-    last = getattr(status_line, "last", (now, done))
-    rate = (done - last[1]) / max(now - last[0], 1e-9)
-    status_line.last = (now, done)  # type: ignore[attr-defined]
-    lag = sum(service.monitor.gateway.get("lag", {}).values())  # type: ignore[attr-defined]
-    metrics = " ".join(f"{n} {w.get('all', 0):.4f}" for n, w in service.metrics.items())  # type: ignore[attr-defined]
-    drifts = len(service.drifts)  # type: ignore[attr-defined]
-    learning = "" if service.step.learning else "  LEARNING STOPPED (guard)"  # type: ignore[attr-defined]
-    sys.stderr.write(f"\r\033[K{rate:>9,.0f} ev/s  lag {lag:>8,}  v{service.model_version}  {metrics}  "  # type: ignore[attr-defined]
-                     f"drift {drifts}{learning}")
+    progress, now = service.progress(), time.monotonic()
+    last = _last_line.get("at", (now, progress.done))
+    rate = (progress.done - last[1]) / max(now - last[0], 1e-9)
+    _last_line["at"] = (now, progress.done)
+    metrics = " ".join(f"{n} {w.get('all', 0):.4f}" for n, w in progress.metrics.items())
+    learning = "" if progress.learning else "  LEARNING STOPPED (guard)"
+    sys.stderr.write(f"\r\033[K{rate:>9,.0f} ev/s  lag {progress.lag:>8,}  v{progress.version}  {metrics}  "
+                     f"drift {progress.drifts}{learning}")
     sys.stderr.flush()
+
+
+_last_line: dict[str, tuple[float, int]] = {}

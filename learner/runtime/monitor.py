@@ -1,24 +1,17 @@
-"""Prometheus metrics and the HTTP endpoint: /metrics, /healthz, /readyz, /status (SPEC R-MON).
+"""Prometheus metrics (SPEC R-MON): every metric declared here, on one explicit registry.
 
-Every metric is declared here, on one explicit registry, with bounded label values; the service
-only calls ``observe_*``. The gateway counts what it sees (consumed, predicted, dead-lettered,
-latency, lag) and reports totals every second; the model process owns the rest (learned,
-version, snapshots, lease) and serves the endpoint from a thread started after the gateway fork.
+Label values are bounded (model name, outcome, kind, window). The gateway counts what it sees
+(consumed, predicted, dead-lettered, latency, lag) and reports totals every second; the model
+process owns the rest (learned, version, snapshots, lease) and folds the gateway's report in.
 """
 
 from __future__ import annotations
 
-import logging
-import threading
-from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-import orjson
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from learner.runtime.protocol import Report
 
-log = logging.getLogger(__name__)
+__all__ = ["Monitor"]
 
 OUTCOMES = ("consumed", "predicted", "learned", "dead_lettered")
 DRIFT_KINDS = ("performance", "input")
@@ -56,18 +49,19 @@ class Monitor:
         self.model = model
         self._totals: dict[str, int] = {}
         self._model_seconds = 0.0
-        self.gateway: dict[str, Any] = {}
+        self.gateway: Report | None = None  # the gateway's last report
 
-    def observe_gateway(self, report: dict[str, Any]) -> None:
+    def observe_gateway(self, report: Report) -> None:
         """Fold in the gateway's once-a-second report (totals since it started)."""
         self.gateway = report
-        for outcome in ("consumed", "predicted", "dead_lettered"):
-            self._count(outcome, int(report.get(outcome, 0)))
-        for seconds in report.get("latencies", ()):
+        self._count("consumed", report.consumed)
+        self._count("predicted", report.predicted)
+        self._count("dead_lettered", report.dead_lettered)
+        for seconds in report.latencies:
             self.latency.labels(self.model).observe(seconds)
-        for partition, lag in report.get("lag", {}).items():
+        for partition, lag in report.lag.items():
             self.lag.labels(self.model, str(partition)).set(lag)
-        for name, windows in report.get("evaluation", {}).items():
+        for name, windows in report.metrics.items():
             for window, value in windows.items():
                 self.metric.labels(self.model, name, window).set(value)
 
@@ -87,38 +81,3 @@ class Monitor:
     def observe_snapshot(self, seconds: float, size: int) -> None:
         self.snapshot_seconds.labels(self.model).observe(seconds)
         self.snapshot_bytes.labels(self.model).set(size)
-
-
-def serve(port: int, monitor: Monitor, status: Callable[[], dict[str, Any]],
-          ready: Callable[[], str | None]) -> ThreadingHTTPServer:
-    """Serve the endpoint on ``port`` from a daemon thread; ``ready`` returns None or why not."""
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 - the http.server API
-            path = self.path.split("?", 1)[0]
-            if path == "/metrics":
-                self._send(200, generate_latest(monitor.registry), CONTENT_TYPE_LATEST)
-            elif path == "/healthz":
-                self._send(200, b"ok\n", "text/plain")
-            elif path == "/readyz":
-                reason = ready()
-                self._send(503 if reason else 200, f"{reason or 'ready'}\n".encode(), "text/plain")
-            elif path == "/status":
-                self._send(200, orjson.dumps(status(), option=orjson.OPT_NON_STR_KEYS), "application/json")
-            else:
-                self._send(404, b"not found: try /metrics, /healthz, /readyz, /status\n", "text/plain")
-
-        def _send(self, code: int, body: bytes, content_type: str) -> None:
-            self.send_response(code)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - keep scrapes out of the log
-            return
-
-    server = ThreadingHTTPServer(("0.0.0.0", port), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True, name="http").start()
-    log.info("metrics and health on http://0.0.0.0:%d/metrics, /healthz, /readyz, /status", port)
-    return server

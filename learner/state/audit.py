@@ -1,6 +1,6 @@
 """The audit log of one model: a Redis stream of who did what to its snapshots, when and why.
 
-Rollbacks, pins, deletes and lease changes are appended here and shown by
+Rollbacks, pins, deletes, lease changes and guard trips are appended here and shown by
 ``learner snapshots log``; a stream keeps them ordered, timestamped by Redis and capped in size.
 """
 
@@ -12,6 +12,10 @@ import time
 from dataclasses import dataclass
 
 import redis
+
+from learner.state.failures import translated
+
+__all__ = ["AuditLog", "Entry", "operator"]
 
 #: Entries kept (approximately) per model; the oldest are trimmed first.
 MAX_ENTRIES = 10_000
@@ -35,19 +39,21 @@ def operator() -> str:
 
 
 class AuditLog:
-    """Append and read the audit stream ``learner:{NAME}:audit``."""
+    """Append and read the audit stream of one model."""
 
     def __init__(self, client: redis.Redis, key: str) -> None:
-        self.client = client
+        self._redis = client
         self.key = key
 
+    @translated
     def append(self, action: str, detail: str, who: str | None = None) -> None:
         fields = {"action": action, "who": who or operator(), "detail": detail, "at": f"{time.time():.3f}"}
-        self.client.xadd(self.key, fields, maxlen=MAX_ENTRIES, approximate=True)  # type: ignore[arg-type]
+        self._redis.xadd(self.key, fields, maxlen=MAX_ENTRIES, approximate=True)  # type: ignore[arg-type]
 
+    @translated
     def entries(self, count: int = 100) -> list[Entry]:
         """The newest ``count`` entries, oldest first."""
-        rows = self.client.xrevrange(self.key, count=count)
+        rows = self._redis.xrevrange(self.key, count=count)
         out = []
         for _id, fields in reversed(rows):
             f = {k.decode(): v.decode() for k, v in fields.items()}

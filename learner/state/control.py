@@ -1,19 +1,25 @@
 """How operators reach a running service: through Redis, polled a few times a second.
 
-One round trip per poll reads the head (a rollback moves it), takes pending snapshot requests
-(``learner snapshot``) and publishes the service's status (``learner status``), so a command
-works the same whichever machine the service runs on, with no port to open.
+One round trip per poll reads the head (a rollback moves it) and the rollback count, takes
+pending snapshot requests (``learner snapshot``), reads the guard's stop flag and publishes the
+service's status (``learner status``), so a command works the same whichever machine the
+service runs on, with no port to open.
 """
 
 from __future__ import annotations
 
 import time
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
+from learner.errors import NoServiceAnswered
+from learner.state.failures import translated
 from learner.state.snapshots import SnapshotStore
+
+__all__ = ["POLL_SECONDS", "STATUS_TTL", "ControlPlane", "ControlView"]
 
 #: Seconds between polls: a rollback is adopted within this (well under the promised 2 s).
 POLL_SECONDS = 0.25
@@ -21,51 +27,78 @@ POLL_SECONDS = 0.25
 STATUS_TTL = 10
 
 
-class Control:
-    """The service's side of the control plane for one model name."""
+@dataclass(frozen=True)
+class ControlView:
+    """What one poll of the control plane saw."""
+
+    head: int | None
+    rollbacks: int
+    requests: list[str]
+    guard_stop: str | None  # why learning is stopped by the guard, or None
+
+
+class ControlPlane:
+    """The control plane of one model name: the service's side and the operator's."""
 
     def __init__(self, store: SnapshotStore) -> None:
-        self.store = store
-        self.client = store.client
-        self._polled = 0.0
+        self._redis, self._keys, self.name = store.redis, store.keys, store.name
 
-    def due(self) -> bool:
-        return time.monotonic() - self._polled >= POLL_SECONDS
+    # -- the service's side -------------------------------------------------------------------------
 
-    def poll(self, status: dict[str, Any]) -> tuple[int | None, int, list[str], bool]:
-        """Publish ``status``; return the head, the rollback count, pending snapshot requests and
-        whether the guard's stop still stands."""
-        self._polled = time.monotonic()
-        pipe = self.client.pipeline(transaction=False)
-        pipe.get(self.store.key("head"))
-        pipe.hget(self.store.key("rollback"), "seq")
-        pipe.lpop(self.store.key("requests"), 100)
-        pipe.set(self.store.key("status"), orjson.dumps({**status, "updated": time.time()}), ex=STATUS_TTL)
-        pipe.exists(self.store.key("guard"))
-        head, rollbacks, requests, _, guarded = pipe.execute()
-        return ((int(head) if head is not None else None), int(rollbacks or 0),
-                [r.decode() for r in requests or []], bool(guarded))
+    @translated
+    def poll(self, status: dict[str, Any]) -> ControlView:
+        """Publish ``status``; return what an operator may have changed since the last poll."""
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.get(self._keys.head)
+        pipe.hget(self._keys.rollback, "seq")
+        pipe.lpop(self._keys.requests, 100)
+        pipe.set(self._keys.status, orjson.dumps({**status, "updated": time.time()},
+                                                 option=orjson.OPT_NON_STR_KEYS), ex=STATUS_TTL)
+        pipe.get(self._keys.guard)
+        head, rollbacks, requests, _, guard = pipe.execute()
+        return ControlView(int(head) if head is not None else None, int(rollbacks or 0),
+                           [r.decode() for r in requests or []], guard.decode() if guard else None)
 
+    @translated
     def reply(self, request: str, answer: str) -> None:
-        key = self.store.key(f"reply:{request}")
-        self.client.rpush(key, answer)
-        self.client.expire(key, 60)
+        """Answer a snapshot request: the version written, or why not."""
+        key = self._keys.reply(request)
+        self._redis.rpush(key, answer)
+        self._redis.expire(key, 60)
 
+    @translated
+    def stop_learning(self, reason: str) -> None:
+        """The guard tripped: learning stays stopped (across restarts) until ``learner resume``."""
+        self._redis.set(self._keys.guard, reason)
 
-def request_snapshot(store: SnapshotStore, timeout: float = 60.0) -> str:
-    """Ask the running service for a snapshot now; its answer (the version, or why not)."""
-    request = uuid.uuid4().hex
-    store.client.rpush(store.key("requests"), request)
-    deadline, answer = time.monotonic() + timeout, None
-    while answer is None and time.monotonic() < deadline:  # short waits: under the client's read timeout
-        answer = store.client.blpop([store.key(f"reply:{request}")], timeout=2)
-    if answer is None:
-        store.client.lrem(store.key("requests"), 0, request)
-        raise TimeoutError(f"no running service of {store.name!r} answered within {timeout:g}s")
-    return str(answer[1].decode())
+    # -- the operator's side ------------------------------------------------------------------------
 
+    @translated
+    def guard_stop(self) -> str | None:
+        """Why learning is stopped by the guard, or None when it is not."""
+        raw = self._redis.get(self._keys.guard)
+        return raw.decode() if raw else None
 
-def service_status(store: SnapshotStore) -> dict[str, Any] | None:
-    """What the running service last published, or None when none runs."""
-    raw = store.client.get(store.key("status"))
-    return None if raw is None else dict(orjson.loads(raw))
+    @translated
+    def resume_learning(self) -> bool:
+        """Lift the guard's stop; False when learning was not stopped."""
+        return bool(self._redis.delete(self._keys.guard))
+
+    @translated
+    def request_snapshot(self, timeout: float = 60.0) -> str:
+        """Ask the running service for a snapshot now; its answer (the version, or why not)."""
+        request = uuid.uuid4().hex
+        self._redis.rpush(self._keys.requests, request)
+        deadline, answer = time.monotonic() + timeout, None
+        while answer is None and time.monotonic() < deadline:  # short waits: under the client's read timeout
+            answer = self._redis.blpop([self._keys.reply(request)], timeout=2)
+        if answer is None:
+            self._redis.lrem(self._keys.requests, 0, request)
+            raise NoServiceAnswered(f"no running service of {self.name!r} answered within {timeout:g}s")
+        return str(answer[1].decode())
+
+    @translated
+    def service_status(self) -> dict[str, Any] | None:
+        """What the running service last published, or None when none runs."""
+        raw = self._redis.get(self._keys.status)
+        return None if raw is None else dict(orjson.loads(raw))

@@ -2,9 +2,13 @@
 
 A random holder token says who holds the lease; it cannot order two holders. The epoch can: it
 is INCRemented each time the lease changes hands, stored in the lease, and the snapshot write
-script (``learner.state.snapshots``) refuses any writer whose epoch is not the lease's current one. A
-holder that was paused past its expiry (GC, SIGSTOP, a partition) therefore fails its next write
-and its next renewal, and stops; it can never overwrite the new holder's lineage.
+script refuses any writer whose epoch is not the lease's current one. A holder that was paused
+past its expiry (GC, SIGSTOP, a partition) while another process took over therefore fails its
+next write and its next renewal, and stops; it can never overwrite the new holder's lineage.
+
+A lease that expired while nobody took it over (Redis was unreachable from the holder for a
+while, say) is still the holder's: the epoch counter proves that no one acquired it since, so
+the renewal takes it back with the same epoch.
 """
 
 from __future__ import annotations
@@ -15,97 +19,101 @@ import uuid
 
 import redis
 
-from learner.state.audit import AuditLog, operator
+from learner.errors import LeaseLost
+from learner.state import scripts
+from learner.state.audit import operator
+from learner.state.failures import translated
+from learner.state.snapshots import SnapshotStore
+
+__all__ = ["Lease", "LeaseInfo", "holder"]
 
 log = logging.getLogger(__name__)
 
-# KEYS[1] lease hash, KEYS[2] epoch counter; ARGV[1] holder token, ARGV[2] ttl in ms, ARGV[3] description
-# Returns the new epoch, or 0 when another holder has the lease.
-_ACQUIRE = """
-local holder = redis.call('HGET', KEYS[1], 'holder')
-if holder and holder ~= ARGV[1] then return 0 end
-local epoch = redis.call('INCR', KEYS[2])
-redis.call('HSET', KEYS[1], 'holder', ARGV[1], 'epoch', epoch, 'who', ARGV[3])
-redis.call('PEXPIRE', KEYS[1], ARGV[2])
-return epoch
-"""
 
-# KEYS[1] lease hash; ARGV[1] holder token, ARGV[2] epoch, ARGV[3] ttl in ms
-# Returns 1 when renewed, 0 when the lease is no longer ours.
-_RENEW = """
-if redis.call('HGET', KEYS[1], 'holder') == ARGV[1] and redis.call('HGET', KEYS[1], 'epoch') == ARGV[2] then
-  redis.call('PEXPIRE', KEYS[1], ARGV[3])
-  return 1
-end
-return 0
-"""
+class LeaseInfo:
+    """Who holds a model's lease, and with which epoch (as ``learner status`` shows it)."""
 
-# KEYS[1] lease hash; ARGV[1] holder token. Returns 1 when released.
-_RELEASE = """
-if redis.call('HGET', KEYS[1], 'holder') == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
+    def __init__(self, who: str, epoch: int) -> None:
+        self.who, self.epoch = who, epoch
+
+    def as_dict(self) -> dict[str, object]:
+        return {"who": self.who, "epoch": self.epoch}
 
 
-class LeaseLost(Exception):
-    """Another process holds the model now; this one must stop learning at once."""
+def holder(store: SnapshotStore) -> LeaseInfo | None:
+    """Who holds the lease of ``store``'s model now, if anyone (for ``learner status``)."""
+    return Lease._holder(store.redis, store.keys.lease)
 
 
 class Lease:
     """The lease of one model name, as held (or awaited) by this process."""
 
-    def __init__(self, client: redis.Redis, key: str, epoch_key: str, audit: AuditLog, ttl: float) -> None:
-        self.client, self.key, self.epoch_key, self.audit = client, key, epoch_key, audit
+    def __init__(self, store: SnapshotStore, ttl: float) -> None:
+        self._redis, self._keys, self._audit = store.redis, store.keys, store.audit
         self.ttl_ms = int(ttl * 1000)
         self.token = uuid.uuid4().hex
         self.who = operator()
         self.epoch: int | None = None
         self._renewed = 0.0
-        self._acquire = client.register_script(_ACQUIRE)
-        self._renew = client.register_script(_RENEW)
-        self._release = client.register_script(_RELEASE)
+        self._acquire = self._redis.register_script(scripts.ACQUIRE_LEASE)
+        self._renew = self._redis.register_script(scripts.RENEW_LEASE)
+        self._release = self._redis.register_script(scripts.RELEASE_LEASE)
 
+    @property
+    def held(self) -> bool:
+        return self.epoch is not None
+
+    @translated
     def try_acquire(self) -> bool:
-        epoch = int(self._acquire(keys=[self.key, self.epoch_key], args=[self.token, self.ttl_ms, self.who]))
+        epoch = int(self._acquire(keys=[self._keys.lease, self._keys.epoch], args=[self.token, self.ttl_ms, self.who]))
         if epoch:
             self.epoch, self._renewed = epoch, time.monotonic()
-            self.audit.append("lease", f"acquired, epoch {epoch}", self.who)
+            self._audit.append("lease", f"acquired, epoch {epoch}", self.who)
+            log.info("lease acquired (epoch %d)", epoch)
         return bool(epoch)
 
-    def holder(self) -> str | None:
-        who = self.client.hget(self.key, "who")
-        return who.decode() if who else None
+    def holder(self) -> LeaseInfo | None:
+        """Who holds the lease now, if anyone."""
+        return self._holder(self._redis, self._keys.lease)
 
-    def wait(self, poll: float = 0.5, stopping: object = None) -> None:
-        """Block as a hot standby until the lease is ours."""
-        announced = False
-        while not self.try_acquire():
-            if not announced:
-                log.warning("standby: %s holds the lease; taking over when it expires", self.holder())
-                announced = True
-            if stopping is not None and getattr(stopping, "stopping", False):
-                raise KeyboardInterrupt
-            time.sleep(poll)
-        log.info("lease acquired (epoch %d)", self.epoch)
+    @staticmethod
+    @translated
+    def _holder(client: redis.Redis, key: str) -> LeaseInfo | None:
+        who, epoch = client.hmget(key, ["who", "epoch"])
+        return None if who is None else LeaseInfo(who.decode(), int(epoch or 0))
+
+    def renewal_due(self) -> bool:
+        return self.epoch is not None and time.monotonic() - self._renewed >= self.ttl_ms / 3000
 
     def renew_if_due(self) -> None:
         """Renew at a third of the expiry; raise LeaseLost when the lease is no longer ours."""
-        now = time.monotonic()
-        if now - self._renewed < self.ttl_ms / 3000:
-            return
+        if self.renewal_due():
+            self.renew()
+
+    @translated
+    def renew(self) -> None:
+        """Renew now (or take back a lease that expired unclaimed); LeaseLost if another holds it."""
         epoch = self.epoch
-        if not int(self._renew(keys=[self.key], args=[self.token, epoch, self.ttl_ms])):
+        if epoch is None:
+            raise LeaseLost("this process does not hold the lease")
+        keys = [self._keys.lease, self._keys.epoch]
+        if not int(self._renew(keys=keys, args=[self.token, epoch, self.ttl_ms, self.who])):
             self.lost()
             raise LeaseLost(f"lost the lease of epoch {epoch} (paused past its expiry?); another process "
                             "holds the model now, so this one stops without writing")
-        self._renewed = now
+        self._renewed = time.monotonic()
 
     def lost(self) -> None:
         """Record that the lease is gone: nothing may be written or released any more."""
-        self.audit.append("lease", f"lost, epoch {self.epoch}", self.who)
-        self.epoch = None
+        epoch, self.epoch = self.epoch, None
+        try:
+            self._audit.append("lease", f"lost, epoch {epoch}", self.who)
+        except Exception:  # noqa: BLE001 - recording it is best effort: the loss stands either way
+            log.debug("could not record the lease loss in the audit log")
 
+    @translated
     def release(self) -> None:
-        if self.epoch is not None and int(self._release(keys=[self.key], args=[self.token])):
-            self.audit.append("lease", f"released, epoch {self.epoch}", self.who)
+        """Hand the lease back at once, so that a standby takes over without waiting out the expiry."""
+        if self.epoch is not None and int(self._release(keys=[self._keys.lease], args=[self.token])):
+            self._audit.append("lease", f"released, epoch {self.epoch}", self.who)
         self.epoch = None

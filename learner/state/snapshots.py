@@ -1,19 +1,26 @@
 """Versioned, signed model snapshots in Redis (SPEC R-SNAP, R-EXACT).
 
-A snapshot is one Redis hash ``learner:{NAME}:snap:<version>`` holding the pickled state (model,
-evaluation, events learned), its metadata as JSON (offsets learned up to, lineage, versions of
-everything) and the metadata's signature. One Lua script writes it and moves the head in one
-atomic step, after checking the writer's fencing epoch and that the head is still the version the
-writer descends from: a paused writer, or one that missed a rollback, cannot overwrite a newer
-lineage. Keys of one model share the hash tag ``{NAME}`` so they live in one Redis Cluster slot.
+A snapshot is one Redis hash (:meth:`Keys.snapshot`) holding the pickled state (model, online
+evaluation, events learned, ...), its metadata as JSON (the position learned up to, lineage,
+versions of everything) and the metadata's signature. One Lua script writes it and moves the head
+in one atomic step, after checking the writer's fencing epoch, that the head is still the version
+the writer descends from, and that no rollback happened since the writer last looked: a paused
+writer, or one that missed a rollback, cannot overwrite a newer lineage.
+
+Loading verifies before it unpickles: the signature over the metadata, then the blob's SHA-256
+against the checksum inside the signed metadata, then the river version. Only then is the blob
+unpickled, and an unpickling failure is a :class:`~learner.errors.CorruptSnapshot` like a bad
+checksum, so callers fall back or refuse the same way.
 """
 
 from __future__ import annotations
 
+import io
 import logging
 import pickle
 import platform
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -22,88 +29,20 @@ import redis
 import river
 
 from learner import __version__
+from learner.core.positions import Position, from_json_keys, furthest, to_json_keys
+from learner.errors import (BadSignature, CorruptSnapshot, Fenced, HeadMoved, HistoryRefused, OtherRiverVersion,
+                            RolledBack, SnapshotMissing, SnapshotRefused, StateError, WriteRefused)
+from learner.state import scripts
 from learner.state.audit import AuditLog
-from learner.state.signing import Signer, checksum
+from learner.state.failures import translated
+from learner.state.keys import Keys
+from learner.state.signing import UNSIGNED, Signer, checksum
+
+__all__ = ["LoadedSnapshot", "RollbackRecord", "SnapshotMeta", "SnapshotStore", "dump_state", "load_state"]
 
 log = logging.getLogger(__name__)
 
-
-class SnapshotError(Exception):
-    """Base of the snapshot errors; the message is one line for the operator."""
-
-
-class SnapshotMissing(SnapshotError):
-    """The requested version does not exist (or was deleted by retention)."""
-
-
-class SnapshotRefused(SnapshotError):
-    """The snapshot exists but must not be loaded: bad signature, corrupt blob, other river version."""
-
-
-class Fenced(SnapshotError):
-    """The write was refused: another writer holds the lease, or the head moved (a rollback)."""
-
-
-# KEYS[1] head, KEYS[2] versions (zset), KEYS[3] this snapshot's hash, KEYS[4] lease hash,
-# KEYS[5] rollback hash
-# ARGV[1] version, ARGV[2] meta JSON, ARGV[3] signature, ARGV[4] blob,
-# ARGV[5] the writer's lease epoch ('' = no lease), ARGV[6] the head the writer descends from ('' = none),
-# ARGV[7] the rollbacks the writer has adopted ('' = do not check)
-# Returns 1, or an error reply starting with FENCED, HEAD_MOVED or ROLLED_BACK. The last one catches
-# a rollback to the version that is still the head, which leaves the head where it was.
-_WRITE = """
-if ARGV[5] ~= '' then
-  local epoch = redis.call('HGET', KEYS[4], 'epoch')
-  if epoch ~= ARGV[5] then
-    return redis.error_reply('FENCED lease epoch is ' .. tostring(epoch) .. ', this writer has ' .. ARGV[5])
-  end
-end
-local head = redis.call('GET', KEYS[1]) or ''
-if head ~= ARGV[6] then
-  return redis.error_reply('HEAD_MOVED head is ' .. head .. ', this writer descends from ' .. ARGV[6])
-end
-if ARGV[7] ~= '' then
-  local seq = redis.call('HGET', KEYS[5], 'seq') or '0'
-  if seq ~= ARGV[7] then
-    return redis.error_reply('ROLLED_BACK rollback ' .. seq .. ' happened, this writer has seen ' .. ARGV[7])
-  end
-end
-redis.call('HSET', KEYS[3], 'meta', ARGV[2], 'sig', ARGV[3], 'blob', ARGV[4])
-redis.call('ZADD', KEYS[2], ARGV[1], ARGV[1])
-redis.call('SET', KEYS[1], ARGV[1])
-return 1
-"""
-
-# KEYS[1] head, KEYS[2] versions, KEYS[3] pinned (set), KEYS[4] the snapshot's hash; ARGV[1] version
-# Returns 1 when deleted, an error reply when it is the head or pinned.
-_DELETE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.error_reply('version ' .. ARGV[1] .. ' is the head') end
-if redis.call('SISMEMBER', KEYS[3], ARGV[1]) == 1 then return redis.error_reply('version ' .. ARGV[1] .. ' is pinned') end
-redis.call('ZREM', KEYS[2], ARGV[1])
-return redis.call('DEL', KEYS[4])
-"""
-
-
-# KEYS[1] head, KEYS[2] the target snapshot's hash, KEYS[3] rollback hash
-# ARGV[1] version, ARGV[2] replay (0/1), ARGV[3] time, ARGV[4] the head the caller read ('' = none),
-# ARGV[5] the stream position to continue from (JSON; '' with replay: the version's own offsets)
-# Returns the previous head ('' if none), or an error reply when the version does not exist or the
-# head moved since the caller read it (the position was computed from it).
-# 'seq' counts rollbacks: a rollback to the version that is already the head must still be seen.
-_ROLLBACK = """
-if redis.call('EXISTS', KEYS[2]) == 0 then return redis.error_reply('no snapshot ' .. ARGV[1]) end
-local previous = redis.call('GET', KEYS[1]) or ''
-if previous ~= ARGV[4] then return redis.error_reply('HEAD_MOVED') end
-redis.call('SET', KEYS[1], ARGV[1])
-redis.call('HSET', KEYS[3], 'version', ARGV[1], 'replay', ARGV[2], 'at', ARGV[3])
-redis.call('HINCRBY', KEYS[3], 'seq', 1)
-if ARGV[5] == '' then
-  redis.call('HDEL', KEYS[3], 'position_of', 'position')
-else
-  redis.call('HSET', KEYS[3], 'position_of', ARGV[1], 'position', ARGV[5])
-end
-return previous
-"""
+_REFUSALS: dict[str, type[WriteRefused]] = {"FENCED": Fenced, "HEAD_MOVED": HeadMoved, "ROLLED_BACK": RolledBack}
 
 
 @dataclass(frozen=True)
@@ -134,99 +73,93 @@ class SnapshotMeta:
     def from_json(cls, raw: bytes) -> SnapshotMeta:
         return cls(**orjson.loads(raw))
 
-    def offsets_by_partition(self) -> dict[tuple[str, int], int]:
-        """Offsets keyed as the consumer keys them: ``(topic, partition)``."""
-        return offsets_from_meta(self.offsets)
+    def position(self) -> Position:
+        """The offsets learned up to, keyed as the consumer keys them: ``(topic, partition)``."""
+        return from_json_keys(self.offsets)
 
 
-def offsets_from_meta(offsets: dict[str, int]) -> dict[tuple[str, int], int]:
-    """``{"topic:partition": offset}`` back to ``{(topic, partition): offset}``."""
-    out = {}
-    for key, offset in offsets.items():
-        topic, _, partition = key.rpartition(":")
-        out[(topic, int(partition))] = offset
-    return out
+@dataclass(frozen=True)
+class RollbackRecord:
+    """The last rollback of a model: to which version, with replay or not, and how many so far."""
+
+    version: int
+    replay: bool
+    seq: int
 
 
-def furthest(*positions: dict[tuple[str, int], int]) -> dict[tuple[str, int], int]:
-    """Per partition, the furthest of several stream positions.
+@dataclass(frozen=True)
+class LoadedSnapshot:
+    """A verified, unpickled snapshot; ``fallback`` says why it is not the head, when it is not."""
 
-    >>> furthest({("in", 0): 5, ("in", 1): 9}, {("in", 0): 7})
-    {('in', 0): 7, ('in', 1): 9}
-    """
-    out: dict[tuple[str, int], int] = {}
-    for position in positions:
-        for partition, offset in position.items():
-            out[partition] = max(offset, out.get(partition, offset))
-    return out
-
-
-def offsets_to_meta(offsets: dict[tuple[str, int], int]) -> dict[str, int]:
-    """``{(topic, partition): offset}`` as JSON-friendly ``{"topic:partition": offset}``."""
-    return {f"{topic}:{partition}": offset for (topic, partition), offset in sorted(offsets.items())}
-
-
-def describe_params(model: Any) -> dict[str, Any]:
-    """The model's hyperparameters as JSON (River keeps them as given to the constructor)."""
-    try:
-        return orjson.loads(orjson.dumps(model._get_params(), default=repr))  # type: ignore[no-any-return]
-    except (AttributeError, TypeError, orjson.JSONEncodeError):
-        return {"repr": repr(model)}
-
-
-def connect(redis_url: str) -> redis.Redis:
-    """A Redis client, checked: an unreachable Redis is one clear error, not a later traceback."""
-    # A Redis that stops answering must surface as an error, not hang the service (and its lease).
-    client = redis.Redis.from_url(redis_url, socket_connect_timeout=5, socket_timeout=10, health_check_interval=30)
-    try:
-        client.ping()
-    except redis.RedisError as error:
-        raise SnapshotError(f"cannot reach Redis at {redis_url}: {error}") from None
-    return client
+    meta: SnapshotMeta
+    state: dict[str, Any]
+    fallback: str | None = None
 
 
 class SnapshotStore:
-    """The snapshots of one model name in one Redis."""
+    """The snapshots of one model name in one Redis.
 
-    def __init__(self, client: redis.Redis, name: str, signer: Signer) -> None:
-        self.client = client
+    ``reconnect`` builds a new client like this one: a forked child must not share its parent's
+    connections (:meth:`reconnected`).
+    """
+
+    def __init__(self, client: redis.Redis, name: str, signer: Signer,
+                 reconnect: Callable[[], redis.Redis] | None = None) -> None:
+        self.redis = client  # for the state layer only: everything else goes through methods
         self.name = name
+        self.keys = Keys(name)
         self.signer = signer
-        self._prefix = f"learner:{{{name}}}:"
-        self._write = client.register_script(_WRITE)
-        self._delete = client.register_script(_DELETE)
-        self._rollback = client.register_script(_ROLLBACK)
-        #: Set by ``load_head`` when the head did not load and an older version was used instead.
-        self.fallback: str | None = None
-        self.audit = AuditLog(client, self.key("audit"))
+        self._reconnect = reconnect
+        self._write = client.register_script(scripts.WRITE_SNAPSHOT)
+        self._delete = client.register_script(scripts.DELETE_SNAPSHOT)
+        self._rollback = client.register_script(scripts.ROLLBACK)
+        self.audit = AuditLog(client, self.keys.audit)
 
-    def key(self, suffix: str) -> str:
-        """A Redis key of this model (all in one cluster slot)."""
-        return self._prefix + suffix
+    def reconnected(self) -> SnapshotStore:
+        """The same store on new connections (for a forked child)."""
+        if self._reconnect is not None:
+            client = self._reconnect()
+        else:
+            pool = self.redis.connection_pool
+            client = redis.Redis(connection_pool=redis.ConnectionPool(connection_class=pool.connection_class,
+                                                                      **pool.connection_kwargs))
+        return SnapshotStore(client, self.name, self.signer, self._reconnect)
 
+    @translated
+    def ping(self) -> None:
+        self.redis.ping()
+
+    @translated
     def head(self) -> int | None:
-        raw = self.client.get(self.key("head"))
+        raw = self.redis.get(self.keys.head)
         return int(raw) if raw is not None else None
 
+    @translated
     def versions(self) -> list[int]:
         """Stored versions, oldest first."""
-        return [int(v) for v in self.client.zrange(self.key("versions"), 0, -1)]
+        return [int(v) for v in self.redis.zrange(self.keys.versions, 0, -1)]
 
+    @translated
     def next_version(self) -> int:
         """Reserve a version number; numbers only grow, and a failed write leaves a gap."""
-        return int(self.client.incr(self.key("seq")))
+        return int(self.redis.incr(self.keys.seq))
 
+    @translated
     def pinned(self) -> set[int]:
-        return {int(v) for v in self.client.smembers(self.key("pinned"))}
+        return {int(v) for v in self.redis.smembers(self.keys.pinned)}
 
+    @translated
     def pin(self, version: int, pinned: bool = True) -> None:
         """Pin (keep forever, and mark as known good) or unpin a version."""
         self.meta(version)  # exists and verifies
         if pinned:
-            self.client.sadd(self.key("pinned"), version)
+            self.redis.sadd(self.keys.pinned, version)
         else:
-            self.client.srem(self.key("pinned"), version)
+            self.redis.srem(self.keys.pinned, version)
 
+    # -- rollbacks ----------------------------------------------------------------------------------
+
+    @translated
     def rollback(self, version: int, replay: bool) -> int | None:
         """Make ``version`` the head; a running service adopts it. Returns the previous head.
 
@@ -236,48 +169,60 @@ class SnapshotStore:
         what the rollback discarded; a running service records its live position when it adopts.
         """
         target = self.meta(version)  # exists and verifies: never point the head at something unloadable
-        keys = [self.key("head"), self.key(f"snap:{version}"), self.key("rollback")]
+        keys = [self.keys.head, self.keys.snapshot(version), self.keys.rollback]
         for _ in range(5):
             head = self.head()
-            position = "" if replay else orjson.dumps(offsets_to_meta(
-                furthest(target.offsets_by_partition(), self._position_of(head))))
+            position = "" if replay else orjson.dumps(to_json_keys(furthest(target.position(),
+                                                                            self._position_of(head))))
             try:
                 previous = self._rollback(keys=keys, args=[version, int(replay), time.time(),
                                                            "" if head is None else head, position])
             except redis.ResponseError as error:
-                if str(error) == "HEAD_MOVED":
+                if scripts.refusal_code(error) == "HEAD_MOVED":
                     continue  # a snapshot landed meanwhile: compute the position again
-                raise SnapshotMissing(f"{self.name!r} has {error}") from None
+                raise SnapshotMissing(f"{self.name!r} has no snapshot {version}") from None
             return int(previous) if previous else None
-        raise SnapshotError(f"the head of {self.name!r} keeps moving; try the rollback again")
+        raise StateError(f"the head of {self.name!r} keeps moving; try the rollback again")
 
-    def _position_of(self, version: int | None) -> dict[tuple[str, int], int]:
+    def _position_of(self, version: int | None) -> Position:
         """Where the stream stood at ``version``: a rollback's recorded position, else its offsets."""
         if version is None:
             return {}
         try:
-            return self.rolled_back_position(version) or self.meta(version).offsets_by_partition()
-        except SnapshotError:
+            return self.rolled_back_position(version) or self.meta(version).position()
+        except SnapshotRefused:
             return {}  # an unreadable head: the target's own offsets will do
+        except SnapshotMissing:
+            return {}
 
-    def record_position(self, version: int, offsets: dict[tuple[str, int], int]) -> None:
+    @translated
+    def record_position(self, version: int, position: Position) -> None:
         """Remember the stream position a rollback to ``version`` continues from (no replay)."""
-        self.client.hset(self.key("rollback"), mapping={"position_of": version,
-                                                        "position": orjson.dumps(offsets_to_meta(offsets))})
+        self.redis.hset(self.keys.rollback, mapping={"position_of": version,
+                                                     "position": orjson.dumps(to_json_keys(position))})
 
-    def rolled_back_position(self, version: int) -> dict[tuple[str, int], int] | None:
+    @translated
+    def rolled_back_position(self, version: int) -> Position | None:
         """The position to resume ``version`` from, if it is a rollback's and nothing newer exists."""
-        raw_version, raw = self.client.hmget(self.key("rollback"), ["position_of", "position"])
+        raw_version, raw = self.redis.hmget(self.keys.rollback, ["position_of", "position"])
         if raw is None or raw_version is None or int(raw_version) != version:
             return None
-        return offsets_from_meta(orjson.loads(raw))
+        return from_json_keys(orjson.loads(raw))
 
-    def rollback_request(self) -> tuple[int, bool, int] | None:
-        """The last rollback: (version, replay, how many rollbacks so far)."""
-        raw = self.client.hmget(self.key("rollback"), ["version", "replay", "seq"])
-        if raw[0] is None:
+    @translated
+    def last_rollback(self) -> RollbackRecord | None:
+        """The last rollback, with the count of rollbacks so far; None if there never was one."""
+        version, replay, seq = self.redis.hmget(self.keys.rollback, ["version", "replay", "seq"])
+        if version is None:
             return None
-        return int(raw[0]), raw[1] == b"1", int(raw[2])
+        return RollbackRecord(int(version), replay == b"1", int(seq or 0))
+
+    def rollbacks(self) -> int:
+        """How many rollbacks this model has had (the count the write script checks)."""
+        record = self.last_rollback()
+        return 0 if record is None else record.seq
+
+    # -- writing ------------------------------------------------------------------------------------
 
     def build_meta(self, state_blob: bytes, **fields: Any) -> SnapshotMeta:
         """Metadata for a blob, with the runtime versions filled in."""
@@ -287,33 +232,38 @@ class SnapshotStore:
             size=len(state_blob), checksum=checksum(state_blob), **fields,
         )
 
+    @translated
     def write(self, meta: SnapshotMeta, blob: bytes, expected_head: int | None, epoch: int | None = None,
               rollbacks: int | None = None) -> None:
-        """Store a snapshot and make it the head, atomically; raise Fenced if not allowed.
+        """Store a snapshot and make it the head, atomically; raise a WriteRefused if not allowed.
 
         ``expected_head`` is the head the writer last saw (usually ``meta.parent``) and ``rollbacks``
-        the number of rollbacks it has adopted (:meth:`rollback_request`): if an operator rolled back
-        in between, even to the head itself, the write is refused rather than silently undoing it.
+        the number of rollbacks it has adopted: if an operator rolled back in between, even to the
+        head itself, the write is refused rather than silently undoing it.
         """
         raw_meta = meta.to_json()
-        keys = [self.key("head"), self.key("versions"), self.key(f"snap:{meta.version}"), self.key("lease"),
-                self.key("rollback")]
+        keys = [self.keys.head, self.keys.versions, self.keys.snapshot(meta.version), self.keys.lease,
+                self.keys.rollback]
         args = [meta.version, raw_meta, self.signer.sign(raw_meta), blob, "" if epoch is None else epoch,
                 "" if expected_head is None else expected_head, "" if rollbacks is None else rollbacks]
         try:
             self._write(keys=keys, args=args)
         except redis.ResponseError as error:
-            if str(error).startswith(("FENCED", "HEAD_MOVED", "ROLLED_BACK")):
-                raise Fenced(f"snapshot {meta.version} of {self.name!r} refused: {error}") from None
-            raise
+            refusal = _REFUSALS.get(scripts.refusal_code(error))
+            if refusal is None:
+                raise
+            raise refusal(f"snapshot {meta.version} of {self.name!r} refused: {error}") from None
 
+    @translated
     def delete(self, version: int) -> bool:
         """Delete a version; refuses the head and pinned versions. False when it did not exist."""
-        keys = [self.key("head"), self.key("versions"), self.key("pinned"), self.key(f"snap:{version}")]
+        keys = [self.keys.head, self.keys.versions, self.keys.pinned, self.keys.snapshot(version)]
         try:
             return bool(self._delete(keys=keys, args=[version]))
         except redis.ResponseError as error:
-            raise SnapshotError(f"cannot delete: {error}") from None
+            if scripts.refusal_code(error) in ("IS_HEAD", "IS_PINNED"):
+                raise HistoryRefused(f"cannot delete: {str(error).split(' ', 1)[1]}") from None
+            raise
 
     def apply_retention(self, keep: int) -> list[int]:
         """Delete all but the newest ``keep`` versions, sparing the head and pinned ones."""
@@ -321,34 +271,46 @@ class SnapshotStore:
         victims = [v for v in self.versions()[:-keep] if v not in protected]
         return [v for v in victims if self.delete(v)]
 
+    # -- reading ------------------------------------------------------------------------------------
+
+    @translated
     def meta(self, version: int) -> SnapshotMeta:
         """The verified metadata of a version (no unpickling)."""
-        raw, signature = self.client.hmget(self.key(f"snap:{version}"), ["meta", "sig"])
+        raw, signature = self.redis.hmget(self.keys.snapshot(version), ["meta", "sig"])
         if raw is None:
             raise SnapshotMissing(f"{self.name!r} has no snapshot {version}")
         if not self.signer.verify(raw, (signature or b"").decode()):
-            raise SnapshotRefused(_signature_problem(self.name, version, signature, self.signer))
-        return SnapshotMeta.from_json(raw)
+            raise BadSignature(_signature_problem(self.name, version, signature, self.signer))
+        try:
+            return SnapshotMeta.from_json(raw)
+        except (orjson.JSONDecodeError, TypeError) as error:
+            raise CorruptSnapshot(f"snapshot {version} of {self.name!r} has unreadable metadata: {error}") from None
 
-    def load(self, version: int, force: bool = False) -> tuple[SnapshotMeta, Any]:
-        """Verify, then unpickle one version: its metadata and its state."""
+    @translated
+    def load(self, version: int, force: bool = False) -> LoadedSnapshot:
+        """Verify, then unpickle one version."""
         meta = self.meta(version)
         if meta.river_version != river.__version__ and not force:
-            raise SnapshotRefused(
+            raise OtherRiverVersion(
                 f"snapshot {version} of {self.name!r} was written by river {meta.river_version}, "
                 f"this is river {river.__version__}; pass --force to load it anyway"
             )
-        blob = self.client.hget(self.key(f"snap:{version}"), "blob")
+        blob = self.redis.hget(self.keys.snapshot(version), "blob")
         if blob is None or checksum(blob) != meta.checksum:
-            raise SnapshotRefused(f"snapshot {version} of {self.name!r} is corrupt: its checksum does not match")
-        return meta, pickle.loads(blob)
+            raise CorruptSnapshot(f"snapshot {version} of {self.name!r} is corrupt: its checksum does not match")
+        try:
+            state = load_state(blob)
+        except CorruptSnapshot as error:
+            raise CorruptSnapshot(f"snapshot {version} of {self.name!r} {error}") from None
+        return LoadedSnapshot(meta, state)
 
-    def load_head(self, force: bool = False) -> tuple[SnapshotMeta, Any] | None:
+    def load_head(self, force: bool = False) -> LoadedSnapshot | None:
         """The head, or (loudly) its newest ancestor that loads; None for a new model.
 
         Ancestors, not merely older versions: after a rollback, older numbers include the branch
         the operator discarded. Only when a version's own metadata is unreadable (so its parent is
-        unknown) does the walk fall back to the next older number.
+        unknown) does the walk fall back to the next older number. A head written by another river
+        version is not corrupt: that is refused (``--force`` loads it), never skipped.
         """
         head = self.head()
         if head is None:
@@ -357,27 +319,27 @@ class SnapshotStore:
         while version is not None:
             try:
                 loaded = self.load(version, force)
-            except SnapshotMissing as error:
-                log.error("%s; trying its parent", error)
-                version = self._parent_or_older(version)
-                continue
-            except SnapshotRefused as error:
-                if "river" in str(error) and version == head:
+            except OtherRiverVersion:
+                if version == head:
                     raise
+                log.error("version %d of %r was written by another river version; trying its parent", version,
+                          self.name)
+            except (SnapshotMissing, SnapshotRefused) as error:
                 log.error("%s; trying its parent", error)
-                version = self._parent_or_older(version)
-                continue
-            if version != head:
-                self.fallback = f"head {head} of {self.name!r} is unusable: fell back to version {version}"
-                log.error("%s", self.fallback)
-            return loaded
+            else:
+                if version == head:
+                    return loaded
+                fallback = f"head {head} of {self.name!r} is unusable: fell back to version {version}"
+                log.error("%s", fallback)
+                return LoadedSnapshot(loaded.meta, loaded.state, fallback)
+            version = self._parent_or_older(version)
         raise SnapshotRefused(f"no snapshot of {self.name!r} can be loaded (head was {head})")
 
     def _parent_or_older(self, version: int) -> int | None:
         """Where the walk to a loadable ancestor goes next from ``version``."""
         try:
             parent = self.meta(version).parent
-        except SnapshotError:
+        except (SnapshotMissing, SnapshotRefused):
             parent = None
         else:
             if parent is None or parent < version:
@@ -386,13 +348,48 @@ class SnapshotStore:
 
 
 def _signature_problem(name: str, version: int, signature: bytes | None, signer: Signer) -> str:
-    if signature == b"unsigned" and signer.enabled:
+    if signature == UNSIGNED.encode() and signer.enabled:
         return f"snapshot {version} of {name!r} is unsigned; only --insecure-no-signing loads it"
     if not signer.enabled:
         return f"snapshot {version} of {name!r} is signed; give --signing-key to load it"
     return f"snapshot {version} of {name!r} has a bad signature (tampered, or another signing key): not loaded"
 
 
-def dump_state(state: Any) -> bytes:
-    """Pickle a step's state (highest protocol: large models serialise much faster)."""
+def dump_state(state: dict[str, Any]) -> bytes:
+    """Pickle a snapshot's state (highest protocol: large models serialise much faster)."""
     return pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+#: Modules of earlier releases whose classes snapshots may hold, and where those classes live now.
+_MOVED_MODULES = {
+    "learner.evaluation": "learner.core.evaluation",
+    "learner.step": "learner.core.step",
+    "learner.drift": "learner.core.drift",
+    "learner.models": "learner.core.models",
+}
+
+
+class _Unpickler(pickle.Unpickler):
+    """Finds classes that moved between releases, so older snapshots still load."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        return super().find_class(_MOVED_MODULES.get(module, module), name)
+
+
+def load_state(blob: bytes) -> dict[str, Any]:
+    """Unpickle a verified blob; any failure is a CorruptSnapshot (it will not load on a retry either).
+
+    >>> load_state(dump_state({"learned": 3}))
+    {'learned': 3}
+    >>> load_state(b"\\x80\\x04cno_such_module\\nThing\\n)\\x81.")
+    Traceback (most recent call last):
+    ...
+    learner.errors.CorruptSnapshot: does not unpickle: ModuleNotFoundError: No module named 'no_such_module'
+    """
+    try:
+        state = _Unpickler(io.BytesIO(blob)).load()
+    except Exception as error:  # noqa: BLE001 - unpickling can raise anything: all mean "cannot load"
+        raise CorruptSnapshot(f"does not unpickle: {type(error).__name__}: {error}") from None
+    if not isinstance(state, dict):
+        raise CorruptSnapshot(f"does not hold a snapshot state but {type(state).__name__}")
+    return state

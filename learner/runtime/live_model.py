@@ -1,0 +1,81 @@
+"""The model this process serves and learns, and where it stands in the stream.
+
+The hot path is :meth:`LiveModel.learn`: decode a batch (one ``orjson.loads``), step the model
+over it, answer. Everything else (snapshots, rollbacks, the guard) replaces or reads this state
+at a batch boundary, never in the middle of a batch.
+"""
+
+from __future__ import annotations
+
+import time
+
+import orjson
+
+from learner.core.checkpoint import Checkpoint
+from learner.core.models import describe_params
+from learner.core.positions import Position
+from learner.core.scorecard import Scorecard
+from learner.core.step import LearningStep
+from learner.runtime import protocol as p
+from learner.runtime.restore import Restored
+from learner.settings import Settings
+
+__all__ = ["LiveModel"]
+
+
+class LiveModel:
+    """The learning step, its lineage (head, version, spec) and its checkpoint."""
+
+    def __init__(self, restored: Restored, settings: Settings) -> None:
+        self.checkpoint = Checkpoint(settings.snapshot_every_events, settings.snapshot_every_seconds,
+                                     restored.position)
+        self.epoch = 0  # grows at each seek (a replay); batches read before it are dropped
+        self.model_seconds = 0.0  # in the learning step: the model's utilisation, next to wall time
+        self.started_at: float | None = None
+        self._use(restored)
+
+    def _use(self, restored: Restored) -> None:
+        self.step: LearningStep = restored.step
+        self.scorecard: Scorecard = restored.scorecard  # as of the last barrier (the gateway's is live)
+        self.head: int | None = restored.head  # the version the next snapshot descends from
+        self.version: int = restored.head or 0  # what the predictions carry as model_version
+        self.spec: str = restored.spec
+        self.params = describe_params(restored.step.model)
+
+    @property
+    def position(self) -> Position:
+        return self.checkpoint.position
+
+    @property
+    def learning(self) -> bool:
+        return self.step.learning
+
+    @learning.setter
+    def learning(self, on: bool) -> None:
+        self.step.learning = on
+
+    def learn(self, batch: p.Batch) -> p.Results | None:
+        """Step the model over one batch, in order; None for a batch read before a seek."""
+        if batch.epoch != self.epoch:
+            return None  # the gateway has dropped it too
+        if self.started_at is None:
+            self.started_at = time.perf_counter()
+        learned, events = self.step.learned, orjson.loads(batch.events)
+        started = time.perf_counter()
+        outcomes = self.step.process_batch(events)
+        self.model_seconds += time.perf_counter() - started
+        self.checkpoint.add(batch.position, batch.count)
+        return p.Results(batch.seq, learned, self.version, self.step.learning, outcomes)
+
+    def replace(self, restored: Restored, seek: bool) -> None:
+        """Continue from another version (a rollback) at this boundary; ``seek``: from its position."""
+        learning = self.step.learning  # a tripped guard stays tripped across an operator's rollback
+        self._use(restored)
+        self.step.learning = learning
+        if seek:
+            self.epoch += 1
+        self.checkpoint.reset(restored.position, saved=True)
+
+    def committed(self, version: int) -> None:
+        """A snapshot of this lineage was written: it is the head now."""
+        self.head = self.version = version

@@ -1,0 +1,79 @@
+"""What the model process starts from: the head snapshot if there is one (the truth), else a new model.
+
+A snapshot's state is a dict: ``model`` (the River estimator), ``learned`` (events learned by its
+lineage), ``scorecard`` (online evaluation and drift detectors; snapshots of earlier releases hold
+an ``evaluation`` only, and get fresh detectors).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from learner.core.evaluation import metrics_for
+from learner.core.models import build_model, kind_of
+from learner.core.positions import Position
+from learner.core.scorecard import Scorecard
+from learner.core.step import LearningStep
+from learner.errors import CorruptSnapshot
+from learner.settings import Settings
+from learner.state.snapshots import LoadedSnapshot, SnapshotStore
+
+__all__ = ["Restored", "restore", "restored_from"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Restored:
+    """A model and everything that goes with it, ready to stream from ``position``."""
+
+    step: LearningStep
+    scorecard: Scorecard
+    head: int | None
+    spec: str
+    position: Position
+    fallback: str | None = None  # why the head was not usable, when an ancestor was loaded instead
+
+
+def restored_from(loaded: LoadedSnapshot, settings: Settings, position: Position | None = None) -> Restored:
+    """A loaded snapshot as a model to stream on with (from its own offsets unless told otherwise)."""
+    state = loaded.state
+    try:
+        step = LearningStep(state["model"], int(state["learned"]))
+        scorecard = _scorecard(state, settings)
+    except (KeyError, TypeError, ValueError) as error:
+        raise CorruptSnapshot(f"snapshot {loaded.meta.version} of {settings.name!r} holds no usable model: "
+                              f"{type(error).__name__}: {error}") from None
+    return Restored(step, scorecard, loaded.meta.version, loaded.meta.model_spec,
+                    loaded.meta.position() if position is None else position)
+
+
+def _scorecard(state: dict[str, Any], settings: Settings) -> Scorecard:
+    scorecard = state.get("scorecard")
+    if isinstance(scorecard, Scorecard):
+        return scorecard
+    return Scorecard.of(state["evaluation"], settings.drift_window)  # written before detectors were kept
+
+
+def restore(store: SnapshotStore, settings: Settings) -> Restored:
+    """The head, or its newest loadable ancestor (made the head, loudly), or a new model."""
+    loaded = store.load_head(force=settings.force)
+    if loaded is None:
+        model = build_model(settings.model)
+        step = LearningStep(model)
+        scorecard = Scorecard.new(step.task, metrics_for(kind_of(model), settings.metric), settings.drift_window)
+        log.info("no snapshot of %r yet: starting a new %s model", settings.name, settings.model)
+        return Restored(step, scorecard, None, settings.model, {})
+    if loaded.fallback:  # the head did not load: make the version we did load the head, openly,
+        store.rollback(loaded.meta.version, replay=True)  # and learn again what the lost head had learned
+        store.audit.append("fallback", loaded.fallback)
+    meta = loaded.meta
+    if meta.model_spec != settings.model:
+        log.warning("snapshot %d holds a %r model; --model %r is ignored", meta.version, meta.model_spec, settings.model)
+    position = store.rolled_back_position(meta.version) or meta.position()
+    restored = restored_from(loaded, settings, position)
+    restored.fallback = loaded.fallback
+    log.info("restored %r version %d (%d events learned)", settings.name, meta.version, restored.step.learned)
+    return restored

@@ -1,0 +1,153 @@
+"""When and how the model process takes a snapshot: the schedule, the barrier, the background child.
+
+A snapshot is the model, its scorecard and the position it has learned up to, written in one
+atomic, fenced step. The order, at a batch boundary:
+
+1. fork the child that will write it (the model, as of this boundary, is in its image), and ask
+   the gateway to flush (:class:`~learner.runtime.protocol.Flush`);
+2. learn on; when the gateway answers (every prediction up to the boundary acknowledged by the
+   broker, and the scorecard of exactly those events), hand the scorecard to the child, which
+   pickles, signs and writes;
+3. when the child reports success, the version is the head: commit the same offsets to Kafka's
+   consumer group (for lag tools only) and answer the operators who asked for it.
+
+If the stream stops before the barrier passes, the child writes nothing. The shutdown snapshot
+(and ``--no-snapshot-in-background``) waits for the barrier and writes in this process.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import time
+from dataclasses import replace
+
+from learner.core.positions import to_json_keys
+from learner.core.scorecard import Scorecard
+from learner.errors import Fenced, HeadMoved, LeaseLost, RolledBack
+from learner.runtime import protocol as p
+from learner.runtime.gateway_link import GatewayLink
+from learner.runtime.live_model import LiveModel
+from learner.runtime.monitor import Monitor
+from learner.runtime.snapshot_writer import SnapshotJob, SnapshotRest, SnapshotWriter, WriteOutcome
+from learner.settings import Settings
+from learner.state.control import ControlPlane
+from learner.state.lease import Lease
+from learner.state.snapshots import SnapshotStore
+
+__all__ = ["SnapshotCoordinator"]
+
+log = logging.getLogger(__name__)
+
+
+class SnapshotCoordinator:
+    """Takes the model's snapshots: on schedule, on request, on drift, at shutdown."""
+
+    def __init__(self, model: LiveModel, store: SnapshotStore, link: GatewayLink, lease: Lease,
+                 control: ControlPlane, monitor: Monitor, settings: Settings) -> None:
+        self.model, self.store, self.link, self.lease = model, store, link, lease
+        self.control, self.monitor, self.settings = control, monitor, settings
+        self.writer = SnapshotWriter(store, settings.snapshot_in_background)
+        self.rollbacks = store.rollbacks()  # rollbacks before this start are in the snapshot restored
+        self.requests: list[str] = []  # operators waiting for a snapshot
+        self.reason = ""  # why the next snapshot is taken early (a drift), if it is
+        self._answering: list[str] = []  # requests the snapshot in flight answers
+        self._tokens = itertools.count(1)
+        self._barrier: int | None = None  # the flush a background snapshot waits for
+
+    @property
+    def busy(self) -> bool:
+        return self.writer.busy
+
+    def take_if_due(self) -> None:
+        if (self.model.checkpoint.due() or self.requests or self.reason) and not self.writer.busy:
+            reason = "requested" if self.requests else self.reason or "periodic"
+            self.reason = ""
+            self.take(reason)
+
+    def take(self, reason: str, background: bool | None = None) -> None:
+        """Snapshot the model, its scorecard and its position, at this event boundary."""
+        started = time.perf_counter()
+        model = self.model
+        position = model.checkpoint.taken()
+        fields = {"parent": model.head, "events_learned": model.step.learned, "offsets": to_json_keys(position),
+                  "model_spec": model.spec, "model_params": model.params, "reason": reason}
+        job = SnapshotJob({"model": model.step.model, "learned": model.step.learned}, fields, position,
+                          model.head, self.lease.epoch, self.rollbacks, self.settings.snapshot_keep)
+        self._answering, self.requests = self._answering + self.requests, []
+        if background is False or not self.writer.background:
+            rest = _rest(self._barrier_now())
+            self.collect(self.writer.write_now(replace(job, state={**job.state, **rest.state},
+                                                       fields={**job.fields, **rest.fields})))
+        else:
+            self._barrier = next(self._tokens)
+            self.link.send(p.Flush(self._barrier))
+            self.writer.start(job, completed_later=True)
+        pause = time.perf_counter() - started
+        self.monitor.snapshot_pause.labels(self.settings.name).observe(pause)
+        log.debug("snapshot pause %.1f ms", pause * 1000)
+
+    def _barrier_now(self) -> Scorecard:
+        token = next(self._tokens)
+        self.link.send(p.Flush(token))
+        scorecard = self.link.flushed(token).scorecard
+        self.model.scorecard = scorecard
+        return scorecard
+
+    def barrier_passed(self, flushed: p.Flushed) -> None:
+        """The gateway published everything up to the snapshot's boundary: the child may write."""
+        if flushed.token != self._barrier:
+            return
+        self._barrier = None
+        self.model.scorecard = flushed.scorecard
+        self.writer.complete(_rest(flushed.scorecard))
+
+    def settle(self) -> None:
+        """Before waiting for the snapshot in flight: let its barrier pass first (it would wait forever)."""
+        if self._barrier is not None and self.link.alive:
+            self.barrier_passed(self.link.flushed(self._barrier))
+
+    def poll(self) -> None:
+        """Collect the snapshot in flight if it has finished."""
+        if (outcome := self.writer.poll()) is not None:
+            self.collect(outcome)
+
+    def wait(self) -> None:
+        """Collect the snapshot in flight, waiting for it; one still waiting for its barrier is abandoned."""
+        self._barrier = None
+        if (outcome := self.writer.wait()) is not None:
+            self.collect(outcome)
+
+    def collect(self, outcome: WriteOutcome) -> None:
+        requests, self._answering = self._answering, []
+        match outcome.error:
+            case None:
+                self._written(outcome, requests)
+                return
+            case Fenced():
+                for request in requests:
+                    self.control.reply(request, f"failed: {outcome.error}")
+                self.lease.lost()
+                raise LeaseLost(f"snapshot {outcome.version} refused: {outcome.error}; another process holds the model")
+            case HeadMoved() | RolledBack():  # the rollback wins; the next look at the control plane adopts it
+                log.warning("snapshot %d discarded, a rollback came first: %s", outcome.version, outcome.error)
+            case error:
+                log.error("snapshot %d failed: %s", outcome.version, error)
+        for request in requests:
+            self.control.reply(request, f"failed: {outcome.error}")
+
+    def _written(self, outcome: WriteOutcome, requests: list[str]) -> None:
+        self.model.committed(outcome.version)
+        self.model.checkpoint.saved(outcome.position)
+        if outcome.position and self.link.alive:
+            self.link.send(p.Commit(outcome.position))  # Kafka's group offsets follow, for lag tools
+        self.monitor.version.labels(self.settings.name).set(outcome.version)
+        self.monitor.observe_snapshot(outcome.seconds, outcome.size)
+        for request in requests:
+            self.control.reply(request, str(outcome.version))
+        log.info("snapshot %d written (%d bytes, %.2fs)", outcome.version, outcome.size, outcome.seconds)
+
+
+def _rest(scorecard: Scorecard) -> SnapshotRest:
+    """What the barrier adds to a snapshot: the scorecard, and its metrics in the metadata."""
+    return SnapshotRest({"scorecard": scorecard}, {"metrics": scorecard.evaluation.values()})

@@ -1,0 +1,218 @@
+"""Writing snapshots without stalling the stream (SPEC R-SNAP): a forked child pickles and writes.
+
+Pickling a large model takes as long as it takes (an adaptive random forest: a quarter of a
+second and more), so it happens in a forked child: ``fork()`` gives the child a consistent,
+copy-on-write image of the model at an event boundary, the child pickles, signs and writes it to
+Redis, and the parent goes on streaming meanwhile. The parent's pause is the fork itself.
+
+A snapshot may be *completed* later: the child is forked at the boundary, then waits for the rest
+of its state (the scorecard, which comes with the gateway's confirmation that every prediction up
+to the boundary is published). The parent learns on meanwhile and hands the rest over with
+:meth:`SnapshotWriter.complete`; if it never does (it stops first), the child writes nothing.
+
+One snapshot is in flight at a time. The child dies with its parent (``PR_SET_PDEATHSIG``), and the
+write is fenced in Redis anyway, so an orphan can never move the head behind a new process's back.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import pickle
+import signal
+import time
+from dataclasses import dataclass, replace
+from typing import Any
+
+from learner.core.positions import Position
+from learner.errors import LearnerError, StateError
+from learner.runtime.process import die_with_parent
+from learner.state.snapshots import SnapshotStore, dump_state
+
+__all__ = ["SnapshotJob", "SnapshotRest", "SnapshotWriter", "WriteOutcome"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SnapshotJob:
+    """One snapshot to write: the state at a boundary and what its write must check."""
+
+    state: dict[str, Any]
+    fields: dict[str, Any]  # SnapshotMeta fields the writer knows (parent, offsets, spec, reason, ...)
+    position: Position
+    expected_head: int | None
+    epoch: int | None
+    rollbacks: int | None
+    keep: int
+
+
+@dataclass(frozen=True)
+class SnapshotRest:
+    """What completes a job after the barrier: more state (the scorecard) and metadata (metrics)."""
+
+    state: dict[str, Any]
+    fields: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class WriteOutcome:
+    """How one snapshot ended: its version, and the error when it was not written."""
+
+    version: int
+    position: Position
+    error: LearnerError | None = None
+    size: int = 0
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+@dataclass
+class _InFlight:
+    pid: int
+    report: int  # read end of the pipe the child reports on
+    version: int
+    position: Position
+    started: float
+    rest: int | None = None  # write end of the pipe the child waits on for the rest of its state
+
+
+class SnapshotWriter:
+    """Writes one snapshot at a time, in a forked child (background) or in-process."""
+
+    def __init__(self, store: SnapshotStore, background: bool = True) -> None:
+        self.store = store
+        self.background = background and hasattr(os, "fork")
+        self._in_flight: _InFlight | None = None
+
+    @property
+    def busy(self) -> bool:
+        return self._in_flight is not None
+
+    def write_now(self, job: SnapshotJob) -> WriteOutcome:
+        """Write in this process (the stream waits): the shutdown snapshot, or no background."""
+        started = time.monotonic()
+        version = self.store.next_version()
+        outcome = _write(job, version, self.store)
+        return replace(outcome, seconds=time.monotonic() - started)
+
+    def start(self, job: SnapshotJob, completed_later: bool = False) -> int:
+        """Fork the child that writes ``job``; returns the version it reserved.
+
+        With ``completed_later`` the child waits for :meth:`complete` before it writes.
+        """
+        version = self.store.next_version()
+        report_read, report_write = os.pipe()
+        rest_read, rest_write = os.pipe() if completed_later else (None, None)
+        pid = os.fork()
+        if pid == 0:  # the child: never returns
+            os.close(report_read)
+            if rest_write is not None:
+                os.close(rest_write)
+            _child(job, version, self.store, report_write, rest_read)
+        os.close(report_write)
+        if rest_read is not None:
+            os.close(rest_read)
+        self._in_flight = _InFlight(pid, report_read, version, dict(job.position), time.monotonic(), rest_write)
+        return version
+
+    def complete(self, rest: SnapshotRest) -> None:
+        """Hand the waiting child the rest of its state and metadata; it writes the snapshot now."""
+        job = self._in_flight
+        if job is None or job.rest is None:
+            return
+        data = pickle.dumps(rest, protocol=pickle.HIGHEST_PROTOCOL)
+        try:
+            with open(job.rest, "wb", closefd=True) as pipe:
+                pipe.write(data)
+        except OSError:
+            pass  # the child is gone: poll() reports it
+        job.rest = None
+
+    def abandon(self) -> None:
+        """The rest will never come (the stream stopped first): the waiting child writes nothing."""
+        job = self._in_flight
+        if job is not None and job.rest is not None:
+            os.close(job.rest)
+            job.rest = None
+
+    def poll(self) -> WriteOutcome | None:
+        """The outcome of the snapshot in flight, if it has finished; never blocks."""
+        job = self._in_flight
+        if job is None:
+            return None
+        pid, _status = os.waitpid(job.pid, os.WNOHANG)
+        if pid == 0:
+            return None
+        return self._collect(job)
+
+    def wait(self) -> WriteOutcome | None:
+        """Block until the snapshot in flight (if any) has finished; one still waiting is abandoned."""
+        job = self._in_flight
+        if job is None:
+            return None
+        self.abandon()
+        os.waitpid(job.pid, 0)
+        return self._collect(job)
+
+    def _collect(self, job: _InFlight) -> WriteOutcome:
+        self._in_flight = None
+        chunks = []
+        while chunk := os.read(job.report, 65536):
+            chunks.append(chunk)
+        os.close(job.report)
+        seconds = time.monotonic() - job.started
+        if not chunks:
+            return WriteOutcome(job.version, job.position, StateError("the snapshot process died"), seconds=seconds)
+        outcome: WriteOutcome = pickle.loads(b"".join(chunks))
+        return replace(outcome, position=job.position, seconds=seconds)
+
+
+def _write(job: SnapshotJob, version: int, store: SnapshotStore) -> WriteOutcome:
+    """Pickle, sign, write (fenced), apply retention; a refusal or a Redis failure is the outcome."""
+    try:
+        blob = dump_state(job.state)
+        meta = store.build_meta(blob, version=version, **job.fields)
+        store.write(meta, blob, job.expected_head, job.epoch, job.rollbacks)
+        store.apply_retention(job.keep)
+    except LearnerError as error:
+        return WriteOutcome(version, job.position, error)
+    except (OSError, pickle.PicklingError, TypeError, AttributeError) as error:  # the state did not pickle
+        return WriteOutcome(version, job.position, StateError(f"{type(error).__name__}: {error}"))
+    return WriteOutcome(version, job.position, size=len(blob))
+
+
+def _wait_for_rest(job: SnapshotJob, pipe: int) -> SnapshotJob | None:
+    """Read the rest of the state from the parent; None if the parent gave up (or died)."""
+    with open(pipe, "rb", closefd=True) as source:
+        data = source.read()
+    if not data:
+        return None
+    rest: SnapshotRest = pickle.loads(data)
+    return replace(job, state={**job.state, **rest.state}, fields={**job.fields, **rest.fields})
+
+
+def _child(job: SnapshotJob, version: int, parent: SnapshotStore, report: int, rest: int | None) -> None:
+    """Body of the forked child: write, report on the pipe, and leave without running any cleanup."""
+    outcome = WriteOutcome(version, job.position, StateError("the snapshot process failed"))
+    try:
+        die_with_parent()
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        completed = job if rest is None else _wait_for_rest(job, rest)
+        if completed is None:
+            outcome = WriteOutcome(version, job.position,
+                                   StateError("abandoned: the stream stopped before its outputs were confirmed"))
+            return
+        # New connections: the parent's may be mid-use by another thread at fork time.
+        outcome = _write(completed, version, parent.reconnected())
+    except BaseException as error:  # noqa: BLE001 - the child must always report and exit
+        outcome = WriteOutcome(version, job.position, StateError(f"{type(error).__name__}: {error}"))
+    finally:
+        try:
+            os.write(report, pickle.dumps(outcome, protocol=pickle.HIGHEST_PROTOCOL))
+        finally:
+            os._exit(0)

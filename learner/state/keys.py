@@ -1,0 +1,58 @@
+"""Every Redis key of a model, named in one place.
+
+All keys of one model share the hash tag ``{NAME}`` (``learner:{fraud}:head``), so in a Redis
+Cluster they live in one slot: the Lua scripts that touch several of them, and the pipelines of
+the control plane, stay single-slot operations. An ACL that allows ``~learner:*`` covers them all.
+
+>>> keys = Keys("fraud")
+>>> keys.head, keys.snapshot(12)
+('learner:{fraud}:head', 'learner:{fraud}:snap:12')
+"""
+
+from __future__ import annotations
+
+__all__ = ["PREFIX", "Keys"]
+
+#: Every key (and pub/sub channel) of the project starts with this.
+PREFIX = "learner:"
+
+
+class Keys:
+    """The key names of one model."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.prefix = f"{PREFIX}{{{name}}}:"
+        #: The version the model continues from (an integer).
+        self.head = self._key("head")
+        #: Version numbers handed out so far (INCR): numbers only grow, failed writes leave gaps.
+        self.seq = self._key("seq")
+        #: Sorted set of the stored versions.
+        self.versions = self._key("versions")
+        #: Set of the pinned versions (kept forever; the guard's reference).
+        self.pinned = self._key("pinned")
+        #: Hash of the single-writer lease: holder token, epoch, who; expires unless renewed.
+        self.lease = self._key("lease")
+        #: The fencing epoch (INCR each time the lease changes hands).
+        self.epoch = self._key("epoch")
+        #: Hash of the last rollback: version, replay, at, seq (a count), the position to continue from.
+        self.rollback = self._key("rollback")
+        #: List of pending snapshot requests (``learner snapshot``).
+        self.requests = self._key("requests")
+        #: The running service's last published status (JSON, expires).
+        self.status = self._key("status")
+        #: Set while learning is stopped by the guard: why.
+        self.guard = self._key("guard")
+        #: Stream of the audit log.
+        self.audit = self._key("audit")
+
+    def _key(self, suffix: str) -> str:
+        return self.prefix + suffix
+
+    def snapshot(self, version: int) -> str:
+        """Hash of one snapshot: metadata JSON, its signature, the pickled state."""
+        return self._key(f"snap:{version}")
+
+    def reply(self, request: str) -> str:
+        """List the service pushes its answer to a snapshot request onto."""
+        return self._key(f"reply:{request}")

@@ -1,0 +1,29 @@
+"""River estimators made for the tests, loaded by the service as ``--model tests.models:<name>``."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from river import base
+
+
+class Tally(base.Classifier):
+    """Learns nothing but how many times it learned each event (by its ``i`` feature).
+
+    Its final state does not depend on the order of the events, so it checks exactly-once learning
+    over several partitions, whose interleaving no one defines: every count must be exactly 1.
+    """
+
+    def __init__(self) -> None:
+        self.seen: Counter[Any] = Counter()
+
+    def learn_one(self, x: dict[str, Any], y: Any) -> None:
+        self.seen[x["i"]] += 1
+
+    def predict_proba_one(self, x: dict[str, Any]) -> dict[Any, float]:
+        return {False: 0.5, True: 0.5}
+
+
+def tally() -> Tally:
+    return Tally()
