@@ -17,6 +17,8 @@ demo: $(STAMP)
 	$(BIN)/learner --log-level WARNING local --limit 20000
 
 test: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/mypy
 	$(BIN)/pytest stream learner tests
 
 bench: $(STAMP)

@@ -12,9 +12,9 @@ from contextlib import contextmanager
 import orjson
 from confluent_kafka import Producer
 
-from learner.runtime.process import tune_for_streaming
-from learner.local.servers import Broker, RedisServer
 from learner.core.models import build_model
+from learner.local.servers import Broker, RedisServer
+from learner.runtime.process import tune_for_streaming
 from stream import Admin
 
 FEATURES = 10
@@ -27,7 +27,7 @@ def make_events(count: int, seed: int = 1) -> list[bytes]:
     out = []
     for i in range(count):
         x = {f"f{j}": rng.gauss(0, 1) for j in range(FEATURES)}
-        y = sum(w * v for w, v in zip(weights, x.values())) + rng.gauss(0, 0.5) > 0
+        y = sum(w * v for w, v in zip(weights, x.values(), strict=True)) + rng.gauss(0, 0.5) > 0
         out.append(orjson.dumps({"id": i, "x": x, "y": y}))
     return out
 

@@ -3,8 +3,9 @@
     python bench/memory.py [--events 100000] [--model logreg]
 
 Runs the real command as a separate process against the embedded broker and Redis, samples the
-proportional set size (PSS: resident memory, pages shared by the forked pair counted once) of both of its processes until it exits (``--stop-after-events``), and compares the peak with
-the size of the final model's pickle.
+proportional set size (PSS: resident memory, pages shared by the forked pair counted once) of
+both of its processes until it exits (``--stop-after-events``), and compares the peak with the
+size of the final model's pickle.
 """
 
 from __future__ import annotations
@@ -18,12 +19,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import psutil  # noqa: E402
-import redis  # noqa: E402
+import psutil
+import redis
 
-from bench.common import embedded_stack, fill_topic, make_events  # noqa: E402
-from learner.state.signing import Signer  # noqa: E402
-from learner.state.snapshots import SnapshotStore  # noqa: E402
+from bench.common import embedded_stack, fill_topic, make_events
+from learner.state.signing import Signer
+from learner.state.snapshots import SnapshotStore
 
 
 def main() -> None:
@@ -43,7 +44,7 @@ def main() -> None:
             try:
                 peaks["model"] = max(peaks["model"], process.memory_full_info().pss)
                 children = sorted((c for c in process.children() if "python" in c.name()), key=lambda c: c.create_time())
-                for role, child in zip(("gateway", "snapshot child"), children):
+                for role, child in zip(("gateway", "snapshot child"), children, strict=False):
                     peaks[role] = max(peaks[role], child.memory_full_info().pss)
             except psutil.NoSuchProcess:
                 pass

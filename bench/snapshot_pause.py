@@ -20,14 +20,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import redis  # noqa: E402
-from river import datasets, forest, tree  # noqa: E402
+import redis
+from learner.runtime.snapshotter import Snapshotter
+from river import datasets, forest, tree
 
-from learner.local.servers import RedisServer  # noqa: E402
-from learner.core.models import build_model  # noqa: E402
-from learner.state.signing import Signer  # noqa: E402
-from learner.state.snapshots import SnapshotStore  # noqa: E402
-from learner.runtime.snapshotter import Snapshotter  # noqa: E402
+from learner.core.models import build_model
+from learner.local.servers import RedisServer
+from learner.state.signing import Signer
+from learner.state.snapshots import SnapshotStore
 
 MODELS = {
     "LogisticRegression": lambda: build_model("logreg"),

@@ -25,9 +25,9 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import bare_river_loop, embedded_stack, fill_topic, make_events, peak_rss_mb  # noqa: E402
-from learner.runtime.service import Service  # noqa: E402
-from learner.settings import Settings  # noqa: E402
+from bench.common import bare_river_loop, embedded_stack, fill_topic, make_events, peak_rss_mb
+from learner.runtime.service import Service
+from learner.settings import Settings
 
 
 def machine_busy_seconds() -> float:

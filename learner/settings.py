@@ -14,6 +14,8 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from learner.state.signing import Signer
 
+__all__ = ["Settings"]
+
 
 class Settings(BaseSettings):
     """Configuration of ``learner run`` and of the commands that share its options."""

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from confluent_kafka import KafkaException
-from confluent_kafka.admin import AdminClient, ClusterMetadata, NewTopic
+from confluent_kafka.admin import AdminClient, ClusterMetadata, NewTopic  # type: ignore[attr-defined]
 
 from stream.errors import StreamError, TopicMissing, unreachable
 from stream.kafkalog import LIBRDKAFKA
@@ -34,7 +34,8 @@ class Admin:
 
     def __init__(self, config: Mapping[str, Any]) -> None:
         self._bootstrap = str(config.get("bootstrap.servers"))
-        self._admin = AdminClient({"logger": LIBRDKAFKA, **config})
+        settings: dict[str, Any] = {"logger": LIBRDKAFKA, **config}
+        self._admin = AdminClient(settings)
 
     def topic_partitions(self, timeout: float = 10.0) -> dict[str, int]:
         """Topics on the broker with their partition counts."""

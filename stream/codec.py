@@ -17,6 +17,8 @@ from typing import Any, NamedTuple
 
 import orjson
 
+__all__ = ["DEFAULT_MAX_BYTES", "Event", "InvalidEvent", "decode_event", "encode_prediction"]
+
 #: Default byte limit for one input message; larger ones are dead-lettered unread.
 DEFAULT_MAX_BYTES = 1_000_000
 
@@ -98,13 +100,13 @@ def _drop_missing(x: dict[str, Any]) -> dict[str, Any]:
 
 def _check_id(event_id: Any) -> str | int | None:
     if event_id is None or (isinstance(event_id, _ID_TYPES) and type(event_id) is not bool):
-        return event_id  # type: ignore[no-any-return]
+        return event_id  # type: ignore[no-any-return,unused-ignore]
     raise InvalidEvent(f"'id' must be a string or an integer, not {_json_kind(event_id)}")
 
 
 def _check_label(label: Any) -> float | int | str | bool | None:
     if label is None or isinstance(label, _LABEL_TYPES):
-        return label  # type: ignore[no-any-return]
+        return label  # type: ignore[no-any-return,unused-ignore]
     raise InvalidEvent(f"'y' must be a number, a string or a boolean, not {_json_kind(label)}")
 
 

@@ -6,6 +6,8 @@ from confluent_kafka import Message
 
 from stream.producer import AsyncProducer
 
+__all__ = ["DeadLetters"]
+
 
 class DeadLetters:
     """Send rejected messages to the dead-letter topic, unchanged, with explanatory headers."""
@@ -18,7 +20,7 @@ class DeadLetters:
     def send(self, message: Message, reason: str) -> None:
         """Dead-letter ``message``; the reason travels in the ``error`` header."""
         self.count += 1
-        headers = [
+        headers: list[tuple[str, str | bytes | None]] = [
             ("error", reason.encode()),
             ("source.topic", str(message.topic()).encode()),
             ("source.partition", str(message.partition()).encode()),

@@ -11,5 +11,7 @@ from __future__ import annotations
 
 import logging
 
+__all__ = ["LIBRDKAFKA"]
+
 #: The logger every client in ``stream`` hands to confluent-kafka.
 LIBRDKAFKA = logging.getLogger("stream.librdkafka")

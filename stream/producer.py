@@ -15,6 +15,8 @@ from confluent_kafka import KafkaError, KafkaException, Message, Producer
 from stream.errors import BrokerUnavailable, DeliveryFailed
 from stream.kafkalog import LIBRDKAFKA
 
+__all__ = ["AsyncProducer"]
+
 _DEFAULTS: dict[str, Any] = {
     "linger.ms": 5,
     "batch.num.messages": 10000,
@@ -42,7 +44,7 @@ class AsyncProducer:
         self.produce_fast = self._producer.produce
 
     def produce(self, topic: str, value: bytes, key: bytes | None = None,
-                headers: list[tuple[str, bytes]] | None = None) -> None:
+                headers: list[tuple[str, str | bytes | None]] | None = None) -> None:
         """Queue one message; when the local queue is full, wait for the broker to drain it."""
         while True:
             try:

@@ -69,7 +69,7 @@ class Stack:
 
     def produce(self, values: list[bytes], keys: list[bytes | None] | None = None, partition: int | None = None) -> None:
         producer = Producer({"bootstrap.servers": self.bootstrap, "linger.ms": 5})
-        for value, key in zip(values, keys or [None] * len(values)):
+        for value, key in zip(values, keys or [None] * len(values), strict=True):
             if partition is None:
                 producer.produce(self.input, value, key)
             else:

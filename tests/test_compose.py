@@ -81,7 +81,7 @@ def created_topics(service: dict[str, Any]) -> dict[str, int]:
 
 
 def image_tag(image: str) -> tuple[str, str]:
-    name, _, tag = image.rpartition(":") if ":" in image.split("/")[-1] else (image, "", "")
+    name, _, tag = image.rpartition(":") if ":" in image.rsplit("/", maxsplit=1)[-1] else (image, "", "")
     return name, tag
 
 
@@ -204,7 +204,7 @@ def test_dockerfile() -> None:
     bases = [line.split()[1] for line in lines if line.upper().startswith("FROM ")]
     assert bases
     for base in bases:
-        name, tag = image_tag(base)
+        _, tag = image_tag(base)
         assert tag and tag != "latest" and not tag.startswith("latest"), base
     assert image_tag(bases[-1])[0] == "python"
     users = [line.split()[1] for line in lines if line.upper().startswith("USER ")]

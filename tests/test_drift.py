@@ -11,9 +11,9 @@ from river.datasets import synth
 from learner.core.drift import PerformanceDrift
 from learner.core.models import build_model
 from learner.core.step import LearningStep
+from learner.local.servers import free_port
 from tests.conftest import Stack
 from tests.test_monitor import get, scrape, wait_until
-from learner.local.servers import free_port
 
 pytestmark = pytest.mark.integration
 CHANGE = 5000

@@ -36,7 +36,7 @@ def test_predictions_equal_river_loop(stack: Stack, spec: str, dataset: type) ->
 
     expected = river_loop(spec, events)
     assert [o["id"] for o in outputs] == [e["id"] for e in events]
-    for output, (prediction, proba) in zip(outputs, expected):
+    for output, (prediction, proba) in zip(outputs, expected, strict=True):
         assert output["prediction"] == prediction
         assert output.get("proba") == proba
     assert outputs[-1]["learned"] == len(events) - 1

@@ -7,7 +7,7 @@ import pytest
 
 from learner.local.servers import free_port
 from tests.conftest import Stack
-from tests.test_monitor import get, scrape, wait_until
+from tests.test_monitor import scrape
 from tests.test_rollback import events, learner, send, wait_status
 
 pytestmark = pytest.mark.integration

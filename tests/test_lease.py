@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import signal
-import threading
 import time
 
 import orjson
@@ -34,9 +33,7 @@ def test_standby_takes_over_after_kill(stack: Stack) -> None:
     assert stack.stop(standby) == 0
     print(f"takeover {takeover:.2f}s after kill -9 (lease ttl 3s)")  # reported, never asserted
 
-    loaded = stack.store().load(stack.store().head())
-
-    meta, state = loaded.meta, loaded.state
+    state = stack.store().load(stack.store().head()).state
     reference = build_model("logreg")
     for e in all_events:
         reference.learn_one(e["x"], e["y"])
@@ -64,8 +61,7 @@ def test_paused_holder_cannot_overwrite(stack: Stack) -> None:
     assert "lost the lease" in stack.log(0)
     assert stack.store().head() >= head_before
     assert stack.stop(standby) == 0
-    loaded = stack.store().load(stack.store().head())
-    meta, state = loaded.meta, loaded.state
+    state = stack.store().load(stack.store().head()).state
     assert state["learned"] == len(first) + len(second)
     assert any("lost" in e.detail for e in stack.store().audit.entries())
 

@@ -67,8 +67,8 @@ def readme_commands() -> list[str]:
     text = (ROOT / "README.md").read_text()
     commands = []
     for block in re.findall(r"```sh\n(.*?)```", text, re.S):
-        for line in block.replace("\\\n", " ").splitlines():
-            line = line.split("  #")[0].strip()
+        for raw in block.replace("\\\n", " ").splitlines():
+            line = raw.split("  #")[0].strip()
             if line.startswith("learner "):
                 commands.append(line)
     return commands

@@ -66,7 +66,7 @@ def test_live_rollback_serves_the_snapshot(stack: Stack) -> None:
     state = stack.store().load(good).state
     after = [o for o in outputs if str(o["id"]).startswith("p")]
     assert len(after) == 100
-    for output, probe in zip(after, probes):
+    for output, probe in zip(after, probes, strict=True):
         assert output["model_version"] == good
         proba = state["model"].predict_proba_one(probe["x"])
         assert output["proba"] == {str(k).lower(): v for k, v in proba.items()}

@@ -9,8 +9,8 @@ from river import datasets, evaluate, metrics
 
 from learner.core.evaluation import Evaluation, MetricError
 from learner.core.models import PRESETS, build_model, task_of
-from learner.settings import Settings
 from learner.core.step import LabelRejected, LearningStep, prequential
+from learner.settings import Settings
 from stream.codec import InvalidEvent, decode_event
 
 

@@ -31,6 +31,8 @@ from river import drift
 
 from learner.core.models import Task
 
+__all__ = ["Detection", "InputDrift", "PerformanceDrift"]
+
 
 @dataclass(frozen=True)
 class Detection:

@@ -168,7 +168,7 @@ class RollingValue:
 
     def __init__(self, evaluation: Evaluation, name: str) -> None:
         tracked = next(t for t in evaluation.tracked if t.name == name)
-        self.metric = utils.Rolling(_build(name), window_size=evaluation.window or 1)
+        self.metric: Any = utils.Rolling(_build(name), window_size=evaluation.window or 1)
         self.wants_proba = tracked.wants_proba
         for y, prediction, proba in evaluation.recent:
             self.update(y, prediction, proba)

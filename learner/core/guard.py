@@ -16,6 +16,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+__all__ = ["Guard"]
+
 
 @dataclass(frozen=True)
 class Guard:

@@ -43,13 +43,15 @@ class Preset:
 
 def _numeric_and_categorical(numeric: base.Transformer) -> base.Transformer:
     """Scale numbers, one-hot encode strings: events may carry both."""
-    return (compose.SelectType(numbers.Number) | numeric) + (
+    union: base.Transformer = (compose.SelectType(numbers.Number) | numeric) + (
         compose.SelectType(str) | preprocessing.OneHotEncoder()
     )
+    return union
 
 
 def binary() -> base.Estimator:
-    return _numeric_and_categorical(preprocessing.StandardScaler()) | linear_model.LogisticRegression()
+    model: base.Estimator = _numeric_and_categorical(preprocessing.StandardScaler()) | linear_model.LogisticRegression()
+    return model
 
 
 def logreg() -> base.Estimator:
@@ -57,11 +59,13 @@ def logreg() -> base.Estimator:
 
 
 def multiclass() -> base.Estimator:
-    return _numeric_and_categorical(preprocessing.StandardScaler()) | tree.HoeffdingTreeClassifier()
+    model: base.Estimator = _numeric_and_categorical(preprocessing.StandardScaler()) | tree.HoeffdingTreeClassifier()
+    return model
 
 
 def regression() -> base.Estimator:
-    return _numeric_and_categorical(preprocessing.StandardScaler()) | linear_model.LinearRegression()
+    model: base.Estimator = _numeric_and_categorical(preprocessing.StandardScaler()) | linear_model.LinearRegression()
+    return model
 
 
 def anomaly_detection() -> base.Estimator:
@@ -91,7 +95,7 @@ def build_model(spec: str) -> base.Estimator:
     >>> build_model("nope")
     Traceback (most recent call last):
     ...
-    learner.errors.ModelSpecError: unknown model 'nope': use a preset (binary, logreg, multiclass, tree, regression, anomaly, forest) or package.module:callable
+    learner.errors.ModelSpecError: unknown model 'nope': use a preset (binary, logreg, ...) or package.module:callable
     """
     if spec in PRESETS:
         return PRESETS[spec].build()
@@ -141,8 +145,9 @@ def kind_of(model: base.Estimator) -> ModelKind:
         return ModelKind("anomaly", "score", True)
     if isinstance(model, base.Classifier):
         task: Task = "multiclass" if getattr(final, "_multiclass", False) else "binary"
-        has_proba = type(final).predict_proba_one is not base.Classifier.predict_proba_one
-        argmax = type(final).predict_one is base.Classifier.predict_one
+        cls: Any = type(final)
+        has_proba = cls.predict_proba_one is not base.Classifier.predict_proba_one
+        argmax = cls.predict_one is base.Classifier.predict_one
         return ModelKind(task, "label" if not has_proba else "proba" if argmax else "label_proba", False)
     if isinstance(model, base.Regressor):
         return ModelKind("regression", "value", False)

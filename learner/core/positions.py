@@ -12,7 +12,7 @@ True
 
 from __future__ import annotations
 
-__all__ = ["Position", "furthest", "from_json_keys", "to_json_keys", "total"]
+__all__ = ["Position", "from_json_keys", "furthest", "to_json_keys", "total"]
 
 #: Next offset to read, per (topic, partition).
 Position = dict[tuple[str, int], int]

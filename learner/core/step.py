@@ -45,7 +45,7 @@ class LearningStep:
     """One model, stepped one event at a time: predict, then learn (see :class:`ModelKind` for which)."""
 
     def __init__(self, model: base.Estimator, learned: int = 0) -> None:
-        self.model = model
+        self.model: Any = model  # River's estimators are duck-typed: learn_one, predict_*_one, score_one
         self.kind: ModelKind = kind_of(model)
         self.task: Task = self.kind.task
         self.learned = learned
@@ -90,7 +90,7 @@ class LearningStep:
                 loop(events, results)
             except LabelRejected as error:
                 results.append(str(error))
-            except Exception as error:  # noqa: BLE001 - River refused this event; the batch goes on
+            except Exception as error:
                 results.append(f"the model rejected the event: {type(error).__name__}: {error}")
         return results
 
@@ -149,5 +149,5 @@ def prequential(step: LearningStep, evaluation: Evaluation, x: dict[str, Any], y
     """Predict, score that prediction against ``y`` (when there is one), learn: the service's order."""
     prediction, proba = step.process(x, y)
     if y is not None:
-        evaluation.update(y, prediction, proba)
+        evaluation.update(y, prediction, dict(proba) if proba is not None else None)
     return prediction, proba

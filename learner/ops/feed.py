@@ -32,15 +32,16 @@ def dataset_events(name: str, seed: int = 42) -> Iterator[bytes]:
 def _river_dataset(name: str, seed: int) -> Any:
     module, _, attribute = name.rpartition(".")
     source = synth if module == "synth" else datasets
-    factory = getattr(source, attribute, None)
-    if not isinstance(factory, type) or module not in ("", "synth"):
+    factory: Any = getattr(source, attribute, None)
+    if not isinstance(factory, type) or module not in ("", "synth"):  # type: ignore[unreachable,unused-ignore]
         raise FeedError(f"unknown dataset {name!r}: use a River dataset such as Phishing or synth.Agrawal")
     if issubclass(factory, datasets.base.RemoteDataset):
         raise FeedError(f"dataset {name!r} must be downloaded first; use a bundled one such as Phishing")
     try:
-        return factory(seed=seed) if module == "synth" else factory()
+        build: Any = factory
+        return build(seed=seed) if module == "synth" else build()
     except TypeError:
-        return factory()
+        return build()
 
 
 def _scalar(value: Any) -> Any:

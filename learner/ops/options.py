@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import argparse
 import os
+from collections.abc import Callable
 from typing import Any
 
 from learner.settings import Settings
+
+__all__ = ["HELP", "add", "from_env", "settings_from"]
 
 HELP: dict[str, str] = {
     "bootstrap_servers": "Kafka bootstrap servers, host:port[,host:port]",
@@ -38,7 +41,8 @@ HELP: dict[str, str] = {
                         "low (nice 10), normal",
     "session_timeout_ms": "Kafka consumer session timeout",
     "stop_after_events": "exit (after a last snapshot) once this many input events are done: backfills, demos (0: never)",
-    "guard_margin": "stop learning and roll back to the newest pinned snapshot when the rolling metric is this much worse (off by default)",
+    "guard_margin": "stop learning and roll back to the newest pinned snapshot when the rolling metric is this much "
+                    "worse (off by default)",
     "drift_window": "input events per input-drift window, compared with a reference window (0: off)",
     "snapshot_on_drift": "take a snapshot tagged with the reason when drift is detected",
     "metrics_port": "HTTP port for /metrics, /healthz, /readyz, /status (0: off)",
@@ -60,7 +64,7 @@ def add(parser: argparse.ArgumentParser, *fields: str) -> None:
             parser.add_argument(flag, dest=field, action="append", default=argparse.SUPPRESS, metavar="NAME",
                                 help=text)
         else:
-            kind = info.annotation if info.annotation in (int, float) else str
+            kind: Callable[[str], Any] = int if info.annotation is int else float if info.annotation is float else str
             default = "" if info.default is None else f" (default: {info.default})"
             parser.add_argument(flag, dest=field, type=kind, default=argparse.SUPPRESS,
                                 metavar=field.split("_")[-1].upper(), help=text + default)

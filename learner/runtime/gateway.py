@@ -39,7 +39,7 @@ from learner.runtime import protocol as p
 from learner.runtime.pipes import Duplex
 from learner.runtime.process import die_with_parent, lower_priority, tune_for_streaming
 from learner.settings import Settings
-from stream import AsyncProducer, BatchConsumer, DeadLetters, InvalidEvent, decode_event, encode_prediction
+from stream import DeadLetters, InvalidEvent, decode_event, encode_prediction
 from stream.errors import StreamError
 
 __all__ = ["Gateway", "GuardWatch", "gateway_main"]
@@ -199,7 +199,9 @@ class Gateway:
     def _forward(self, messages: list[Message]) -> None:
         """Decode a batch; send the good events to the model, the bad ones to the dead-letter topic."""
         self.consumed += len(messages)
-        events, kept, done = [], [], {}
+        events: list[bytes] = []
+        kept: list[tuple[Message, Any, Any, dict[str, Any]]] = []
+        done: dict[Any, int] = {}
         max_bytes, dead = self.settings.max_event_bytes, self.dead_letters.send
         for message in messages:
             try:
@@ -209,7 +211,7 @@ class Gateway:
             else:
                 events.append(event.raw)
                 kept.append((message, event.id, event.y, event.x))
-            done[message.partition()] = message.offset()
+            done[message.partition()] = message.offset()  # type: ignore[assignment]
         self.positions.update((partition, offset + 1) for partition, offset in done.items())
         self.seq += 1
         self.pending[self.seq] = kept
@@ -227,7 +229,7 @@ class Gateway:
         score, observe, dead, guard = self.scorecard.score, self.scorecard.observe, self.dead_letters.send, self.guard
         name, version, ts = self.settings.name, results.version, time.time()
         learned, learning, learns = results.learned, results.learning, self.kind.learns
-        for (message, event_id, y, x), result in zip(kept, results.outcomes):
+        for (message, given_id, y, x), result in zip(kept, results.outcomes, strict=True):
             kind = type(result)
             if kind is tuple:
                 prediction, proba = result
@@ -236,8 +238,7 @@ class Gateway:
                 continue
             else:  # a classifier's probabilities (a dict, a Counter): its label is the most probable class
                 proba, prediction = result, label_of(result)
-            if event_id is None:
-                event_id = f"{message.topic()}:{message.partition()}:{message.offset()}"
+            event_id = given_id if given_id is not None else f"{message.topic()}:{message.partition()}:{message.offset()}"
             try:
                 value = encode_prediction(event_id, prediction, proba, name, version, learned, ts)
             except TypeError:  # NumPy scalars and the like: made plain only when the encoder refuses them
@@ -335,7 +336,7 @@ def gateway_main(settings: Settings, conn: Duplex) -> None:
         return  # the model process went away first: nothing to report to
     except (StreamError, LearnerError) as error:
         _report(conn, gateway, str(error))
-    except Exception as error:  # noqa: BLE001 - whatever it is, the model process must hear of it
+    except Exception as error:
         log.exception("gateway failed")
         _report(conn, gateway, f"gateway failed: {type(error).__name__}: {error}")
 

@@ -26,7 +26,7 @@ def serve(port: int, registry: CollectorRegistry, status: Callable[[], dict[str,
     """Serve the endpoint on ``port`` from a daemon thread; ``ready`` returns None or why not."""
 
     class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 - the http.server API
+        def do_GET(self) -> None:
             path = self.path.split("?", 1)[0]
             if path == "/metrics":
                 self._send(200, generate_latest(registry), CONTENT_TYPE_LATEST)
@@ -47,7 +47,7 @@ def serve(port: int, registry: CollectorRegistry, status: Callable[[], dict[str,
             self.end_headers()
             self.wfile.write(body)
 
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - keep scrapes out of the log
+        def log_message(self, format: str, *args: Any) -> None:
             return
 
     server = ThreadingHTTPServer(("0.0.0.0", port), Handler)

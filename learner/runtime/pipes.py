@@ -14,6 +14,8 @@ from multiprocessing.connection import Connection
 from multiprocessing.context import BaseContext
 from typing import Any
 
+__all__ = ["PIPE_BYTES", "Duplex", "duplex_pipes"]
+
 log = logging.getLogger(__name__)
 
 PIPE_BYTES = 1 << 20

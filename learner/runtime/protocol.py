@@ -219,9 +219,9 @@ class Channel:
 
 def model_side(conn: Duplex) -> Channel:
     """The model process's channel: it accepts what the gateway sends."""
-    return Channel(conn, ToModel.__args__, "gateway", GatewayFailed)  # type: ignore[attr-defined]
+    return Channel(conn, ToModel.__args__, "gateway", GatewayFailed)
 
 
 def gateway_side(conn: Duplex) -> Channel:
     """The gateway's channel: it accepts what the model process sends (EOFError when it is gone)."""
-    return Channel(conn, ToGateway.__args__, "model", EOFError)  # type: ignore[attr-defined]
+    return Channel(conn, ToGateway.__args__, "model", EOFError)

@@ -131,7 +131,7 @@ class Service:
         """A start that failed (or a SIGTERM while waiting) must not make the next one wait out the lease."""
         try:
             self.lease.release()
-        except Exception:  # noqa: BLE001 - best effort: the lease expires anyway
+        except Exception:
             log.debug("could not release the lease", exc_info=True)
         self.link.stop(timeout=5)
         if self.http is not None:

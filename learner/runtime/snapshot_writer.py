@@ -209,7 +209,7 @@ def _child(job: SnapshotJob, version: int, parent: SnapshotStore, report: int, r
             return
         # New connections: the parent's may be mid-use by another thread at fork time.
         outcome = _write(completed, version, parent.reconnected())
-    except BaseException as error:  # noqa: BLE001 - the child must always report and exit
+    except BaseException as error:
         outcome = WriteOutcome(version, job.position, StateError(f"{type(error).__name__}: {error}"))
     finally:
         try:

@@ -53,7 +53,7 @@ class AuditLog:
     @translated
     def entries(self, count: int = 100) -> list[Entry]:
         """The newest ``count`` entries, oldest first."""
-        rows = self._redis.xrevrange(self.key, count=count)
+        rows: list[tuple[bytes, dict[bytes, bytes]]] = self._redis.xrevrange(self.key, count=count)  # type: ignore[assignment]
         out = []
         for _id, fields in reversed(rows):
             f = {k.decode(): v.decode() for k, v in fields.items()}

@@ -17,6 +17,7 @@ import orjson
 
 from learner.errors import NoServiceAnswered
 from learner.state.failures import translated
+from learner.state.replies import as_bytes, as_int, as_text
 from learner.state.snapshots import SnapshotStore
 
 __all__ = ["POLL_SECONDS", "STATUS_TTL", "ControlPlane", "ControlView"]
@@ -56,8 +57,8 @@ class ControlPlane:
                                                  option=orjson.OPT_NON_STR_KEYS), ex=STATUS_TTL)
         pipe.get(self._keys.guard)
         head, rollbacks, requests, _, guard = pipe.execute()
-        return ControlView(int(head) if head is not None else None, int(rollbacks or 0),
-                           [r.decode() for r in requests or []], guard.decode() if guard else None)
+        return ControlView(as_int(head), as_int(rollbacks) or 0, [as_text(r) or "" for r in requests or []],
+                           as_text(guard))
 
     @translated
     def reply(self, request: str, answer: str) -> None:
@@ -76,8 +77,7 @@ class ControlPlane:
     @translated
     def guard_stop(self) -> str | None:
         """Why learning is stopped by the guard, or None when it is not."""
-        raw = self._redis.get(self._keys.guard)
-        return raw.decode() if raw else None
+        return as_text(self._redis.get(self._keys.guard))
 
     @translated
     def resume_learning(self) -> bool:
@@ -95,10 +95,10 @@ class ControlPlane:
         if answer is None:
             self._redis.lrem(self._keys.requests, 0, request)
             raise NoServiceAnswered(f"no running service of {self.name!r} answered within {timeout:g}s")
-        return str(answer[1].decode())
+        return as_text(answer[1]) or ""
 
     @translated
     def service_status(self) -> dict[str, Any] | None:
         """What the running service last published, or None when none runs."""
-        raw = self._redis.get(self._keys.status)
+        raw = as_bytes(self._redis.get(self._keys.status))
         return None if raw is None else dict(orjson.loads(raw))

@@ -23,6 +23,7 @@ from learner.errors import LeaseLost
 from learner.state import scripts
 from learner.state.audit import operator
 from learner.state.failures import translated
+from learner.state.replies import as_int, as_text
 from learner.state.snapshots import SnapshotStore
 
 __all__ = ["Lease", "LeaseInfo", "holder"]
@@ -80,7 +81,7 @@ class Lease:
     @translated
     def _holder(client: redis.Redis, key: str) -> LeaseInfo | None:
         who, epoch = client.hmget(key, ["who", "epoch"])
-        return None if who is None else LeaseInfo(who.decode(), int(epoch or 0))
+        return None if who is None else LeaseInfo(as_text(who) or "", as_int(epoch) or 0)
 
     def renewal_due(self) -> bool:
         return self.epoch is not None and time.monotonic() - self._renewed >= self.ttl_ms / 3000
@@ -108,7 +109,7 @@ class Lease:
         epoch, self.epoch = self.epoch, None
         try:
             self._audit.append("lease", f"lost, epoch {epoch}", self.who)
-        except Exception:  # noqa: BLE001 - recording it is best effort: the loss stands either way
+        except Exception:
             log.debug("could not record the lease loss in the audit log")
 
     @translated

@@ -52,7 +52,9 @@ return 1
 # Reply: 1 when deleted, 0 when it did not exist, an error reply IS_HEAD or IS_PINNED.
 DELETE_SNAPSHOT = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.error_reply('IS_HEAD version ' .. ARGV[1] .. ' is the head') end
-if redis.call('SISMEMBER', KEYS[3], ARGV[1]) == 1 then return redis.error_reply('IS_PINNED version ' .. ARGV[1] .. ' is pinned') end
+if redis.call('SISMEMBER', KEYS[3], ARGV[1]) == 1 then
+  return redis.error_reply('IS_PINNED version ' .. ARGV[1] .. ' is pinned')
+end
 redis.call('ZREM', KEYS[2], ARGV[1])
 return redis.call('DEL', KEYS[4])
 """

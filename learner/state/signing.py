@@ -14,6 +14,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 
+__all__ = ["UNSIGNED", "Signer", "checksum"]
+
 UNSIGNED = "unsigned"
 
 

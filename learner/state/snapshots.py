@@ -30,15 +30,31 @@ import river
 
 from learner import __version__
 from learner.core.positions import Position, from_json_keys, furthest, to_json_keys
-from learner.errors import (BadSignature, CorruptSnapshot, Fenced, HeadMoved, HistoryRefused, OtherRiverVersion,
-                            RolledBack, SnapshotMissing, SnapshotRefused, StateError, WriteRefused)
+from learner.errors import (
+    BadSignature,
+    CorruptSnapshot,
+    Fenced,
+    HeadMoved,
+    HistoryRefused,
+    OtherRiverVersion,
+    RolledBack,
+    SnapshotMissing,
+    SnapshotRefused,
+    StateError,
+    WriteRefused,
+)
 from learner.state import scripts
 from learner.state.audit import AuditLog
 from learner.state.failures import translated
 from learner.state.keys import Keys
+from learner.state.replies import as_bytes, as_int
 from learner.state.signing import UNSIGNED, Signer, checksum
 
-__all__ = ["LoadedSnapshot", "RollbackRecord", "SnapshotMeta", "SnapshotStore", "dump_state", "load_state"]
+__all__ = ["RIVER_VERSION", "LoadedSnapshot", "RollbackRecord", "SnapshotMeta", "SnapshotStore", "dump_state",
+           "load_state"]
+
+#: The river version this process runs, recorded in every snapshot and checked at every load.
+RIVER_VERSION: str = river.__version__  # type: ignore[attr-defined]
 
 log = logging.getLogger(__name__)
 
@@ -131,13 +147,12 @@ class SnapshotStore:
 
     @translated
     def head(self) -> int | None:
-        raw = self.redis.get(self.keys.head)
-        return int(raw) if raw is not None else None
+        return as_int(self.redis.get(self.keys.head))
 
     @translated
     def versions(self) -> list[int]:
         """Stored versions, oldest first."""
-        return [int(v) for v in self.redis.zrange(self.keys.versions, 0, -1)]
+        return [int(v) for v in self.redis.zrange(self.keys.versions, 0, -1)]  # type: ignore[arg-type]
 
     @translated
     def next_version(self) -> int:
@@ -172,8 +187,8 @@ class SnapshotStore:
         keys = [self.keys.head, self.keys.snapshot(version), self.keys.rollback]
         for _ in range(5):
             head = self.head()
-            position = "" if replay else orjson.dumps(to_json_keys(furthest(target.position(),
-                                                                            self._position_of(head))))
+            position = b"" if replay else orjson.dumps(to_json_keys(furthest(target.position(),
+                                                                             self._position_of(head))))
             try:
                 previous = self._rollback(keys=keys, args=[version, int(replay), time.time(),
                                                            "" if head is None else head, position])
@@ -205,9 +220,9 @@ class SnapshotStore:
     def rolled_back_position(self, version: int) -> Position | None:
         """The position to resume ``version`` from, if it is a rollback's and nothing newer exists."""
         raw_version, raw = self.redis.hmget(self.keys.rollback, ["position_of", "position"])
-        if raw is None or raw_version is None or int(raw_version) != version:
+        if raw is None or as_int(raw_version) != version:
             return None
-        return from_json_keys(orjson.loads(raw))
+        return from_json_keys(orjson.loads(as_bytes(raw) or b"{}"))
 
     @translated
     def last_rollback(self) -> RollbackRecord | None:
@@ -215,7 +230,7 @@ class SnapshotStore:
         version, replay, seq = self.redis.hmget(self.keys.rollback, ["version", "replay", "seq"])
         if version is None:
             return None
-        return RollbackRecord(int(version), replay == b"1", int(seq or 0))
+        return RollbackRecord(int(version), as_bytes(replay) == b"1", as_int(seq) or 0)
 
     def rollbacks(self) -> int:
         """How many rollbacks this model has had (the count the write script checks)."""
@@ -227,7 +242,7 @@ class SnapshotStore:
     def build_meta(self, state_blob: bytes, **fields: Any) -> SnapshotMeta:
         """Metadata for a blob, with the runtime versions filled in."""
         return SnapshotMeta(
-            name=self.name, created=time.time(), river_version=river.__version__,
+            name=self.name, created=time.time(), river_version=RIVER_VERSION,
             python_version=platform.python_version(), project_version=__version__,
             size=len(state_blob), checksum=checksum(state_blob), **fields,
         )
@@ -244,8 +259,9 @@ class SnapshotStore:
         raw_meta = meta.to_json()
         keys = [self.keys.head, self.keys.versions, self.keys.snapshot(meta.version), self.keys.lease,
                 self.keys.rollback]
-        args = [meta.version, raw_meta, self.signer.sign(raw_meta), blob, "" if epoch is None else epoch,
-                "" if expected_head is None else expected_head, "" if rollbacks is None else rollbacks]
+        args: list[bytes | str | int] = [meta.version, raw_meta, self.signer.sign(raw_meta), blob,
+                                         "" if epoch is None else epoch, "" if expected_head is None else expected_head,
+                                         "" if rollbacks is None else rollbacks]
         try:
             self._write(keys=keys, args=args)
         except redis.ResponseError as error:
@@ -276,7 +292,8 @@ class SnapshotStore:
     @translated
     def meta(self, version: int) -> SnapshotMeta:
         """The verified metadata of a version (no unpickling)."""
-        raw, signature = self.redis.hmget(self.keys.snapshot(version), ["meta", "sig"])
+        replies = self.redis.hmget(self.keys.snapshot(version), ["meta", "sig"])
+        raw, signature = as_bytes(replies[0]), as_bytes(replies[1])
         if raw is None:
             raise SnapshotMissing(f"{self.name!r} has no snapshot {version}")
         if not self.signer.verify(raw, (signature or b"").decode()):
@@ -290,12 +307,12 @@ class SnapshotStore:
     def load(self, version: int, force: bool = False) -> LoadedSnapshot:
         """Verify, then unpickle one version."""
         meta = self.meta(version)
-        if meta.river_version != river.__version__ and not force:
+        if meta.river_version != RIVER_VERSION and not force:
             raise OtherRiverVersion(
                 f"snapshot {version} of {self.name!r} was written by river {meta.river_version}, "
-                f"this is river {river.__version__}; pass --force to load it anyway"
+                f"this is river {RIVER_VERSION}; pass --force to load it anyway"
             )
-        blob = self.redis.hget(self.keys.snapshot(version), "blob")
+        blob = as_bytes(self.redis.hget(self.keys.snapshot(version), "blob"))
         if blob is None or checksum(blob) != meta.checksum:
             raise CorruptSnapshot(f"snapshot {version} of {self.name!r} is corrupt: its checksum does not match")
         try:
@@ -388,7 +405,7 @@ def load_state(blob: bytes) -> dict[str, Any]:
     """
     try:
         state = _Unpickler(io.BytesIO(blob)).load()
-    except Exception as error:  # noqa: BLE001 - unpickling can raise anything: all mean "cannot load"
+    except Exception as error:
         raise CorruptSnapshot(f"does not unpickle: {type(error).__name__}: {error}") from None
     if not isinstance(state, dict):
         raise CorruptSnapshot(f"does not hold a snapshot state but {type(state).__name__}")

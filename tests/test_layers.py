@@ -1,0 +1,73 @@
+"""The one-way rules of the code base, checked on its source (no broker, no Redis).
+
+- ``stream`` knows nothing of River, Redis or the learner.
+- ``learner.core`` is pure: no Kafka, no Redis, no processes, nothing above it.
+- ``learner.state`` (Redis) uses the core, never the runtime, the commands or the embedded stack.
+- ``learner.runtime`` never uses the commands or the embedded stack.
+- Only the state layer (and ``learner.connections``, which builds the clients) imports redis-py,
+  and nothing outside the state layer reaches into a store's client.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+FORBIDDEN = {
+    "stream": ("learner", "river", "redis"),
+    "learner.core": ("learner.state", "learner.runtime", "learner.ops", "learner.local", "learner.connections",
+                     "redis", "confluent_kafka", "stream", "multiprocessing", "socket"),
+    "learner.state": ("learner.runtime", "learner.ops", "learner.local", "confluent_kafka", "stream"),
+    "learner.runtime": ("learner.ops", "learner.local"),
+}
+REDIS_ALLOWED = ("learner.state", "learner.connections")
+
+
+def modules() -> list[tuple[str, ast.Module]]:
+    out = []
+    for package in ("stream", "learner"):
+        for path in sorted((ROOT / package).rglob("*.py")):
+            name = ".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
+            out.append((name, ast.parse(path.read_text(), str(path))))
+    return out
+
+
+def imports(tree: ast.Module) -> set[str]:
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            found.add(node.module)
+    return found
+
+
+def _within(module: str, package: str) -> bool:
+    return module == package or module.startswith(package + ".")
+
+
+@pytest.mark.parametrize(("name", "tree"), modules(), ids=lambda v: v if isinstance(v, str) else "")
+def test_imports_go_one_way(name: str, tree: ast.Module) -> None:
+    for layer, forbidden in FORBIDDEN.items():
+        if _within(name, layer):
+            wrong = sorted(i for i in imports(tree) if any(_within(i, f) for f in forbidden))
+            assert not wrong, f"{name} ({layer}) imports {wrong}"
+    if not any(_within(name, allowed) for allowed in REDIS_ALLOWED):
+        assert not any(_within(i, "redis") for i in imports(tree)), f"{name} imports redis-py"
+        reaching = [node.lineno for node in ast.walk(tree)
+                    if isinstance(node, ast.Attribute) and node.attr in ("redis", "client")
+                    and not (isinstance(node.value, ast.Name) and node.value.id == "redis")]
+        assert not reaching, f"{name} reaches into a Redis client at lines {reaching}"
+
+
+def test_every_module_declares_its_surface() -> None:
+    def declares(node: ast.stmt) -> bool:
+        targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AnnAssign) else []
+        return any(isinstance(t, ast.Name) and t.id == "__all__" for t in targets)
+
+    missing = [name for name, tree in modules() if not name.endswith("__main__") and not any(map(declares, tree.body))]
+    assert not missing, f"modules without __all__: {missing}"
