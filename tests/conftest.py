@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,7 +36,8 @@ def broker() -> Iterator[Broker]:
 @pytest.fixture(scope="session")
 def redis_server() -> Iterator[RedisServer]:
     with RedisServer() as server:
-        yield server  # type: ignore[misc]
+        _redis_url[:] = [server.url]
+        yield server
 
 
 @dataclass
@@ -151,6 +153,21 @@ class Stack:
             if process.poll() is None:
                 process.kill()
                 process.wait()
+
+
+_redis_url: list[str] = []
+
+
+@contextmanager
+def make_named_store(name: str) -> Iterator[SnapshotStore]:
+    """A store for a model name chosen by the test (its keys are deleted afterwards)."""
+    client = redis.Redis.from_url(_redis_url[0])
+    store = SnapshotStore(client, f"{name}-{os.getpid()}-{next(_names)}", Signer(SIGNING_KEY.encode()))
+    try:
+        yield store
+    finally:
+        for key in client.scan_iter(f"{store.keys.prefix}*"):
+            client.delete(key)
 
 
 def make_stack(broker: Broker, redis_server: RedisServer, partitions: int = 1) -> Stack:

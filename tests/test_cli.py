@@ -52,9 +52,14 @@ def test_unreachable_redis_and_usage_errors() -> None:
     assert result.returncode == 1 and result.stderr.startswith("learner: error: cannot reach Redis")
     result = learner("run", "--snapshot-every-events", "-3")
     assert result.returncode == 2 and "snapshot-every-events" in result.stderr
+    for option in (["--role", "learn"], ["--labels-topic", "labels"]):  # refused, never silently ignored
+        result = learner("run", *option)
+        assert result.returncode == 2 and "not built yet" in result.stderr, result.stderr
     result = learner("run", "--model", "nope", "--insecure-no-signing", "--redis-url", "redis://127.0.0.1:1/0")
     assert result.returncode == 1
     for env, expected in [({"LEARNER_LOG_LEVEL": "verbose"}, "LEARNER_LOG_LEVEL"),
+                          ({"LEARNER_ROLE": "serve", "LEARNER_SIGNING_KEY": "k"}, "--role serve is not built yet"),
+                          ({"LEARNER_LABELS_TOPIC": "labels", "LEARNER_SIGNING_KEY": "k"}, "--labels-topic is not built"),
                           ({"LEARNER_SIGNING_KEY": ""}, "--signing-key is empty"),
                           ({"LEARNER_BATCH_SIZE": "many"}, "--batch-size")]:
         result = subprocess.run([sys.executable, "-m", "learner", "run"], capture_output=True, text=True,

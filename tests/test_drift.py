@@ -15,7 +15,6 @@ from learner.local.servers import free_port
 from tests.conftest import Stack
 from tests.test_monitor import get, scrape, wait_until
 
-pytestmark = pytest.mark.integration
 CHANGE = 5000
 
 
@@ -36,6 +35,7 @@ def test_performance_drift_is_detected_after_the_change_only(seed: int) -> None:
     assert not [i for i in alarms if i < CHANGE]
 
 
+@pytest.mark.integration
 def test_service_reports_drift(stack: Stack) -> None:
     rng = random.Random(1)
     values = []
@@ -65,3 +65,28 @@ def test_service_reports_drift(stack: Stack) -> None:
     assert stack.stop(service) == 0
     reasons = [stack.store().meta(v).reason for v in stack.store().versions()]
     assert any(r.startswith("drift: ") for r in reasons), reasons
+
+
+@pytest.mark.integration
+def test_drift_detectors_follow_a_rollback(stack: Stack) -> None:
+    """The detectors are part of the snapshot: after a rollback they describe the version served,
+    not the branch that was discarded."""
+    from tests.test_rollback import events, learner, send
+
+    service = stack.start("--model", "logreg", "--snapshot-every-seconds", "0", "--no-snapshot-on-drift")
+    send(stack, events(0, 1000))
+    stack.wait_status(lambda s: s["events_done"] >= 1000)
+    good = int(learner(stack, "snapshot").stdout.split()[-1])
+    seen = stack.store().load(good).state["scorecard"].performance.seen
+    assert seen == 1000
+    send(stack, events(1000, 1000, flip=True))
+    stack.wait_status(lambda s: s["events_done"] >= 2000)
+    assert learner(stack, "rollback", "--to", str(good)).returncode == 0
+    stack.wait_status(lambda s: s["rollbacks"] == 1)
+    send(stack, events(2000, 500))
+    stack.wait_status(lambda s: s["events_done"] >= 2500)
+    after = int(learner(stack, "snapshot").stdout.split()[-1])
+    scorecard = stack.store().load(after).state["scorecard"]
+    assert scorecard.performance.seen == 1500  # the version's 1000, then 500: not the discarded 1000
+    assert scorecard.evaluation.tracked[0].metric.cm.total_weight == 1500
+    assert stack.stop(service) == 0

@@ -9,8 +9,10 @@ import orjson
 import pytest
 
 from learner.core.models import build_model
+from learner.local.servers import free_port
 from tests.conftest import Stack
 from tests.test_crash import SteadyProducer, events
+from tests.test_monitor import get, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -69,8 +71,13 @@ def test_paused_holder_cannot_overwrite(stack: Stack) -> None:
 def test_standby_stops_cleanly_on_sigterm(stack: Stack) -> None:
     holder = stack.start(*ARGS)
     stack.wait_for_log("streaming", index=0)
-    standby = stack.start(*ARGS)
+    port = free_port()
+    standby = stack.start(*ARGS, "--metrics-port", str(port))
     stack.wait_for_log("standby", index=1)
+    # a hot standby is alive (a liveness probe must not kill it) and says why it is not ready
+    assert wait_until(lambda: get(port, "/healthz")[0] == 200)
+    code, body = get(port, "/readyz")
+    assert code == 503 and body.decode().startswith("standby: waiting for the lease held by ")
     assert stack.stop(standby) == 0  # waiting for the lease: nothing to save, a clean exit
     assert "before streaming began" in stack.log(1)
     assert stack.stop(holder) == 0

@@ -101,3 +101,19 @@ def test_each_snapshot_scores_exactly_the_events_it_learned(stack: Stack) -> Non
         accuracy = state["scorecard"].evaluation.tracked[0]
         assert accuracy.name == "Accuracy"
         assert accuracy.metric.cm.total_weight == sum(meta.offsets.values()) == meta.events_learned, version
+
+
+def test_a_failed_snapshot_still_gets_its_last_snapshot_at_stop(stack: Stack) -> None:
+    """A snapshot that fails, with no event after it: the stop must still write what it owes."""
+    stack.produce(labelled(0, 300))
+    service = stack.start("--model", "logreg", "--snapshot-every-events", "300", "--snapshot-every-seconds", "0")
+    stack.wait_learned(300)
+    store = stack.store()
+    store.redis.delete(store.keys.versions)
+    store.redis.set(store.keys.versions, "not a sorted set")  # the next write fails (WRONGTYPE)
+    stack.produce(labelled(300, 300))
+    stack.wait_for_log("snapshot 2 failed")
+    store.redis.delete(store.keys.versions)  # Redis is fine again; no event comes after the failure
+    assert stack.stop(service) == 0
+    meta = store.meta(store.head())
+    assert meta.events_learned == 600 and meta.reason == "shutdown"

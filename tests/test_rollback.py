@@ -15,7 +15,7 @@ from learner.core.models import build_model
 from learner.errors import OtherRiverVersion, RolledBack
 from learner.runtime.snapshot_writer import SnapshotJob, SnapshotRest, SnapshotWriter
 from learner.state.snapshots import SnapshotMeta, SnapshotStore
-from tests.conftest import SIGNING_KEY, Stack
+from tests.conftest import SIGNING_KEY, Stack, make_named_store
 
 pytestmark = pytest.mark.integration
 
@@ -229,3 +229,49 @@ def test_rollback_to_a_version_that_does_not_load_is_refused(stack: Stack) -> No
     result = learner(stack, "rollback", "--to", str(v1))
     assert result.returncode == 1 and result.stderr.startswith("learner: error: ") and "Traceback" not in result.stderr
     assert store.head() == v2
+
+
+def _unloadable(store: SnapshotStore, parent: int | None, position: int) -> int:
+    """A version whose signature and checksum verify but whose blob does not unpickle (a class that
+    this process does not have: another release, another host's custom model)."""
+    blob = b"\x80\x04cno_such_module\nThing\n)\x81."
+    version = store.next_version()
+    fields = _job(parent, position).fields
+    store.write(store.build_meta(blob, version=version, **fields), blob, parent)
+    return version
+
+
+def test_a_head_that_does_not_unpickle_falls_back(stack: Stack) -> None:
+    store = stack.store()
+    v1 = _snapshot(store, None, 100)
+    v2 = _unloadable(store, v1, 200)
+    loaded = store.load_head()
+    assert loaded.meta.version == v1 and f"head {v2}" in (loaded.fallback or "")
+
+
+def test_a_model_named_river_still_falls_back(redis_server: object) -> None:
+    """The fallback is decided by the error's type: a name with "river" in it changes nothing."""
+    with make_named_store("river-fraud") as store:
+        v1 = _snapshot(store, None, 100)
+        v2 = _snapshot(store, v1, 200)
+        store.redis.hset(store.keys.snapshot(v2), "blob", b"garbage")
+        loaded = store.load_head()
+        assert loaded.meta.version == v1 and loaded.fallback
+
+
+def test_a_running_service_serves_on_when_a_head_does_not_unpickle(stack: Stack) -> None:
+    service = stack.start("--model", "logreg", "--snapshot-every-seconds", "0")
+    send(stack, events(0, 300))
+    wait_status(stack, lambda s: s["events_done"] >= 300)
+    good = int(learner(stack, "snapshot").stdout.split()[-1])
+    store = stack.store()
+    bad = _unloadable(store, good, 300)  # written by "another host": this service cannot load it
+    store.rollback(bad, replay=False)
+    wait_status(stack, lambda s: s["rollbacks"] == 1)
+    send(stack, events(300, 200))
+    status = wait_status(stack, lambda s: s["events_done"] >= 500)
+    assert status["model_version"] == good and status["events_learned"] == 500  # served on, learned on
+    assert service.poll() is None
+    assert any(e.action == "rollback" and "refused by the running service" in e.detail for e in store.audit.entries())
+    assert "cannot adopt version" in stack.log()
+    assert stack.stop(service) == 0
