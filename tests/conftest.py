@@ -98,6 +98,19 @@ class Stack:
         finally:
             consumer.close()
 
+    def read_nowait(self, topic: str, settle: float = 0.5) -> list[Message]:
+        """Whatever ``topic`` holds now (for topics that should stay empty)."""
+        consumer = Consumer({"bootstrap.servers": self.bootstrap, "group.id": f"peek-{self.name}",
+                             "enable.auto.commit": False})
+        try:
+            partitions = Admin({"bootstrap.servers": self.bootstrap}).topic_partitions().get(topic)
+            if not partitions:
+                return []
+            consumer.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
+            return [m for m in consumer.consume(1000, settle) if m.error() is None]
+        finally:
+            consumer.close()
+
     def run_args(self, *extra: str) -> list[str]:
         return [sys.executable, "-m", "learner", "run", "--bootstrap-servers", self.bootstrap,
                 "--redis-url", self.redis.url, "--name", self.name, "--input-topic", self.input,

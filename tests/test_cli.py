@@ -66,3 +66,18 @@ def test_unreachable_redis_and_usage_errors() -> None:
                                 timeout=60, env={**os.environ, **env})
         assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
         assert result.stderr.strip().splitlines()[-1].startswith("learner: error: ") and expected in result.stderr
+
+
+def test_run_pins_the_models_hash_seed(stack: Stack) -> None:
+    """Restarts compute exactly what the process before did, also for hash-order-sensitive models."""
+    from learner.ops.hash_seed import seed_for
+
+    service = stack.start("--model", "logreg")
+    stack.wait_for_log("streaming")
+    seed = str(seed_for(stack.name, SIGNING_KEY.encode()))
+    assert f"PYTHONHASHSEED={seed}\0" in Path(f"/proc/{service.pid}/environ").read_text()
+    assert stack.stop(service) == 0
+    chosen = stack.start("--model", "logreg", env={"PYTHONHASHSEED": "123"})  # an operator's own choice stands
+    stack.wait_for_log("streaming")
+    assert "PYTHONHASHSEED=123\0" in Path(f"/proc/{chosen.pid}/environ").read_text()
+    assert stack.stop(chosen) == 0

@@ -1,6 +1,9 @@
 """The ``learner`` command line (SPEC R-CLI).
 
 Exit codes: 0 ok, 2 usage error, 1 anything else; expected errors print one line on stderr.
+River, redis-py and the runtime are imported by the commands that need them, not here: ``learner
+--help`` answers at once, and ``learner run`` can pin the hash seed (:mod:`learner.ops.hash_seed`)
+before it pays for them.
 """
 
 from __future__ import annotations
@@ -13,22 +16,20 @@ import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pydantic
 from pydantic_settings import SettingsError
 
 from learner import __version__
-from learner.connections import Connections
-from learner.core.models import PRESETS
 from learner.errors import LearnerError, SnapshotMissing, UsageError
-from learner.ops import commands as operate
-from learner.ops import logs
-from learner.ops.feed import dataset_events, file_events, limited
+from learner.ops import hash_seed, logs
 from learner.ops.options import add, from_env, settings_from
-from learner.state.snapshots import SnapshotStore
-from stream import AsyncProducer
 from stream.errors import StreamError
+
+if TYPE_CHECKING:
+    from learner.state.snapshots import SnapshotStore
+    from stream import AsyncProducer
 
 __all__ = ["build_parser", "main"]
 
@@ -120,7 +121,7 @@ def _add_operator_commands(commands: Any) -> None:
 
     snapshot = commands.add_parser("snapshot", help="ask the running service to snapshot now; prints the version")
     add(snapshot, *REDIS)
-    snapshot.set_defaults(handler=lambda a: operate.snapshot_now(_store(a)))
+    snapshot.set_defaults(handler=lambda a: _operate().snapshot_now(_store(a)))
 
     rollback = commands.add_parser("rollback", help="make an older version the head; a running service adopts it")
     add(rollback, *REDIS, "force")
@@ -129,17 +130,17 @@ def _add_operator_commands(commands: Any) -> None:
     rollback.add_argument("--replay", action="store_true", default=_env_flag("replay"),
                           help="re-learn the input from that version's offsets [env LEARNER_REPLAY=1]")
     rollback.add_argument("--reason", default=from_env("reason", ""), help="why (kept in the audit log) [env LEARNER_REASON]")
-    rollback.set_defaults(handler=lambda a: operate.rollback(_store(a), a.to_version, a.replay, a.reason,
+    rollback.set_defaults(handler=lambda a: _operate().rollback(_store(a), a.to_version, a.replay, a.reason,
                                                              settings_from(a).force))
 
     resume = commands.add_parser("resume", help="resume learning after a guard trip")
     add(resume, *REDIS)
-    resume.set_defaults(handler=lambda a: operate.resume(_store(a)))
+    resume.set_defaults(handler=lambda a: _operate().resume(_store(a)))
 
     status = commands.add_parser("status", help="head, last snapshot, events learned, metrics, running service")
     add(status, *REDIS)
     status.add_argument("--json", action="store_true", default=_env_flag("json"), help="JSON for scripts [env LEARNER_JSON=1]")
-    status.set_defaults(handler=lambda a: operate.status(_store(a), a.json))
+    status.set_defaults(handler=lambda a: _operate().status(_store(a), a.json))
 
 
 def _env_flag(option: str) -> bool:
@@ -148,20 +149,30 @@ def _env_flag(option: str) -> bool:
 
 
 def _store(args: argparse.Namespace) -> SnapshotStore:
+    from learner.connections import Connections
+
     return Connections(settings_from(args)).store()
+
+
+def _operate() -> Any:
+    from learner.ops import commands
+
+    return commands
 
 
 def cmd_snapshots(args: argparse.Namespace) -> int:
     store = _store(args)
+    from learner.ops import commands
+
     if args.action == "list":
-        return operate.list_snapshots(store, args.json)
+        return commands.list_snapshots(store, args.json)
     if args.action == "log":
-        return operate.show_log(store, args.json)
+        return commands.show_log(store, args.json)
     if args.action == "show":
-        return operate.show_snapshot(store, args.snapshot_version, args.json)
+        return commands.show_snapshot(store, args.snapshot_version, args.json)
     if args.action in ("pin", "unpin"):
-        return operate.pin(store, args.snapshot_version, args.action == "pin")
-    return operate.delete(store, args.snapshot_version)
+        return commands.pin(store, args.snapshot_version, args.action == "pin")
+    return commands.delete(store, args.snapshot_version)
 
 
 def cmd_local(args: argparse.Namespace) -> int:
@@ -174,8 +185,6 @@ def cmd_local(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from learner.runtime.service import Service
-
     settings = settings_from(args)
     if settings.key_bytes() is None and not settings.insecure_no_signing:
         raise UsageError("snapshots must be signed: give --signing-key (or LEARNER_SIGNING_KEY), "
@@ -184,6 +193,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise UsageError(f"--role {settings.role} is not built yet (R-SCALE): run the default --role all")
     if settings.labels_topic:
         raise UsageError("--labels-topic is not built yet (R-LABEL): send the label with the event, as \"y\"")
+    hash_seed.pin(settings)  # may start this command again, in a process with the model's hash seed
+    from learner.runtime.service import Service
+
     signal.signal(signal.SIGTERM, _terminated_while_starting)
     try:
         service = Service(settings)  # may wait a long time, as a standby, for the lease
@@ -203,6 +215,8 @@ def _terminated_while_starting(_signum: int, _frame: Any) -> None:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
+    from learner.core.models import PRESETS
+
     width = max(map(len, PRESETS))
     for name, preset in PRESETS.items():
         print(f"{name:<{width}}  {preset.description}")
@@ -210,6 +224,9 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 def cmd_produce(args: argparse.Namespace) -> int:
+    from learner.connections import Connections
+    from learner.ops.feed import dataset_events, file_events, limited
+
     settings = settings_from(args)
     if args.dataset:
         events = dataset_events(args.dataset, args.seed)
@@ -258,6 +275,8 @@ def _progress_bar(sent: int, limit: int | None, seconds: float) -> None:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    from learner.connections import Connections
+
     settings = settings_from(args)
     store = Connections(settings).store()
     version = args.snapshot_version if args.snapshot_version is not None else store.head()
