@@ -21,11 +21,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import redis
-from learner.runtime.snapshotter import Snapshotter
 from river import datasets, forest, tree
 
 from learner.core.models import build_model
 from learner.local.servers import RedisServer
+from learner.runtime.snapshot_writer import SnapshotJob, SnapshotWriter
 from learner.state.signing import Signer
 from learner.state.snapshots import SnapshotStore
 
@@ -51,10 +51,10 @@ def main() -> None:
     print(f"{'model':20} {'pickle size':>12} {'plain pickle':>13} {'stream pause':>13} {'background write':>17}")
     with RedisServer() as server:
         store = SnapshotStore(redis.Redis.from_url(server.url), "pause", Signer(b"bench"))
-        snapshotter = Snapshotter(store, keep=3, background=True)
+        writer = SnapshotWriter(store, background=True)
         for name, factory in MODELS.items():
             model = trained(factory, args.events)
-            state = {"model": model, "learned": args.events, "evaluation": None}
+            state = {"model": model, "learned": args.events}
             plain, pauses, totals = [], [], []
             for _ in range(args.repeat):
                 started = time.perf_counter()
@@ -62,10 +62,11 @@ def main() -> None:
                 plain.append(time.perf_counter() - started)
                 fields = {"parent": store.head(), "events_learned": args.events, "offsets": {}, "metrics": {},
                           "model_spec": name, "model_params": {}, "reason": "bench"}
+                job = SnapshotJob(state, fields, {}, store.head(), None, None, keep=3)
                 started = time.perf_counter()
-                snapshotter.start(state, fields, {}, store.head(), None)
+                writer.start(job)
                 pauses.append(time.perf_counter() - started)
-                outcome = snapshotter.wait()
+                outcome = writer.wait()
                 assert outcome is not None and outcome.ok, outcome
                 totals.append(outcome.seconds)
             print(f"{name:20} {len(blob) / 2**20:>10.2f} MB {statistics.median(plain) * 1000:>10.1f} ms "

@@ -66,23 +66,23 @@ def run_service(settings: Settings, count: int, broker_pid: int) -> dict[str, ob
 
 def _service_worker(conn: Connection, settings: Settings, count: int, broker_pid: int) -> None:
     service = Service(settings)
-    pids = {"model": os.getpid(), "gateway": service._gateway.pid, "broker": broker_pid}
-    while service.started_at is None:
+    model = service.model
+    pids = {"model": os.getpid(), "gateway": service.link.pid, "broker": broker_pid}
+    while model.started_at is None:
         service.run_once()
     before = {k: cpu_seconds(p) for k, p in pids.items()}
-    busy, waited, in_river = machine_busy_seconds(), runqueue_wait(os.getpid()), service.model_seconds
-    while service.step.learned < count:
+    busy, waited, in_river = machine_busy_seconds(), runqueue_wait(os.getpid()), model.model_seconds
+    while model.step.learned < count:
         service.run_once()
-    elapsed = time.perf_counter() - service.started_at
+    elapsed = time.perf_counter() - model.started_at
     # Immune to the machine's drift (both measured in the same process, at the same time): the share
     # of the model process's time spent in River's own loop. 1.0 would be the bare loop.
-    river_share = (service.model_seconds - in_river) / elapsed
+    river_share = (model.model_seconds - in_river) / elapsed
     cpu = {k: (cpu_seconds(p) - before[k]) / elapsed for k, p in pids.items()}
     # Anything else running on the machine spoils the comparison: over 0.1 core, discard the run.
     cpu["other"] = (machine_busy_seconds() - busy) / elapsed - sum(cpu.values())
     cpu["model waiting for a CPU"] = (runqueue_wait(os.getpid()) - waited) / elapsed
-    service.flush()
-    model_mb = len(pickle.dumps(service.step.model)) / 2**20
+    model_mb = len(pickle.dumps(model.step.model)) / 2**20
     service.stopping = True
     service.shutdown()
     conn.send({"seconds": elapsed, "cpu": cpu, "river_share": river_share, "model_mb": model_mb, "rss_mb": peak_rss_mb()})
