@@ -163,6 +163,29 @@ class InputDrift:
         self.seen += 1
         if self.seen % self.sample_every:
             return []
+        return self._sample(x)
+
+    def update_batch(self, xs: list[dict[str, Any]]) -> list[Detection]:
+        """:meth:`update` over several events, visiting only the sampled ones (a slice, not a loop).
+
+        >>> one, many = InputDrift(window=100, sample_every=3), InputDrift(window=100, sample_every=3)
+        >>> xs = [{"a": float(i)} for i in range(1000)]
+        >>> found = [(d.what, d.event) for x in xs for d in one.update(x)]
+        >>> found == [(d.what, d.event) for d in many.update_batch(xs[:500]) + many.update_batch(xs[500:])]
+        True
+        >>> len(found), one.seen == many.seen == 1000
+        (9, True)
+        """
+        every, found = self.sample_every, []
+        first = (every - 1 - self.seen % every) % every  # the index of the next sampled event
+        seen = self.seen
+        for i, x in enumerate(xs[first::every]):
+            self.seen = seen + first + i * every + 1
+            found += self._sample(x)
+        self.seen = seen + len(xs)
+        return found
+
+    def _sample(self, x: dict[str, Any]) -> list[Detection]:
         for name, value in x.items():
             feature = self.current.get(name)
             if feature is None:

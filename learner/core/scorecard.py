@@ -57,3 +57,7 @@ class Scorecard:
     def observe(self, x: dict[str, Any]) -> list[Detection]:
         """Watch one event's features for input drift."""
         return self.inputs.update(x) if self.inputs is not None else []
+
+    def observe_batch(self, xs: list[dict[str, Any]]) -> list[Detection]:
+        """Watch a batch of events' features, in order (only the sampled ones are looked at)."""
+        return self.inputs.update_batch(xs) if self.inputs is not None else []

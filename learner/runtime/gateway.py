@@ -85,7 +85,8 @@ class Gateway:
         self.channel = p.gateway_side(conn)
         self.inbox: queue.Queue[p.ToGateway] = queue.Queue()
         self.outbox: queue.Queue[p.ToModel | None] = queue.Queue()
-        self.pending: dict[int, list[tuple[Message, Any, Any, dict[str, Any]]]] = {}
+        #: Per batch in flight: (message, id, label) of each event sent to the model, and its features.
+        self.pending: dict[int, tuple[list[tuple[Message, Any, Any]], list[dict[str, Any]]]] = {}
         self.seq = 0
         self.running = True
         self.reported = 0.0
@@ -200,7 +201,8 @@ class Gateway:
         """Decode a batch; send the good events to the model, the bad ones to the dead-letter topic."""
         self.consumed += len(messages)
         events: list[bytes] = []
-        kept: list[tuple[Message, Any, Any, dict[str, Any]]] = []
+        kept: list[tuple[Message, Any, Any]] = []
+        features: list[dict[str, Any]] = []
         done: dict[Any, int] = {}
         max_bytes, dead = self.settings.max_event_bytes, self.dead_letters.send
         for message in messages:
@@ -210,26 +212,31 @@ class Gateway:
                 dead(message, str(error))
             else:
                 events.append(event.raw)
-                kept.append((message, event.id, event.y, event.x))
+                kept.append((message, event.id, event.y))
+                features.append(event.x)
             done[message.partition()] = message.offset()  # type: ignore[assignment]
         self.positions.update((partition, offset + 1) for partition, offset in done.items())
         self.seq += 1
-        self.pending[self.seq] = kept
+        self.pending[self.seq] = (kept, features)
         topic = self.settings.input_topic
         self.outbox.put(p.Batch(self.seq, self.epoch, b"[" + b",".join(events) + b"]",
                                 {(topic, partition): offset + 1 for partition, offset in done.items()}, len(messages)))
 
     def _publish(self, results: p.Results) -> None:
         """Publish the predictions of one batch and score them: the model's answers, in order."""
-        kept = self.pending.pop(results.seq, None)
-        if kept is None:
+        batch = self.pending.pop(results.seq, None)
+        if batch is None:
             return  # a batch dropped by a seek
+        kept, features = batch
         assert self.scorecard is not None and self.kind is not None
         produce, out_topic = self.producer.produce_fast, self.settings.output_topic
-        score, observe, dead, guard = self.scorecard.score, self.scorecard.observe, self.dead_letters.send, self.guard
+        dead, guard = self.dead_letters.send, self.guard
+        # the scorecard's two per-event updates, bound once (Scorecard.score does the same, per call)
+        update, drift, label = self.scorecard.evaluation.update, self.scorecard.performance.update, label_of
         name, version, ts = self.settings.name, results.version, time.time()
-        learned, learning, learns = results.learned, results.learning, self.kind.learns
-        for (message, given_id, y, x), result in zip(kept, results.outcomes, strict=True):
+        # the rule of ModelKind.learns, per event: labelled events, and every event for some detectors
+        learned, learning, learns_unlabelled = results.learned, results.learning, self.kind.learns_unlabelled
+        for (message, given_id, y), result in zip(kept, results.outcomes, strict=True):
             kind = type(result)
             if kind is tuple:
                 prediction, proba = result
@@ -237,7 +244,7 @@ class Gateway:
                 dead(message, result)
                 continue
             else:  # a classifier's probabilities (a dict, a Counter): its label is the most probable class
-                proba, prediction = result, label_of(result)
+                proba, prediction = result, label(result)
             event_id = given_id if given_id is not None else f"{message.topic()}:{message.partition()}:{message.offset()}"
             try:
                 value = encode_prediction(event_id, prediction, proba, name, version, learned, ts)
@@ -248,16 +255,17 @@ class Gateway:
                 produce(out_topic, value, message.key())
             except BufferError:
                 self.producer.produce(out_topic, value, message.key())
-            if found := observe(x):
-                self.drifts += found
             if y is not None:
-                if drifted := score(y, prediction, proba):
+                update(y, prediction, proba)
+                if drifted := drift(y, prediction):
                     self.drifts.append(drifted)
                 if guard is not None and (current := guard.update(y, prediction, proba)) is not None:
                     self.guard = guard = None  # one report; the model process re-arms when learning resumes
                     self.outbox.put(p.GuardTripped(current))
-            if learning and learns(y is not None):
-                learned += 1
+                learned += learning
+            elif learns_unlabelled:
+                learned += learning
+        self.drifts += self.scorecard.observe_batch(features)
         self.predicted += len(kept)
         if kept:
             self._sample_latency(kept[-1][0], ts)
