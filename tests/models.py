@@ -9,7 +9,7 @@ from river import base
 
 
 class Tally(base.Classifier):
-    """Learns nothing but how many times it learned each event (by its ``i`` feature).
+    """Learns nothing but how many times it learned each event (by its ``i`` feature, else all its features).
 
     Its final state does not depend on the order of the events, so it checks exactly-once learning
     over several partitions, whose interleaving no one defines: every count must be exactly 1.
@@ -19,7 +19,7 @@ class Tally(base.Classifier):
         self.seen: Counter[Any] = Counter()
 
     def learn_one(self, x: dict[str, Any], y: Any) -> None:
-        self.seen[x["i"]] += 1
+        self.seen[x["i"] if "i" in x else tuple(sorted(x.items()))] += 1
 
     def predict_proba_one(self, x: dict[str, Any]) -> dict[Any, float]:
         return {False: 0.5, True: 0.5}
