@@ -117,3 +117,26 @@ def test_a_failed_snapshot_still_gets_its_last_snapshot_at_stop(stack: Stack) ->
     assert stack.stop(service) == 0
     meta = store.meta(store.head())
     assert meta.events_learned == 600 and meta.reason == "shutdown"
+
+
+def test_a_snapshot_of_the_previous_release_still_loads(stack: Stack) -> None:
+    """Its classes lived elsewhere (learner.evaluation) and it kept no drift detectors."""
+    from learner.core.evaluation import Evaluation
+    from learner.core.models import build_model
+    from learner.runtime.restore import restore
+    from learner.settings import Settings
+
+    evaluation = Evaluation("binary", ("Accuracy",))
+    evaluation.update(True, True, {True: 0.9, False: 0.1})
+    old = {"model": build_model("logreg"), "learned": 1, "evaluation": evaluation}
+    blob = pickle.dumps(old, protocol=2).replace(b"learner.core.evaluation", b"learner.evaluation")
+    assert b"clearner.evaluation\n" in blob  # as the previous release wrote it
+    store = stack.store()
+    version = store.next_version()
+    fields = {"parent": None, "events_learned": 1, "offsets": {f"{stack.input}:0": 1}, "model_spec": "logreg",
+              "model_params": {}, "metrics": {}}
+    store.write(store.build_meta(blob, version=version, **fields), blob, None)
+    restored = restore(store, Settings(name=stack.name, signing_key=SIGNING_KEY))
+    assert restored.head == version and restored.step.learned == 1
+    assert restored.scorecard.evaluation.values()["Accuracy"]["all"] == 1.0
+    assert restored.scorecard.performance.seen == 0  # fresh detectors
