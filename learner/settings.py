@@ -7,6 +7,7 @@ never changes its configuration behind the operator's back.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
@@ -23,7 +24,29 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="LEARNER_", frozen=True, extra="ignore")
 
     bootstrap_servers: str = "localhost:9092"
+    #: Any librdkafka property as KEY=VALUE (repeatable); in the environment separated by ";" or newlines.
+    kafka_config: Annotated[tuple[str, ...], NoDecode] = ()
+    #: A Java-properties file of librdkafka properties (as Kafka's tools' --command-config, kcat -F).
+    kafka_config_file: Path | None = None
+
     redis_url: str = "redis://localhost:6379/0"
+    redis_username: str | None = None
+    #: The password of the Redis user, from a file (its first line) or from LEARNER_REDIS_PASSWORD.
+    redis_password_file: Path | None = None
+    redis_password: SecretStr | None = None
+    redis_ca: Path | None = None
+    redis_cert: Path | None = None
+    redis_key: Path | None = None
+    #: Sentinels as host:port,host:port; the master is --redis-sentinel-master.
+    redis_sentinel: str | None = None
+    redis_sentinel_master: str = "mymaster"
+    redis_sentinel_username: str | None = None
+    redis_sentinel_password_file: Path | None = None
+    redis_sentinel_password: SecretStr | None = None
+    redis_cluster: bool = False
+    redis_persistence: Literal["warn", "require", "ignore"] = "warn"
+
+    startup_timeout: float = Field(60.0, ge=0)
     name: str = Field("model", pattern=r"^[A-Za-z0-9_.\-]+$", description="model name (the Redis key prefix)")
     model: str = "binary"
     input_topic: str = "events"
@@ -65,6 +88,21 @@ class Settings(BaseSettings):
     def _comma_separated(cls, value: Any) -> Any:
         if isinstance(value, str):
             return tuple(name.strip() for name in value.split(",") if name.strip())
+        return value
+
+    @field_validator("kafka_config", mode="before")
+    @classmethod
+    def _semicolon_separated(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return tuple(item.strip() for item in value.replace("\n", ";").split(";") if item.strip())
+        return value
+
+    @field_validator("kafka_config")
+    @classmethod
+    def _key_value(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for item in value:
+            if "=" not in item or not item.split("=", 1)[0].strip():
+                raise ValueError("each item is KEY=VALUE, and one is not")  # never echo it: it may be a secret
         return value
 
     @model_validator(mode="after")

@@ -9,7 +9,7 @@ from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, ClusterMetadata, NewTopic  # type: ignore[attr-defined]
 
 from stream.errors import StreamError, TopicMissing, unreachable
-from stream.kafkalog import LIBRDKAFKA
+from stream.kafkalog import LIBRDKAFKA, ErrorTrap
 
 __all__ = ["Admin", "partition_counts", "require_topics"]
 
@@ -34,7 +34,9 @@ class Admin:
 
     def __init__(self, config: Mapping[str, Any]) -> None:
         self._bootstrap = str(config.get("bootstrap.servers"))
-        settings: dict[str, Any] = {"logger": LIBRDKAFKA, **config}
+        self._protocol = config.get("security.protocol")
+        self._errors = ErrorTrap()
+        settings: dict[str, Any] = {"logger": LIBRDKAFKA, "error_cb": self._errors, **config}
         self._admin = AdminClient(settings)
 
     def topic_partitions(self, timeout: float = 10.0) -> dict[str, int]:
@@ -42,7 +44,8 @@ class Admin:
         try:
             return partition_counts(self._admin.list_topics(timeout=timeout))
         except KafkaException as error:
-            raise unreachable(self._bootstrap, error) from None
+            self._admin.poll(0.2)  # serve the client's own error reports: they say why
+            raise unreachable(self._bootstrap, error, self._protocol, self._errors.last) from None
 
     def require(self, topics: list[str], timeout: float = 10.0) -> dict[str, int]:
         """The partition counts of ``topics``; TopicMissing if one does not exist."""

@@ -15,7 +15,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Topic
 
 from stream.admin import partition_counts, require_topics
 from stream.errors import StreamError, unreachable
-from stream.kafkalog import LIBRDKAFKA
+from stream.kafkalog import LIBRDKAFKA, ErrorTrap
 
 __all__ = ["AssignHook", "BatchConsumer", "RevokeHook"]
 
@@ -57,8 +57,10 @@ class BatchConsumer:
         on_assign: AssignHook | None = None,
         on_revoke: RevokeHook | None = None,
     ) -> None:
-        self._consumer = Consumer({**_DEFAULTS, **config})
+        self._errors = ErrorTrap()
+        self._consumer = Consumer({**_DEFAULTS, "error_cb": self._errors, **config})
         self._bootstrap = str(config.get("bootstrap.servers"))
+        self._protocol = config.get("security.protocol")
         self._on_assign = on_assign
         self._on_revoke = on_revoke
         self.assigned: set[tuple[str, int]] = set()
@@ -74,7 +76,7 @@ class BatchConsumer:
         try:
             counts = partition_counts(self._consumer.list_topics(timeout=metadata_timeout))
         except KafkaException as error:
-            raise unreachable(self._bootstrap, error) from None
+            raise unreachable(self._bootstrap, error, self._protocol, self._errors.last) from None
         require_topics(counts, self._topics, self._bootstrap)
         if join_group:
             self._consumer.subscribe(self._topics, on_assign=self._assigned, on_revoke=self._revoked,
@@ -112,7 +114,7 @@ class BatchConsumer:
             elif error.fatal():
                 raise StreamError(f"consumer failed: {error.str()}")
             elif error.code() != KafkaError._PARTITION_EOF:
-                log.warning("consumer: %s", error.str())
+                self._errors(error)  # logged once, not once per failed fetch
         return kept
 
     def seek(self, topic: str, partition: int, offset: int) -> None:

@@ -12,8 +12,8 @@ from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
-from stream.errors import BrokerUnavailable, DeliveryFailed
-from stream.kafkalog import LIBRDKAFKA
+from stream.errors import DeliveryFailed, unreachable
+from stream.kafkalog import LIBRDKAFKA, ErrorTrap
 
 __all__ = ["AsyncProducer"]
 
@@ -27,6 +27,9 @@ _DEFAULTS: dict[str, Any] = {
     "compression.type": "none",
     "enable.idempotence": False,
     "acks": "all",
+    # A message is retried until the broker takes it, however long it is away (a rolling restart, a
+    # partition): the caller waits when the queue is full, and a snapshot waits for its outputs.
+    "message.timeout.ms": 0,
     "delivery.report.only.error": True,
     "logger": LIBRDKAFKA,
 }
@@ -37,7 +40,9 @@ class AsyncProducer:
 
     def __init__(self, config: Mapping[str, Any]) -> None:
         self._bootstrap = str(config.get("bootstrap.servers"))
-        self._producer = Producer({**_DEFAULTS, **config, "on_delivery": self._delivered})
+        self._protocol = config.get("security.protocol")
+        self._errors = ErrorTrap()
+        self._producer = Producer({**_DEFAULTS, "error_cb": self._errors, **config, "on_delivery": self._delivered})
         self._failure: str | None = None
         self.failed = 0
         #: The raw ``produce`` for the hot path: the caller handles BufferError (by calling ``produce``).
@@ -72,12 +77,23 @@ class AsyncProducer:
         if remaining:
             raise DeliveryFailed(f"{remaining} messages still undelivered to {self._bootstrap} after {timeout:g}s")
 
+    def wait(self, timeout: float) -> None:
+        """Serve delivery reports for up to ``timeout`` seconds (returns early on one)."""
+        self._producer.poll(timeout)
+
+    def outstanding(self) -> int:
+        """Messages produced and not yet acknowledged by the broker (serving delivery reports first)."""
+        self._producer.poll(0)
+        self.check()
+        return len(self._producer)
+
     def ping(self, timeout: float = 5.0) -> None:
-        """Raise BrokerUnavailable unless the broker answers a metadata request."""
+        """Raise BrokerUnavailable (or BrokerRefused) unless the broker answers a metadata request."""
         try:
             self._producer.list_topics(timeout=timeout)
         except KafkaException as error:
-            raise BrokerUnavailable(f"cannot reach Kafka at {self._bootstrap}: {error.args[0].str()}") from None
+            self._producer.poll(0.1)
+            raise unreachable(self._bootstrap, error, self._protocol, self._errors.last) from None
 
     def _delivered(self, error: KafkaError | None, message: Message) -> None:
         if error is not None:

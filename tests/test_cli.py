@@ -37,7 +37,8 @@ def test_produce_run_export(stack: Stack, tmp_path: Path) -> None:
 
 
 def test_unreachable_broker_is_one_line(stack: Stack) -> None:
-    result = subprocess.run(stack.run_args("--bootstrap-servers", "127.0.0.1:1"), capture_output=True, text=True,
+    result = subprocess.run(stack.run_args("--bootstrap-servers", "127.0.0.1:1", "--startup-timeout", "1"),
+                            capture_output=True, text=True,
                             timeout=120, env={**os.environ, "LEARNER_SIGNING_KEY": SIGNING_KEY})
     assert result.returncode == 1
     last = result.stderr.strip().splitlines()[-1]
@@ -48,14 +49,19 @@ def test_unreachable_broker_is_one_line(stack: Stack) -> None:
 
 
 def test_unreachable_redis_and_usage_errors() -> None:
-    result = learner("run", "--redis-url", "redis://127.0.0.1:1/0")
+    result = learner("run", "--redis-url", "redis://127.0.0.1:1/0", "--startup-timeout", "0")
     assert result.returncode == 1 and result.stderr.startswith("learner: error: cannot reach Redis")
+    result = learner("run", "--redis-url", "redis://127.0.0.1:1/0", "--startup-timeout", "2")  # waited for, once
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 1 and lines[-1].startswith("learner: error: cannot reach Redis at redis://127.0.0.1:1/0")
+    assert sum("waiting for Redis" in line for line in lines) == 1 and "Traceback" not in result.stderr
     result = learner("run", "--snapshot-every-events", "-3")
     assert result.returncode == 2 and "snapshot-every-events" in result.stderr
     for option in (["--role", "learn"], ["--labels-topic", "labels"]):  # refused, never silently ignored
         result = learner("run", *option)
         assert result.returncode == 2 and "not built yet" in result.stderr, result.stderr
-    result = learner("run", "--model", "nope", "--insecure-no-signing", "--redis-url", "redis://127.0.0.1:1/0")
+    result = learner("run", "--model", "nope", "--insecure-no-signing", "--redis-url", "redis://127.0.0.1:1/0",
+                     "--startup-timeout", "0")
     assert result.returncode == 1
     for env, expected in [({"LEARNER_LOG_LEVEL": "verbose"}, "LEARNER_LOG_LEVEL"),
                           ({"LEARNER_ROLE": "serve", "LEARNER_SIGNING_KEY": "k"}, "--role serve is not built yet"),

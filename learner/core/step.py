@@ -90,7 +90,7 @@ class LearningStep:
                 loop(events, results)
             except LabelRejected as error:
                 results.append(str(error))
-            except Exception as error:
+            except Exception as error:  # River refused this event; the batch goes on
                 results.append(f"the model rejected the event: {type(error).__name__}: {error}")
         return results
 

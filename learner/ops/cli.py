@@ -36,8 +36,10 @@ __all__ = ["build_parser", "main"]
 log = logging.getLogger(__name__)
 
 
-KAFKA = ("bootstrap_servers",)
-REDIS = ("redis_url", "name", "signing_key", "insecure_no_signing")
+KAFKA = ("bootstrap_servers", "kafka_config", "kafka_config_file")
+REDIS = ("redis_url", "redis_username", "redis_password_file", "redis_ca", "redis_cert", "redis_key", "redis_sentinel",
+         "redis_sentinel_master", "redis_sentinel_username", "redis_sentinel_password_file", "redis_cluster",
+         "name", "signing_key", "insecure_no_signing")
 
 #: Errors a user can cause: one line on stderr, exit code 1 (UsageError: 2). OSError: a file.
 EXPECTED_ERRORS = (LearnerError, StreamError, OSError)
@@ -59,7 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
         "snapshot_every_events", "snapshot_every_seconds", "snapshot_keep", "snapshot_in_background",
         "force", "lease_ttl", "max_event_bytes", "batch_size", "gateway_priority", "session_timeout_ms", "metric",
         "stop_after_events", "metrics_port",
-        "drift_window", "snapshot_on_drift", "guard_margin")
+        "drift_window", "snapshot_on_drift", "guard_margin", "redis_persistence", "startup_timeout")
     run.set_defaults(handler=cmd_run)
 
     models = commands.add_parser("models", help="list the model presets")

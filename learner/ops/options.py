@@ -18,7 +18,23 @@ __all__ = ["HELP", "add", "from_env", "settings_from"]
 
 HELP: dict[str, str] = {
     "bootstrap_servers": "Kafka bootstrap servers, host:port[,host:port]",
-    "redis_url": "Redis URL, e.g. redis://localhost:6379/0",
+    "kafka_config": "a librdkafka property for every Kafka client, KEY=VALUE (repeatable), e.g. "
+                    "security.protocol=SASL_SSL; in the environment separated by ';'",
+    "kafka_config_file": "a Java-properties file of librdkafka properties (as kafka-*.sh --command-config, kcat -F)",
+    "redis_url": "Redis URL: redis://[user:password@]host:port/db, rediss:// for TLS",
+    "redis_username": "Redis ACL user (instead of the URL's)",
+    "redis_password_file": "file whose first line is the Redis password (or LEARNER_REDIS_PASSWORD)",
+    "redis_ca": "CA certificate file to verify Redis's TLS certificate (rediss://)",
+    "redis_cert": "client certificate file for Redis TLS (mutual TLS)",
+    "redis_key": "client key file for Redis TLS (mutual TLS)",
+    "redis_sentinel": "Redis Sentinels, host:port[,host:port]: the master is found through them",
+    "redis_sentinel_master": "the master's name in Sentinel",
+    "redis_sentinel_username": "Sentinel's own ACL user",
+    "redis_sentinel_password_file": "file whose first line is Sentinel's own password (or LEARNER_REDIS_SENTINEL_PASSWORD)",
+    "redis_cluster": "Redis Cluster: the URL is one of its nodes",
+    "redis_persistence": "without Redis persistence the fencing epoch can go backwards at a restart: "
+                         "warn, require (refuse to start), ignore",
+    "startup_timeout": "seconds to wait for Kafka and Redis at start-up (they may start after the learner)",
     "name": "model name: the key of its snapshots in Redis",
     "model": "a preset (see `learner models`) or package.module:callable returning a River estimator",
     "input_topic": "topic of input events",
@@ -60,9 +76,9 @@ def add(parser: argparse.ArgumentParser, *fields: str) -> None:
         if info.annotation is bool:
             action = argparse.BooleanOptionalAction if info.default else "store_true"
             parser.add_argument(flag, dest=field, action=action, default=argparse.SUPPRESS, help=text)
-        elif field == "metric":
-            parser.add_argument(flag, dest=field, action="append", default=argparse.SUPPRESS, metavar="NAME",
-                                help=text)
+        elif field in ("metric", "kafka_config"):
+            parser.add_argument(flag, dest=field, action="append", default=argparse.SUPPRESS,
+                                metavar="NAME" if field == "metric" else "KEY=VALUE", help=text)
         else:
             kind: Callable[[str], Any] = int if info.annotation is int else float if info.annotation is float else str
             default = "" if info.default is None else f" (default: {info.default})"
@@ -73,8 +89,9 @@ def add(parser: argparse.ArgumentParser, *fields: str) -> None:
 def settings_from(args: argparse.Namespace) -> Settings:
     """Settings from the options typed, then the environment, then the defaults."""
     typed: dict[str, Any] = {k: v for k, v in vars(args).items() if k in Settings.model_fields}
-    if "metric" in typed:
-        typed["metric"] = tuple(typed["metric"])
+    for repeated in ("metric", "kafka_config"):
+        if repeated in typed:
+            typed[repeated] = tuple(typed[repeated])
     return Settings(**typed)
 
 

@@ -1,8 +1,8 @@
-"""The model process's side of the control plane: look four times a second, hand each part its news.
+"""The model process's side of the control plane: four times a second, hand each part its news.
 
-One poll (:meth:`learner.state.control.ControlPlane.poll`) publishes the service's status and
-returns what operators changed: snapshot requests go to the snapshot coordinator, the guard's
-stop flag to the guard keeper, a moved head to rollback adoption.
+The Redis thread (:mod:`learner.runtime.state_sync`) publishes the status this loop gives it and
+brings back what operators changed; here, at a batch boundary, snapshot requests go to the
+snapshot coordinator, the guard's stop flag to the guard keeper, a moved head to rollback adoption.
 """
 
 from __future__ import annotations
@@ -14,27 +14,29 @@ from typing import Any
 from learner.runtime.guard import GuardKeeper
 from learner.runtime.rollback import RollbackAdopter
 from learner.runtime.snapshot_coordinator import SnapshotCoordinator
-from learner.state.control import POLL_SECONDS, ControlPlane
+from learner.runtime.state_sync import StateSync
+from learner.state.control import POLL_SECONDS
 
 __all__ = ["ControlLoop"]
 
 
 class ControlLoop:
-    """Polls the control plane when due and dispatches what it saw."""
+    """Publishes the status and dispatches what the control plane showed."""
 
-    def __init__(self, control: ControlPlane, status: Callable[[], dict[str, Any]], snapshots: SnapshotCoordinator,
+    def __init__(self, sync: StateSync, status: Callable[[], dict[str, Any]], snapshots: SnapshotCoordinator,
                  adopter: RollbackAdopter, guard: GuardKeeper) -> None:
-        self.control, self.status = control, status
+        self.sync, self.status = sync, status
         self.snapshots, self.adopter, self.guard = snapshots, adopter, guard
-        self._polled = 0.0
+        self._published = 0.0
 
     def poll_if_due(self) -> None:
-        if time.monotonic() - self._polled >= POLL_SECONDS:
-            self.poll()
-
-    def poll(self) -> None:
-        self._polled = time.monotonic()
-        view = self.control.poll(self.status())
-        self.snapshots.requests += view.requests
-        self.guard.follow(view.guard_stop)
-        self.adopter.consider(view)
+        now = time.monotonic()
+        if now - self._published >= POLL_SECONDS:
+            self._published = now
+            self.sync.publish(self.status())
+        view = self.sync.take_view()
+        if view is not None:
+            self.snapshots.requests += view.requests
+            self.guard.follow(view.guard_stop)
+            self.adopter.consider(view)
+        self.adopter.adopt_if_loaded()

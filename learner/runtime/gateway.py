@@ -23,6 +23,7 @@ import signal
 import sys
 import threading
 import time
+from collections import deque
 from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, Message
@@ -40,6 +41,7 @@ from learner.runtime.pipes import Duplex
 from learner.runtime.process import die_with_parent, lower_priority, tune_for_streaming
 from learner.settings import Settings
 from stream import DeadLetters, InvalidEvent, decode_event, encode_prediction
+from stream.admin import require_topics
 from stream.errors import StreamError
 
 __all__ = ["Gateway", "GuardWatch", "gateway_main"]
@@ -82,6 +84,7 @@ class Gateway:
 
     def __init__(self, settings: Settings, connections: Connections, conn: Duplex) -> None:
         self.settings = settings
+        self.connections = connections
         self.channel = p.gateway_side(conn)
         self.inbox: queue.Queue[p.ToGateway] = queue.Queue()
         self.outbox: queue.Queue[p.ToModel | None] = queue.Queue()
@@ -101,15 +104,20 @@ class Gateway:
         self.scorecard: Scorecard | None = None
         self.kind: ModelKind | None = None
         self.writer: threading.Thread | None = None
+        self.flushing: int | None = None  # the barrier being served: messages after it wait in `held`
+        self.held: deque[p.ToGateway] = deque()
         self.admin = connections.admin()
         self.producer = connections.producer()
         self.dead_letters = DeadLetters(self.producer, settings.dead_letter_topic)
         self.consumer = connections.consumer([settings.input_topic], on_assign=self._on_assign)
 
     def prepare_topics(self) -> None:
-        """Fail early and clearly on a missing input topic; create the output topics if needed."""
+        """Wait for the broker (up to --startup-timeout); fail early and clearly on a missing input
+        topic; create the output topics if needed."""
         settings = self.settings
-        partitions = self.admin.require([settings.input_topic])[settings.input_topic]
+        counts = self.connections.wait_for_kafka(self.admin)
+        require_topics(counts, [settings.input_topic], self.connections.describe_kafka())
+        partitions = counts[settings.input_topic]
         created = self.admin.ensure({settings.output_topic: partitions, settings.dead_letter_topic: partitions})
         for name in created:
             log.info("created topic %r with %d partitions", name, partitions)
@@ -125,7 +133,8 @@ class Gateway:
         self.writer = threading.Thread(target=self._write_model, daemon=True, name="to-model")
         self.writer.start()
         while self.running:
-            self._handle(block=len(self.pending) >= MAX_IN_FLIGHT)
+            self._complete_flush()
+            self._handle(block=len(self.pending) >= MAX_IN_FLIGHT and self.flushing is None)
             if self.running and len(self.pending) < MAX_IN_FLIGHT:
                 messages = self.consumer.consume(self.settings.batch_size, 0 if self.pending else 0.05)
                 if messages:
@@ -169,11 +178,17 @@ class Gateway:
             self.inbox.put(p.Stop())
 
     def _handle(self, block: bool, timeout: float = 0.5) -> None:
-        """Act on everything the model process has sent so far."""
+        """Act on everything the model process has sent so far (what came after a barrier that is
+        still being served waits for it, but a stop is never kept waiting)."""
+        while self.held and self.flushing is None:
+            self._dispatch(self.held.popleft())
         try:
             message = self.inbox.get(timeout=timeout) if block else self.inbox.get_nowait()
             while True:
-                self._dispatch(message)
+                if self.flushing is not None and not isinstance(message, p.Stop):
+                    self.held.append(message)
+                else:
+                    self._dispatch(message)
                 message = self.inbox.get_nowait()
         except queue.Empty:
             return
@@ -183,7 +198,7 @@ class Gateway:
             case p.Results():
                 self._publish(message)
             case p.Flush(token):
-                self._flush(token)
+                self.flushing = token
             case p.Seek(epoch, position, scorecard, kind):
                 self._seek(epoch, position, scorecard, kind)
             case p.Rescore(scorecard, kind):
@@ -270,13 +285,19 @@ class Gateway:
         if kept:
             self._sample_latency(kept[-1][0], ts)
 
-    def _flush(self, token: int) -> None:
-        """Every prediction so far is published: hand over the scorecard of exactly those events.
+    def _complete_flush(self) -> None:
+        """Once every prediction produced before the barrier is acknowledged (however long the broker
+        is away), hand over the scorecard of exactly those events.
 
         A copy, taken now: the writer thread pickles it later, while this loop scores on, and the
         snapshot must not count events that come after its offsets.
         """
-        self.producer.flush()
+        if self.flushing is None:
+            return
+        if self.producer.outstanding():
+            self.producer.wait(0.005)
+            return
+        token, self.flushing = self.flushing, None
         self.outbox.put(p.Flushed(token, copy.deepcopy(self.scorecard)))  # type: ignore[arg-type]
 
     def _seek(self, epoch: int, position: Position, scorecard: Scorecard, kind: ModelKind) -> None:
@@ -344,7 +365,7 @@ def gateway_main(settings: Settings, conn: Duplex) -> None:
         return  # the model process went away first: nothing to report to
     except (StreamError, LearnerError) as error:
         _report(conn, gateway, str(error))
-    except Exception as error:
+    except Exception as error:  # whatever it is, the model process must hear of it
         log.exception("gateway failed")
         _report(conn, gateway, f"gateway failed: {type(error).__name__}: {error}")
 

@@ -38,6 +38,7 @@ class GatewayLink:
         theirs.close()
         self.channel = p.model_side(ours)
         self._backlog: deque[p.ToModel] = deque()
+        self._startup_timeout = settings.startup_timeout  # the gateway may wait that long for Kafka
 
     @property
     def pid(self) -> int | None:
@@ -48,8 +49,9 @@ class GatewayLink:
         return self.process.is_alive()
 
     def wait_ready(self, timeout: float = READY_TIMEOUT) -> None:
-        """Until the gateway says it is connected and its topics exist; its failure as GatewayFailed."""
-        message = self._expect(timeout)
+        """Until the gateway says it is connected and its topics exist (it may first wait for Kafka for
+        up to --startup-timeout); its failure as GatewayFailed."""
+        message = self._expect(timeout + self._startup_timeout)
         if not isinstance(message, p.GatewayReady):
             raise GatewayFailed(f"the gateway sent {type(message).__name__} before it was ready")
 

@@ -2,23 +2,24 @@
 
 The rule itself is pure (:mod:`learner.core.guard`); the gateway watches the guarded rolling
 metric event by event (it scores every prediction). This keeps the reference current (the newest
-pinned snapshot's value, looked up after each report), and when the gateway reports a trip: stops
-learning (recorded in Redis, so it survives a restart), rolls back to that pinned version, keeps
-predicting, and waits for ``learner resume``.
+pinned snapshot's value, looked up on the Redis thread after each report), and when the gateway
+reports a trip: stops learning at once, records the stop in Redis (so it survives a restart),
+rolls back to that pinned version (adopted like an operator's rollback), keeps predicting, and
+waits for ``learner resume``.
 """
 
 from __future__ import annotations
 
 import logging
+from concurrent.futures import Future
 
 from learner.core.guard import Guard
-from learner.errors import SnapshotMissing, SnapshotRefused
+from learner.errors import StateError
 from learner.runtime import protocol as p
 from learner.runtime.gateway_link import GatewayLink
 from learner.runtime.live_model import LiveModel
 from learner.runtime.monitor import Monitor
-from learner.runtime.rollback import RollbackAdopter
-from learner.runtime.snapshot_coordinator import SnapshotCoordinator
+from learner.runtime.state_sync import StateSync
 from learner.settings import Settings
 from learner.state.control import ControlPlane
 from learner.state.snapshots import SnapshotStore
@@ -32,11 +33,12 @@ class GuardKeeper:
     """Arms the gateway's guard watch, and acts on its trips and on the operator's resume."""
 
     def __init__(self, model: LiveModel, store: SnapshotStore, control: ControlPlane, link: GatewayLink,
-                 snapshots: SnapshotCoordinator, adopter: RollbackAdopter, monitor: Monitor,
-                 settings: Settings) -> None:
+                 sync: StateSync, monitor: Monitor, settings: Settings) -> None:
         self.model, self.store, self.control, self.link = model, store, control, link
-        self.snapshots, self.adopter, self.monitor, self.settings = snapshots, adopter, monitor, settings
+        self.sync, self.monitor, self.settings = sync, monitor, settings
         self.armed: p.ArmedGuard | None = None
+        self._lookup: Future[p.ArmedGuard | None] | None = None
+        self._recording = False  # a trip whose stop flag is not in Redis yet: a poll without it is stale
 
     def rule(self) -> Guard | None:
         """The guard ``--guard-margin`` asks for: on the first metric, over the rolling window."""
@@ -50,14 +52,26 @@ class GuardKeeper:
     def rearm(self) -> None:
         """Tell the gateway what to compare with: the newest pinned snapshot (nothing while stopped)."""
         rule = self.rule() if self.model.learning else None
-        armed = None
-        if rule is not None and (pinned := self.store.pinned()):
+        if rule is None:
+            self._arm(None)
+        elif self._lookup is None:
+            self._lookup = self.sync.request("guard", lambda: self._reference(rule))
+        elif self._lookup.done():
+            lookup, self._lookup = self._lookup, None
             try:
-                reference = rule.reference(self.store.meta(max(pinned)).metrics)
-            except (SnapshotMissing, SnapshotRefused) as error:
-                log.warning("the guard cannot read pinned version %d: %s", max(pinned), error)
-                reference = None
-            armed = None if reference is None else p.ArmedGuard(rule, reference, max(pinned))
+                self._arm(lookup.result())
+            except StateError as error:
+                log.warning("the guard cannot read its reference now: %s", error)
+
+    def _reference(self, rule: Guard) -> p.ArmedGuard | None:
+        """On the Redis thread: the newest pinned version's value of the guarded metric."""
+        pinned = self.store.pinned()
+        if not pinned:
+            return None
+        reference = rule.reference(self.store.meta(max(pinned)).metrics)
+        return None if reference is None else p.ArmedGuard(rule, reference, max(pinned))
+
+    def _arm(self, armed: p.ArmedGuard | None) -> None:
         if armed != self.armed:
             self.armed = armed
             self.link.send(p.ArmGuard(armed))
@@ -71,18 +85,19 @@ class GuardKeeper:
         reason = (f"{rule.metric} over the last {rule.window} fell to {current:.4f}, from {armed.reference:.4f} "
                   f"in pinned version {good} (margin {rule.margin})")
         log.error("GUARD TRIPPED: %s; learning stops, rolling back to version %d, predictions go on", reason, good)
-        self.control.stop_learning(reason)
-        self.store.audit.append("guard", f"tripped: {reason}; rolled back to {good}")
-        self.store.rollback(good, replay=False)
-        self.snapshots.settle()
-        self.snapshots.wait()
-        self.adopter.adopt(good)
-        self.snapshots.rollbacks = self.store.rollbacks()
         self.stop_learning()
+        self._recording = True
+        self.sync.submit("guard", lambda: self.control.stop_learning(reason))
+        self.sync.submit("audit", lambda: self.store.audit.append("guard", f"tripped: {reason}; rolled back to {good}"))
+        self.sync.submit("guard", lambda: self.store.rollback(good, replay=False))  # adopted at a later look
 
     def follow(self, stop_reason: str | None) -> None:
         """Follow the stop flag in Redis: set by a trip (also before a restart), lifted by ``learner resume``."""
         stopped = stop_reason is not None
+        if stopped:
+            self._recording = False
+        elif self._recording:
+            return  # this look came before the trip's stop flag reached Redis
         if stopped and self.model.learning:
             self.stop_learning()
         elif not stopped and not self.model.learning:
@@ -92,5 +107,5 @@ class GuardKeeper:
 
     def stop_learning(self) -> None:
         self.model.learning = False
-        self.rearm()
+        self._arm(None)
         self.monitor.guard_tripped.labels(self.settings.name).set(1)

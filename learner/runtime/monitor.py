@@ -15,6 +15,7 @@ __all__ = ["Monitor"]
 
 OUTCOMES = ("consumed", "predicted", "learned", "dead_lettered")
 DRIFT_KINDS = ("performance", "input")
+REDIS_OPERATIONS = ("lease", "poll", "snapshot", "reply", "audit", "position", "load", "guard")
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
@@ -39,6 +40,10 @@ class Monitor:
         self.snapshot_bytes = Gauge("learner_snapshot_bytes", "Size of the last snapshot", ["model"], registry=r)
         self.lease_held = Gauge("learner_lease_held", "1 while this process holds the model's lease", ["model"], registry=r)
         self.guard_tripped = Gauge("learner_guard_tripped", "1 while learning is stopped by the guard", ["model"], registry=r)
+        self.redis_up = Gauge("learner_redis_up", "1 while Redis answers this process, 0 during an outage", ["model"],
+                              registry=r)
+        self.redis_errors = Counter("learner_redis_errors", "Redis operations that failed, by operation",
+                                    ["model", "operation"], registry=r)
         self.model_seconds = Counter("learner_model_seconds", "Seconds the model process spent in the learning "
                                      "step (River's predict and learn); its rate is the model's utilisation",
                                      ["model"], registry=r)
@@ -46,6 +51,8 @@ class Monitor:
             self.events.labels(m, outcome)
         for kind in DRIFT_KINDS:
             self.drift.labels(m, kind)
+        for operation in REDIS_OPERATIONS:
+            self.redis_errors.labels(m, operation)
         self.model = model
         self._totals: dict[str, int] = {}
         self._model_seconds = 0.0

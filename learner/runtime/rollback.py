@@ -1,11 +1,12 @@
 """Rollback adoption: a running service continues from the version an operator made the head.
 
-Seen at the next look at the control plane (four times a second), adopted at the next batch
-boundary, without a restart. Without ``--replay`` the stream continues from the live position (the
-learning since that version is discarded), or from the version's own position if that is further
-(a roll forward must not learn anything twice); the position is recorded with the rollback, so a
-restart before the next snapshot resumes there. With ``--replay`` the gateway seeks back to the
-version's offsets and the input is learned again, once.
+Seen at the next look at the control plane (four times a second); the version is loaded (verified,
+unpickled) on the Redis thread while the model streams on, and swapped in at the next batch
+boundary, without a restart. Without ``--replay`` the stream continues from the live position
+(the learning since that version is discarded), or from the version's own position if that is
+further (a roll forward must not learn anything twice); the position is recorded with the
+rollback, so a restart before the next snapshot resumes there. With ``--replay`` the gateway seeks
+back to the version's offsets and the input is learned again, once.
 
 A version that does not load here (another river version, a corrupt blob) is refused openly: the
 service logs it, records it in the audit log and serves on with the model it has; its snapshots
@@ -15,54 +16,104 @@ are refused by the write script until the head is a version it can load.
 from __future__ import annotations
 
 import logging
+from concurrent.futures import Future
+from dataclasses import dataclass
 
 from learner.core.positions import furthest
-from learner.errors import SnapshotMissing, SnapshotRefused
+from learner.errors import RedisUnavailable, SnapshotRefused, StateError
 from learner.runtime import protocol as p
 from learner.runtime.gateway_link import GatewayLink
 from learner.runtime.live_model import LiveModel
 from learner.runtime.monitor import Monitor
 from learner.runtime.restore import restored_from
 from learner.runtime.snapshot_coordinator import SnapshotCoordinator
+from learner.runtime.state_sync import StateSync
 from learner.settings import Settings
 from learner.state.control import ControlView
-from learner.state.snapshots import SnapshotStore
+from learner.state.snapshots import LoadedSnapshot, RollbackRecord, SnapshotStore
 
 __all__ = ["RollbackAdopter"]
 
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True)
+class _Fetched:
+    """A version loaded for adoption, with the rollback record that says whether to replay."""
+
+    loaded: LoadedSnapshot
+    record: RollbackRecord | None
+
+
 class RollbackAdopter:
     """Adopts a new head that this process did not write."""
 
     def __init__(self, model: LiveModel, store: SnapshotStore, link: GatewayLink, snapshots: SnapshotCoordinator,
-                 monitor: Monitor, settings: Settings) -> None:
-        self.model, self.store, self.link, self.snapshots = model, store, link, snapshots
+                 sync: StateSync, monitor: Monitor, settings: Settings) -> None:
+        self.model, self.store, self.link, self.snapshots, self.sync = model, store, link, snapshots, sync
         self.monitor, self.settings = monitor, settings
         self.refused: int | None = None  # a head this service could not adopt (not tried again)
+        self._loading: tuple[int, int, Future[_Fetched]] | None = None  # version, rollback count, the load
+
+    @property
+    def loading(self) -> bool:
+        return self._loading is not None
 
     def consider(self, view: ControlView) -> None:
-        """Adopt the head the control plane shows, if it is a rollback this process has not adopted."""
-        if self.snapshots.busy or view.head is None:
+        """Start loading the head the control plane shows, if it is a rollback this process has not adopted.
+
+        The rollback count the snapshot write checks moves only once the version is adopted: a snapshot
+        of the model being replaced is refused meanwhile, even after a rollback to the head itself.
+        """
+        if self._loading is not None or self.snapshots.busy or view.head is None:
             return  # a snapshot of ours may be moving the head right now: look again after it
         if view.rollbacks != self.snapshots.rollbacks or view.head not in (self.model.head, self.refused):
-            self.snapshots.rollbacks = view.rollbacks
-            self.adopt(view.head)
+            self.fetch(view.head, view.rollbacks)
 
-    def adopt(self, version: int) -> None:
-        """Continue from snapshot ``version`` at this event boundary (see the module's docstring)."""
+    def fetch(self, version: int, rollbacks: int) -> None:
+        """Load ``version`` on the Redis thread; :meth:`adopt_if_loaded` swaps it in when it is there."""
+        force = self.settings.force
+        future = self.sync.request("load", lambda: _Fetched(self.store.load(version, force=force),
+                                                            self.store.last_rollback()))
+        self._loading = (version, rollbacks, future)
+        self.snapshots.held = True
+
+    def adopt_if_loaded(self) -> None:
+        """At a batch boundary: adopt the version being loaded, once it is."""
+        if self._loading is None or not self._loading[2].done():
+            return
+        version, rollbacks, future = self._loading
+        self._loading = None
+        self.snapshots.held = False
         try:
-            loaded = self.store.load(version, force=self.settings.force)
-            record = self.store.last_rollback()
-            replay = record is not None and record.version == version and record.replay
-            position = loaded.meta.position() if replay else furthest(self.model.position, loaded.meta.position())
-            restored = restored_from(loaded, self.settings, position)
-        except (SnapshotRefused, SnapshotMissing) as error:  # the CLI checks too; another host may differ
-            log.error("cannot adopt version %d: %s; serving version %s on, and its snapshots are refused "
-                      "until the head is a version this service can load", version, error, self.model.version)
-            self.store.audit.append("rollback", f"version {version} refused by the running service: {error}")
-            self.refused = version
+            fetched = future.result()
+        except RedisUnavailable as error:  # the next look at the control plane tries again
+            log.warning("cannot load version %d now (%s); trying again when Redis answers", version, error)
+            return
+        except StateError as error:
+            self.snapshots.rollbacks = rollbacks
+            self._refuse(version, error)
+            return
+        self.snapshots.rollbacks = rollbacks
+        self.adopt(version, fetched)
+
+    def _refuse(self, version: int, error: Exception) -> None:
+        log.error("cannot adopt version %d: %s; serving version %s on, and its snapshots are refused until the head "
+                  "is a version this service can load", version, error, self.model.version)
+        detail = f"version {version} refused by the running service: {error}"
+        self.sync.submit("audit", lambda: self.store.audit.append("rollback", detail))
+        self.refused = version
+
+    def adopt(self, version: int, fetched: _Fetched) -> None:
+        """Continue from snapshot ``version`` at this event boundary (see the module's docstring)."""
+        record = fetched.record
+        replay = record is not None and record.version == version and record.replay
+        meta = fetched.loaded.meta
+        position = meta.position() if replay else furthest(self.model.position, meta.position())
+        try:
+            restored = restored_from(fetched.loaded, self.settings, position)
+        except SnapshotRefused as error:
+            self._refuse(version, error)
             return
         self.refused = None
         seek = position != self.model.position
@@ -74,7 +125,7 @@ class RollbackAdopter:
         else:
             self.link.send(p.Rescore(restored.scorecard, restored.step.kind))
         if not replay:
-            self.store.record_position(version, position)
+            self.sync.submit("position", lambda: self.store.record_position(version, position))
         self.monitor.version.labels(self.settings.name).set(version)
         log.warning("adopted version %d of %r (%s); %d events learned", version, self.settings.name,
                     "replaying from its offsets" if replay else "continuing from the stream position",

@@ -1,14 +1,18 @@
 """``learner run``: the model process, which owns the River model, and the loop that composes its parts.
 
-Start-up, in order: connect to Redis; fork the gateway (before any thread, so the fork is clean;
-it connects to Kafka and checks the topics); serve HTTP; wait for the single-writer lease as a hot
-standby if another process holds it; restore the head snapshot; tell the gateway where to start.
+Start-up, in order: connect to Redis (waiting up to ``--startup-timeout`` for it) and read its
+persistence; fork the gateway (before any thread, so the fork is clean; it waits for Kafka and
+checks the topics); serve HTTP; wait for the single-writer lease as a hot standby if another
+process holds it; restore the head snapshot; start the Redis thread; tell the gateway where to
+start.
 
 Then, per message from the gateway: a batch is stepped through the model and answered; a report
 updates the metrics and re-arms the guard; a barrier's answer completes the snapshot in flight; a
-guard trip rolls back. Between messages: collect a finished snapshot, renew the lease, look at the
-control plane (rollbacks, requests), take a snapshot when one is due. Each of those is a part of
-its own (:mod:`~learner.runtime.snapshot_coordinator`, :mod:`~learner.runtime.rollback`,
+guard trip rolls back. Between messages: collect a finished snapshot, look at what the control
+plane showed (rollbacks, requests), take a snapshot when one is due. The main loop never waits on
+Redis: the lease, the control plane and the side effects run on the Redis thread
+(:mod:`~learner.runtime.state_sync`), which rides out an outage. Each of those is a part of its own
+(:mod:`~learner.runtime.snapshot_coordinator`, :mod:`~learner.runtime.rollback`,
 :mod:`~learner.runtime.guard`, :mod:`~learner.runtime.control`, :mod:`~learner.runtime.readiness`).
 """
 
@@ -24,7 +28,7 @@ from typing import Any
 from learner.connections import Connections
 from learner.core.drift import Detection
 from learner.core.positions import total
-from learner.errors import GatewayFailed, ProtocolError
+from learner.errors import GatewayFailed, ProtocolError, RedisUnavailable, StateError
 from learner.runtime import protocol as p
 from learner.runtime.control import ControlLoop
 from learner.runtime.gateway import gateway_main
@@ -38,9 +42,11 @@ from learner.runtime.readiness import Readiness
 from learner.runtime.restore import restore
 from learner.runtime.rollback import RollbackAdopter
 from learner.runtime.snapshot_coordinator import SnapshotCoordinator
+from learner.runtime.state_sync import StateSync
 from learner.settings import Settings
 from learner.state.control import ControlPlane
 from learner.state.lease import Lease
+from learner.state.persistence import persistence
 
 __all__ = ["Progress", "Service"]
 
@@ -50,6 +56,8 @@ log = logging.getLogger(__name__)
 STANDBY_POLL = 0.5
 #: Drift detections kept for /status and ``learner status``.
 DRIFTS_KEPT = 20
+#: Seconds the last snapshot may wait for Redis at a stop.
+FINAL_SNAPSHOT_WAIT = 30.0
 
 
 @dataclass(frozen=True)
@@ -72,7 +80,8 @@ class Service:
         self.settings = settings
         self.stopping = False
         connections = Connections(settings)
-        self.store = connections.store()
+        self.store = connections.store(wait=True)
+        self._check_persistence()
         self.control = ControlPlane(self.store)
         self.monitor = Monitor(settings.name)
         self.link = GatewayLink(settings, gateway_main)
@@ -91,11 +100,35 @@ class Service:
             self._abandon()
             raise
 
+    def _check_persistence(self) -> None:
+        """Say (or refuse, with --redis-persistence require) when the fencing epoch could go backwards."""
+        choice = self.settings.redis_persistence
+        if choice == "ignore":
+            return
+        kept = persistence(self.store)
+        if kept.durable:
+            return
+        if choice == "require":
+            raise StateError(f"Redis has {kept.describe()}; --redis-persistence require refuses it "
+                             "(turn on appendonly, or pass --redis-persistence warn)")
+        log.warning("Redis has %s: run it with appendonly yes in production (--redis-persistence ignore "
+                    "silences this)", kept.describe())
+
     def _wait_for_lease(self) -> None:
         """Block as a hot standby until the lease is ours (the gateway is connected meanwhile)."""
-        announced = False
-        while not self.lease.try_acquire():
-            holder = self.lease.holder()
+        announced, unavailable = False, False
+        while True:
+            try:
+                if self.lease.try_acquire():
+                    break
+                holder = self.lease.holder()
+            except RedisUnavailable as error:  # a standby rides out an outage too
+                if not unavailable:
+                    log.warning("standby: %s; waiting", error)
+                unavailable = True
+                time.sleep(STANDBY_POLL * 4)
+                continue
+            unavailable = False
             self.readiness.phase, self.readiness.lease_holder = "standby", holder.who if holder else None
             if not announced:
                 log.warning("standby: %s holds the lease; taking over when it expires",
@@ -112,12 +145,13 @@ class Service:
         self.fallback = restored.fallback
         self.model = LiveModel(restored, settings)
         self.model.learning = self.control.guard_stop() is None  # tripped before a restart: stays stopped
-        self.snapshots = SnapshotCoordinator(self.model, self.store, self.link, self.lease, self.control, self.monitor,
-                                             settings)
-        self.adopter = RollbackAdopter(self.model, self.store, self.link, self.snapshots, self.monitor, settings)
-        self.guard = GuardKeeper(self.model, self.store, self.control, self.link, self.snapshots, self.adopter,
-                                 self.monitor, settings)
-        self.control_loop = ControlLoop(self.control, self.status, self.snapshots, self.adopter, self.guard)
+        self.sync = StateSync(self.store, self.lease, self.control, self.monitor)
+        self.snapshots = SnapshotCoordinator(self.model, self.store, self.link, self.lease, self.control, self.sync,
+                                             self.monitor, settings)
+        self.adopter = RollbackAdopter(self.model, self.store, self.link, self.snapshots, self.sync, self.monitor,
+                                       settings)
+        self.guard = GuardKeeper(self.model, self.store, self.control, self.link, self.sync, self.monitor, settings)
+        self.control_loop = ControlLoop(self.sync, self.status, self.snapshots, self.adopter, self.guard)
         name = settings.name
         self.monitor.lease_held.labels(name).set(1)
         self.monitor.guard_tripped.labels(name).set(0 if self.model.learning else 1)
@@ -125,13 +159,14 @@ class Service:
         self.link.send(p.Start(dict(self.model.position), self.model.scorecard, self.model.step.kind))
         tune_for_streaming()
         self.readiness.phase = "streaming"
-        self.status()  # /status has the service's numbers from the first request on
+        self.sync.publish(self.status())  # /status has the service's numbers from the first request on
+        self.sync.start()
 
     def _abandon(self) -> None:
         """A start that failed (or a SIGTERM while waiting) must not make the next one wait out the lease."""
         try:
             self.lease.release()
-        except Exception:
+        except Exception:  # best effort: the lease expires anyway
             log.debug("could not release the lease", exc_info=True)
         self.link.stop(timeout=5)
         if self.http is not None:
@@ -163,10 +198,11 @@ class Service:
         message = self.link.next(timeout)
         if message is not None:
             self._dispatch(message)
+        self.sync.check()  # the Redis thread found the lease taken: stop, without writing
         self.snapshots.poll()
-        self.lease.renew_if_due()
         self.control_loop.poll_if_due()
         self.snapshots.take_if_due()
+        self.readiness.redis_problem = self._redis_problem()
         limit = self.settings.stop_after_events
         if limit and total(self.model.position) >= limit:
             log.info("reached --stop-after-events %d", limit)
@@ -214,6 +250,12 @@ class Service:
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
 
+    def _redis_problem(self) -> str | None:
+        if self.sync.up:
+            return None
+        away = time.monotonic() - (self.sync.down_since or time.monotonic())
+        return f"degraded: Redis unavailable for {away:.0f}s ({self.sync.problem}); predictions go on, snapshots wait"
+
     def shutdown(self, final_snapshot: bool = True) -> None:
         """Last snapshot (if anything is unsaved), then stop the gateway and hand the lease back, so
         that a standby takes over at once."""
@@ -224,14 +266,34 @@ class Service:
                     self.snapshots.settle()
                 self.snapshots.wait()
                 if final_snapshot and self.model.checkpoint.unsaved and self.link.alive:
-                    self.snapshots.take("shutdown", background=False)
-                self.lease.release()
+                    self._final_snapshot()
+            self.sync.stop()
+            if self.lease.held:
+                try:
+                    self.lease.release()
+                except StateError as error:
+                    log.warning("could not hand the lease back (%s): a standby takes over when it expires", error)
         finally:
             self.link.stop()
             if self.http is not None:
                 self.http.shutdown()
             log.info("stopped: %r version %d, %d events learned", self.settings.name, self.model.version,
                      self.model.step.learned)
+
+    def _final_snapshot(self) -> None:
+        """The shutdown snapshot, waiting for Redis for a while if it is away; an error if it never came."""
+        deadline = time.monotonic() + FINAL_SNAPSHOT_WAIT
+        while self.model.checkpoint.unsaved and self.lease.held:
+            if self.sync.up:
+                self.snapshots.take("shutdown", background=False)
+                if not isinstance(self.snapshots.last_error, RedisUnavailable | None):
+                    return  # refused (a rollback this process could not adopt): logged, nothing to wait for
+            if not self.model.checkpoint.unsaved:
+                return
+            if time.monotonic() >= deadline:
+                raise StateError(f"the last snapshot could not be written ({self.sync.problem or 'see the log'}); the "
+                                 f"next start resumes from version {self.model.head} and learns the rest again")
+            time.sleep(0.5)
 
     # -- what it reports --------------------------------------------------------------------------
 
@@ -245,6 +307,7 @@ class Service:
             "lag": report.lag if report else {}, "dead_lettered": report.dead_lettered if report else 0,
             "learning": model.learning, "model": model.spec, "fallback": self.fallback,
             "rollbacks": self.snapshots.rollbacks,  # rollbacks of this model adopted (or seen at the start)
+            "redis": {"up": self.sync.up, "problem": self.sync.problem},
             "drift": [asdict(d) for d in self.drifts],
             "guard": None if armed is None else {"metric": armed.rule.metric, "window": armed.rule.window,
                                                  "reference": armed.reference, "pinned_version": armed.version},

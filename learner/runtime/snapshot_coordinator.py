@@ -13,6 +13,10 @@ atomic, fenced step. The order, at a batch boundary:
 
 If the stream stops before the barrier passes, the child writes nothing. The shutdown snapshot
 (and ``--no-snapshot-in-background``) waits for the barrier and writes in this process.
+
+While Redis is unavailable no snapshot is started (it is owed, and taken at the first boundary
+after Redis answers again); a snapshot that fails is tried again after a backoff that doubles up
+to a minute, so a broken Redis is never asked at every batch.
 """
 
 from __future__ import annotations
@@ -24,12 +28,13 @@ from dataclasses import replace
 
 from learner.core.positions import to_json_keys
 from learner.core.scorecard import Scorecard
-from learner.errors import Fenced, HeadMoved, LeaseLost, RolledBack
+from learner.errors import Fenced, HeadMoved, LearnerError, LeaseLost, RolledBack
 from learner.runtime import protocol as p
 from learner.runtime.gateway_link import GatewayLink
 from learner.runtime.live_model import LiveModel
 from learner.runtime.monitor import Monitor
 from learner.runtime.snapshot_writer import SnapshotJob, SnapshotRest, SnapshotWriter, WriteOutcome
+from learner.runtime.state_sync import StateSync
 from learner.settings import Settings
 from learner.state.control import ControlPlane
 from learner.state.lease import Lease
@@ -39,16 +44,23 @@ __all__ = ["SnapshotCoordinator"]
 
 log = logging.getLogger(__name__)
 
+#: Seconds before a failed snapshot is tried again: from this, doubling, up to the cap.
+RETRY_AFTER, RETRY_CAP = 1.0, 60.0
+
 
 class SnapshotCoordinator:
     """Takes the model's snapshots: on schedule, on request, on drift, at shutdown."""
 
     def __init__(self, model: LiveModel, store: SnapshotStore, link: GatewayLink, lease: Lease,
-                 control: ControlPlane, monitor: Monitor, settings: Settings) -> None:
+                 control: ControlPlane, sync: StateSync, monitor: Monitor, settings: Settings) -> None:
         self.model, self.store, self.link, self.lease = model, store, link, lease
-        self.control, self.monitor, self.settings = control, monitor, settings
+        self.control, self.sync, self.monitor, self.settings = control, sync, monitor, settings
         self.writer = SnapshotWriter(store, settings.snapshot_in_background)
         self.rollbacks = store.rollbacks()  # rollbacks before this start are in the snapshot restored
+        self.owed = False  # a snapshot that failed, or came due while Redis was away
+        self.held = False  # while a rollback is being adopted: the model about to be replaced is not saved
+        self.last_error: LearnerError | None = None  # how the last snapshot failed, if it did
+        self._retry_at, self._retry_after = 0.0, RETRY_AFTER
         self.requests: list[str] = []  # operators waiting for a snapshot
         self.reason = ""  # why the next snapshot is taken early (a drift), if it is
         self._answering: list[str] = []  # requests the snapshot in flight answers
@@ -60,10 +72,14 @@ class SnapshotCoordinator:
         return self.writer.busy
 
     def take_if_due(self) -> None:
-        if (self.model.checkpoint.due() or self.requests or self.reason) and not self.writer.busy:
-            reason = "requested" if self.requests else self.reason or "periodic"
-            self.reason = ""
-            self.take(reason)
+        if self.writer.busy or self.held or not (self.model.checkpoint.due() or self.owed or self.requests or self.reason):
+            return
+        if not self.sync.up or time.monotonic() < self._retry_at:
+            self.owed = self.owed or self.model.checkpoint.due()
+            return
+        reason = "requested" if self.requests else self.reason or "periodic"
+        self.reason, self.owed = "", False
+        self.take(reason)
 
     def take(self, reason: str, background: bool | None = None) -> None:
         """Snapshot the model, its scorecard and its position, at this event boundary."""
@@ -120,31 +136,39 @@ class SnapshotCoordinator:
 
     def collect(self, outcome: WriteOutcome) -> None:
         requests, self._answering = self._answering, []
+        self.last_error = outcome.error
+        which = "a snapshot" if outcome.version is None else f"snapshot {outcome.version}"
         match outcome.error:
             case None:
                 self._written(outcome, requests)
                 return
             case Fenced():
-                for request in requests:
-                    self.control.reply(request, f"failed: {outcome.error}")
+                self._answer(requests, f"failed: {outcome.error}")
                 self.lease.lost()
-                raise LeaseLost(f"snapshot {outcome.version} refused: {outcome.error}; another process holds the model")
+                raise LeaseLost(f"{which} refused: {outcome.error}; another process holds the model")
             case HeadMoved() | RolledBack():  # the rollback wins; the next look at the control plane adopts it
-                log.warning("snapshot %d discarded, a rollback came first: %s", outcome.version, outcome.error)
+                log.warning("%s discarded, a rollback came first: %s", which, outcome.error)
             case error:
-                log.error("snapshot %d failed: %s", outcome.version, error)
+                self.monitor.redis_errors.labels(self.settings.name, "snapshot").inc()
+                log.error("%s failed: %s; trying again in %.0fs", which, error, self._retry_after)
+                self.owed, self._retry_at = True, time.monotonic() + self._retry_after
+                self._retry_after = min(self._retry_after * 2, RETRY_CAP)
+        self._answer(requests, f"failed: {outcome.error}")
+
+    def _answer(self, requests: list[str], answer: str) -> None:
         for request in requests:
-            self.control.reply(request, f"failed: {outcome.error}")
+            self.sync.submit("reply", lambda request=request: self.control.reply(request, answer))  # type: ignore[misc]
 
     def _written(self, outcome: WriteOutcome, requests: list[str]) -> None:
+        assert outcome.version is not None
+        self._retry_after = RETRY_AFTER
         self.model.committed(outcome.version)
         self.model.checkpoint.saved(outcome.position)
         if outcome.position and self.link.alive:
             self.link.send(p.Commit(outcome.position))  # Kafka's group offsets follow, for lag tools
         self.monitor.version.labels(self.settings.name).set(outcome.version)
         self.monitor.observe_snapshot(outcome.seconds, outcome.size)
-        for request in requests:
-            self.control.reply(request, str(outcome.version))
+        self._answer(requests, str(outcome.version))
         log.info("snapshot %d written (%d bytes, %.2fs)", outcome.version, outcome.size, outcome.seconds)
 
 

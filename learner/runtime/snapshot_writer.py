@@ -12,6 +12,8 @@ to the boundary is published). The parent learns on meanwhile and hands the rest
 
 One snapshot is in flight at a time. The child dies with its parent (``PR_SET_PDEATHSIG``), and the
 write is fenced in Redis anyway, so an orphan can never move the head behind a new process's back.
+All of a background snapshot's Redis work (reserving its version included) happens in the child:
+the stream never waits on Redis for a snapshot.
 """
 
 from __future__ import annotations
@@ -59,7 +61,7 @@ class SnapshotRest:
 class WriteOutcome:
     """How one snapshot ended: its version, and the error when it was not written."""
 
-    version: int
+    version: int | None  # None when it failed before a version was reserved
     position: Position
     error: LearnerError | None = None
     size: int = 0
@@ -74,7 +76,6 @@ class WriteOutcome:
 class _InFlight:
     pid: int
     report: int  # read end of the pipe the child reports on
-    version: int
     position: Position
     started: float
     rest: int | None = None  # write end of the pipe the child waits on for the rest of its state
@@ -95,16 +96,14 @@ class SnapshotWriter:
     def write_now(self, job: SnapshotJob) -> WriteOutcome:
         """Write in this process (the stream waits): the shutdown snapshot, or no background."""
         started = time.monotonic()
-        version = self.store.next_version()
-        outcome = _write(job, version, self.store)
+        outcome = _write(job, self.store)
         return replace(outcome, seconds=time.monotonic() - started)
 
-    def start(self, job: SnapshotJob, completed_later: bool = False) -> int:
-        """Fork the child that writes ``job``; returns the version it reserved.
+    def start(self, job: SnapshotJob, completed_later: bool = False) -> None:
+        """Fork the child that writes ``job`` (and reserves its version).
 
         With ``completed_later`` the child waits for :meth:`complete` before it writes.
         """
-        version = self.store.next_version()
         report_read, report_write = os.pipe()
         rest_read, rest_write = os.pipe() if completed_later else (None, None)
         pid = os.fork()
@@ -112,12 +111,11 @@ class SnapshotWriter:
             os.close(report_read)
             if rest_write is not None:
                 os.close(rest_write)
-            _child(job, version, self.store, report_write, rest_read)
+            _child(job, self.store, report_write, rest_read)
         os.close(report_write)
         if rest_read is not None:
             os.close(rest_read)
-        self._in_flight = _InFlight(pid, report_read, version, dict(job.position), time.monotonic(), rest_write)
-        return version
+        self._in_flight = _InFlight(pid, report_read, dict(job.position), time.monotonic(), rest_write)
 
     def complete(self, rest: SnapshotRest) -> None:
         """Hand the waiting child the rest of its state and metadata; it writes the snapshot now."""
@@ -166,14 +164,17 @@ class SnapshotWriter:
         os.close(job.report)
         seconds = time.monotonic() - job.started
         if not chunks:
-            return WriteOutcome(job.version, job.position, StateError("the snapshot process died"), seconds=seconds)
+            return WriteOutcome(None, job.position, StateError("the snapshot process died"), seconds=seconds)
         outcome: WriteOutcome = pickle.loads(b"".join(chunks))
         return replace(outcome, position=job.position, seconds=seconds)
 
 
-def _write(job: SnapshotJob, version: int, store: SnapshotStore) -> WriteOutcome:
-    """Pickle, sign, write (fenced), apply retention; a refusal or a Redis failure is the outcome."""
+def _write(job: SnapshotJob, store: SnapshotStore) -> WriteOutcome:
+    """Reserve a version, pickle, sign, write (fenced), apply retention; a refusal or a Redis failure
+    is the outcome."""
+    version: int | None = None
     try:
+        version = store.next_version()
         blob = dump_state(job.state)
         meta = store.build_meta(blob, version=version, **job.fields)
         store.write(meta, blob, job.expected_head, job.epoch, job.rollbacks)
@@ -195,22 +196,22 @@ def _wait_for_rest(job: SnapshotJob, pipe: int) -> SnapshotJob | None:
     return replace(job, state={**job.state, **rest.state}, fields={**job.fields, **rest.fields})
 
 
-def _child(job: SnapshotJob, version: int, parent: SnapshotStore, report: int, rest: int | None) -> None:
+def _child(job: SnapshotJob, parent: SnapshotStore, report: int, rest: int | None) -> None:
     """Body of the forked child: write, report on the pipe, and leave without running any cleanup."""
-    outcome = WriteOutcome(version, job.position, StateError("the snapshot process failed"))
+    outcome = WriteOutcome(None, job.position, StateError("the snapshot process failed"))
     try:
         die_with_parent()
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         completed = job if rest is None else _wait_for_rest(job, rest)
         if completed is None:
-            outcome = WriteOutcome(version, job.position,
+            outcome = WriteOutcome(None, job.position,
                                    StateError("abandoned: the stream stopped before its outputs were confirmed"))
             return
         # New connections: the parent's may be mid-use by another thread at fork time.
-        outcome = _write(completed, version, parent.reconnected())
-    except BaseException as error:
-        outcome = WriteOutcome(version, job.position, StateError(f"{type(error).__name__}: {error}"))
+        outcome = _write(completed, parent.reconnected())
+    except BaseException as error:  # the child must always report and exit
+        outcome = WriteOutcome(None, job.position, StateError(f"{type(error).__name__}: {error}"))
     finally:
         try:
             os.write(report, pickle.dumps(outcome, protocol=pickle.HIGHEST_PROTOCOL))

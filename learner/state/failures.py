@@ -24,12 +24,12 @@ R = TypeVar("R")
 
 _UNAVAILABLE = (redis_errors.ConnectionError, redis_errors.TimeoutError, redis_errors.BusyLoadingError,
                 redis_errors.ReadOnlyError, redis_errors.MasterDownError, redis_errors.TryAgainError,
-                redis_errors.ClusterDownError, redis_errors.ClusterError)
+                redis_errors.ClusterDownError, redis_errors.ClusterError, redis_errors.RedisClusterException)
 _REFUSED = (redis_errors.AuthenticationError, redis_errors.AuthorizationError, redis_errors.NoPermissionError,
             redis_errors.OutOfMemoryError)
 
 
-def translate(error: redis.RedisError) -> StateError:
+def translate(error: Exception) -> StateError:
     """The learner's error for one of redis-py's.
 
     >>> translate(redis.ConnectionError("Error 111 connecting to 127.0.0.1:1. Connection refused."))
@@ -51,7 +51,7 @@ def translated(method: Callable[P, R]) -> Callable[P, R]:
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return method(*args, **kwargs)
-        except redis.RedisError as error:
+        except (redis.RedisError, redis_errors.RedisClusterException) as error:
             raise translate(error) from None
 
     return wrapper

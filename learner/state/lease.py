@@ -109,7 +109,7 @@ class Lease:
         epoch, self.epoch = self.epoch, None
         try:
             self._audit.append("lease", f"lost, epoch {epoch}", self.who)
-        except Exception:
+        except Exception:  # recording it is best effort: the loss stands either way
             log.debug("could not record the lease loss in the audit log")
 
     @translated

@@ -145,6 +145,16 @@ class SnapshotStore:
     def ping(self) -> None:
         self.redis.ping()
 
+    def follow_master(self) -> None:
+        """On Sentinel: ask for the master's address, which makes idle connections follow a failover
+        at once (redis-py's pool disconnects them when the address changed); a no-op otherwise."""
+        follow = getattr(getattr(self.redis, "connection_pool", None), "get_master_address", None)
+        if callable(follow):
+            try:
+                follow()
+            except Exception as error:  # Sentinel did not answer: the next command's failure is what counts
+                log.debug("Sentinel did not answer: %s", error)
+
     @translated
     def head(self) -> int | None:
         return as_int(self.redis.get(self.keys.head))
@@ -405,7 +415,7 @@ def load_state(blob: bytes) -> dict[str, Any]:
     """
     try:
         state = _Unpickler(io.BytesIO(blob)).load()
-    except Exception as error:
+    except Exception as error:  # unpickling can raise anything: all mean "cannot load"
         raise CorruptSnapshot(f"does not unpickle: {type(error).__name__}: {error}") from None
     if not isinstance(state, dict):
         raise CorruptSnapshot(f"does not hold a snapshot state but {type(state).__name__}")
