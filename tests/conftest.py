@@ -49,6 +49,8 @@ class Stack:
     name: str
     partitions: int = 1
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    #: Where the service reaches Redis, when not where the test does (through a proxy, with TLS, ...).
+    service_redis: list[str] = field(default_factory=list)
 
     @property
     def bootstrap(self) -> str:
@@ -112,9 +114,10 @@ class Stack:
             consumer.close()
 
     def run_args(self, *extra: str) -> list[str]:
-        return [sys.executable, "-m", "learner", "run", "--bootstrap-servers", self.bootstrap,
-                "--redis-url", self.redis.url, "--name", self.name, "--input-topic", self.input,
-                "--output-topic", self.output, "--dlq-topic", self.dlq, *extra]
+        redis_args = self.service_redis or ["--redis-url", self.redis.url]
+        return [sys.executable, "-m", "learner", "run", "--bootstrap-servers", self.bootstrap, *redis_args,
+                "--name", self.name, "--input-topic", self.input, "--output-topic", self.output,
+                "--dlq-topic", self.dlq, *extra]
 
     def start(self, *extra: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
         """Start ``learner run`` as users do: a separate process."""

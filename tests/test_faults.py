@@ -1,0 +1,89 @@
+"""Outages of Redis and of the broker, injected for real, under a steady producer, on 3 partitions.
+
+Each test asserts what SPEC R-FAULT promises: the service never exits, every input event has a
+prediction, every event is learned exactly once; during a Redis outage predictions go on. The
+recovery times are printed (``-s`` shows them), never asserted: BENCHMARKS.md records them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from learner.local.servers import Broker, RedisServer
+from tests.conftest import Stack, make_stack
+from tests.faults import TcpProxy, through_a_fault
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def aof_redis() -> Iterator[RedisServer]:
+    """A Redis of these tests' own, with an append-only file synced at each write."""
+    with RedisServer(appendonly=True) as server:
+        yield server
+
+
+@pytest.fixture
+def redis_stack(broker: Broker, aof_redis: RedisServer) -> Iterator[tuple[Stack, TcpProxy]]:
+    """A 3-partition stack whose service reaches Redis through a proxy."""
+    stack = make_stack(broker, aof_redis, partitions=3)
+    with TcpProxy(aof_redis.port) as proxy:
+        stack.service_redis = ["--redis-url", f"redis://127.0.0.1:{proxy.port}/0"]
+        yield stack, proxy
+        stack.cleanup()
+
+
+@pytest.fixture(scope="module")
+def proxied_broker() -> Iterator[tuple[Broker, TcpProxy]]:
+    """A broker of these tests' own that every client reaches through a proxy (it advertises the proxy)."""
+    from learner.local.servers import free_port
+
+    port = free_port()
+    with Broker(advertised_port=port) as broker, TcpProxy(broker.port, port=port) as proxy:
+        yield broker, proxy
+
+
+@pytest.fixture
+def broker_stack(proxied_broker: tuple[Broker, TcpProxy], redis_server: RedisServer) -> Iterator[tuple[Stack, Broker, TcpProxy]]:
+    broker, proxy = proxied_broker
+    stack = make_stack(broker, redis_server, partitions=3)
+    yield stack, broker, proxy
+    stack.cleanup()
+
+
+def _report(what: str, recovery: object) -> None:
+    print(f"\n{what}: {recovery}")  # reported, never asserted
+
+
+def test_redis_killed_and_restarted_with_its_append_only_file(redis_stack: tuple[Stack, TcpProxy],
+                                                              aof_redis: RedisServer) -> None:
+    stack, _ = redis_stack
+    recovery = through_a_fault(stack, aof_redis.kill, aof_redis.start)
+    assert recovery.predicted_during > 0  # predicting needs no Redis
+    _report("Redis kill -9, restart with AOF", recovery)
+
+
+def test_redis_paused(redis_stack: tuple[Stack, TcpProxy], aof_redis: RedisServer) -> None:
+    stack, _ = redis_stack
+    recovery = through_a_fault(stack, aof_redis.pause, aof_redis.resume)
+    assert recovery.predicted_during > 0
+    _report("Redis paused (SIGSTOP)", recovery)
+
+
+def test_redis_cut_off_by_a_partition(redis_stack: tuple[Stack, TcpProxy]) -> None:
+    stack, proxy = redis_stack
+    recovery = through_a_fault(stack, proxy.partition, proxy.heal)
+    assert recovery.predicted_during > 0
+    _report("Redis cut off (partition)", recovery)
+
+
+def test_broker_cut_off_by_a_partition(broker_stack: tuple[Stack, Broker, TcpProxy]) -> None:
+    stack, _, proxy = broker_stack
+    _report("broker cut off (partition)", through_a_fault(stack, proxy.partition, proxy.heal))
+
+
+def test_broker_paused(broker_stack: tuple[Stack, Broker, TcpProxy]) -> None:
+    stack, broker, _ = broker_stack
+    _report("broker paused (SIGSTOP)", through_a_fault(stack, broker.pause, broker.resume))
