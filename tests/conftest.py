@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 import redis
+import redis.cluster
 from confluent_kafka import Consumer, Message, Producer, TopicPartition
 
 from learner.local.servers import Broker, RedisServer
@@ -51,10 +52,22 @@ class Stack:
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
     #: Where the service reaches Redis, when not where the test does (through a proxy, with TLS, ...).
     service_redis: list[str] = field(default_factory=list)
+    #: librdkafka properties of every client, the service's and the test's (TLS, ...).
+    kafka: dict[str, str] = field(default_factory=dict)
+    #: How the test's own Redis client connects (TLS files, a password), and whether to a Cluster.
+    store_options: dict[str, object] = field(default_factory=dict)
+    cluster: bool = False
+    #: How the service gets its librdkafka properties, when not as --kafka-config pairs of ``kafka``.
+    service_kafka: list[str] | None = None
+
+    def client(self, **more: object) -> dict[str, object]:
+        return {"bootstrap.servers": self.bootstrap, **self.kafka, **more}
+
+    bootstrap_override: str | None = None
 
     @property
     def bootstrap(self) -> str:
-        return self.broker.bootstrap_servers
+        return self.bootstrap_override or self.broker.bootstrap_servers
 
     @property
     def input(self) -> str:
@@ -69,10 +82,12 @@ class Stack:
         return f"{self.name}.dlq"
 
     def store(self, key: str | None = SIGNING_KEY) -> SnapshotStore:
-        return SnapshotStore(redis.Redis.from_url(self.redis.url), self.name, Signer(key.encode() if key else None))
+        factory = redis.cluster.RedisCluster if self.cluster else redis.Redis
+        client = factory.from_url(self.redis.url, **self.store_options)
+        return SnapshotStore(client, self.name, Signer(key.encode() if key else None))
 
     def produce(self, values: list[bytes], keys: list[bytes | None] | None = None, partition: int | None = None) -> None:
-        producer = Producer({"bootstrap.servers": self.bootstrap, "linger.ms": 5})
+        producer = Producer(self.client(**{"linger.ms": 5}))
         for value, key in zip(values, keys or [None] * len(values), strict=True):
             if partition is None:
                 producer.produce(self.input, value, key)
@@ -83,11 +98,10 @@ class Stack:
     def read(self, topic: str, count: int, timeout: float = 60.0,
              until: Callable[[list[Message]], bool] | None = None) -> list[Message]:
         """Read from the start of every partition of ``topic`` until ``count`` messages (and ``until``)."""
-        consumer = Consumer({"bootstrap.servers": self.bootstrap, "group.id": f"reader-{self.name}",
-                             "enable.auto.commit": False})
+        consumer = Consumer(self.client(**{"group.id": f"reader-{self.name}", "enable.auto.commit": False}))
         try:
             deadline = time.monotonic() + timeout
-            while not (partitions := Admin({"bootstrap.servers": self.bootstrap}).topic_partitions().get(topic)):
+            while not (partitions := Admin(self.client()).topic_partitions().get(topic)):
                 assert time.monotonic() < deadline, f"topic {topic} never appeared"
                 time.sleep(0.1)
             consumer.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
@@ -102,10 +116,9 @@ class Stack:
 
     def read_nowait(self, topic: str, settle: float = 0.5) -> list[Message]:
         """Whatever ``topic`` holds now (for topics that should stay empty)."""
-        consumer = Consumer({"bootstrap.servers": self.bootstrap, "group.id": f"peek-{self.name}",
-                             "enable.auto.commit": False})
+        consumer = Consumer(self.client(**{"group.id": f"peek-{self.name}", "enable.auto.commit": False}))
         try:
-            partitions = Admin({"bootstrap.servers": self.bootstrap}).topic_partitions().get(topic)
+            partitions = Admin(self.client()).topic_partitions().get(topic)
             if not partitions:
                 return []
             consumer.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
@@ -115,7 +128,9 @@ class Stack:
 
     def run_args(self, *extra: str) -> list[str]:
         redis_args = self.service_redis or ["--redis-url", self.redis.url]
-        return [sys.executable, "-m", "learner", "run", "--bootstrap-servers", self.bootstrap, *redis_args,
+        kafka_args = self.service_kafka if self.service_kafka is not None else [
+            arg for key, value in self.kafka.items() for arg in ("--kafka-config", f"{key}={value}")]
+        return [sys.executable, "-m", "learner", "run", "--bootstrap-servers", self.bootstrap, *kafka_args, *redis_args,
                 "--name", self.name, "--input-topic", self.input, "--output-topic", self.output,
                 "--dlq-topic", self.dlq, *extra]
 
@@ -186,9 +201,12 @@ def make_named_store(name: str) -> Iterator[SnapshotStore]:
             client.delete(key)
 
 
-def make_stack(broker: Broker, redis_server: RedisServer, partitions: int = 1) -> Stack:
-    stack = Stack(broker, redis_server, f"t{os.getpid()}-{next(_names)}", partitions)
-    Admin({"bootstrap.servers": stack.bootstrap}).ensure({stack.input: partitions})
+def make_stack(broker: Broker, redis_server: RedisServer, partitions: int = 1, bootstrap: str | None = None,
+               kafka: dict[str, str] | None = None) -> Stack:
+    """A model name and its topics; ``bootstrap`` and ``kafka``: where and how clients reach the broker."""
+    stack = Stack(broker, redis_server, f"t{os.getpid()}-{next(_names)}", partitions, kafka=dict(kafka or {}))
+    stack.bootstrap_override = bootstrap
+    Admin(stack.client()).ensure({stack.input: partitions})
     return stack
 
 

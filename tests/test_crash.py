@@ -40,7 +40,7 @@ class SteadyProducer:
         self._thread.start()
 
     def _feed(self) -> None:
-        producer = Producer({"bootstrap.servers": self.stack.bootstrap, "linger.ms": 5})
+        producer = Producer(self.stack.client(**{"linger.ms": 5}))
         started = time.monotonic()
         while self.sent < len(self.pool):
             producer.produce(self.stack.input, orjson.dumps(self.pool[self.sent]), str(self.sent).encode())

