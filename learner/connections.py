@@ -32,8 +32,9 @@ from learner.settings import Settings
 from learner.state.failures import translate
 from learner.state.snapshots import SnapshotStore
 from stream import Admin, AsyncProducer, BatchConsumer
+from stream.admin import require_topics
 from stream.consumer import AssignHook, RevokeHook
-from stream.errors import BrokerUnavailable
+from stream.errors import BrokerUnavailable, TopicMissing
 
 __all__ = ["Connections", "redacted", "wait_for"]
 
@@ -138,11 +139,18 @@ class Connections:
                   "session.timeout.ms": self.settings.session_timeout_ms}
         return BatchConsumer(config, topics, on_assign=on_assign, on_revoke=on_revoke)
 
-    def wait_for_kafka(self, admin: Admin | None = None) -> dict[str, int]:
-        """The topics and their partitions, once the broker answers (up to --startup-timeout)."""
+    def wait_for_kafka(self, admin: Admin | None = None, topics: tuple[str, ...] = ()) -> dict[str, int]:
+        """The topics and their partitions, once the broker answers and ``topics`` exist (up to
+        --startup-timeout: a job may create them after the learner starts)."""
         client = admin or self.admin()
-        return dict(wait_for(f"Kafka at {self.describe_kafka()}", client.topic_partitions,
-                             self.settings.startup_timeout, (BrokerUnavailable,)))
+
+        def attempt() -> dict[str, int]:
+            counts = client.topic_partitions()
+            require_topics(counts, list(topics), self.describe_kafka())
+            return counts
+
+        what = f"Kafka at {self.describe_kafka()}" + (f" and the topic {', '.join(topics)}" if topics else "")
+        return dict(wait_for(what, attempt, self.settings.startup_timeout, (BrokerUnavailable, TopicMissing)))
 
     # -- Redis --------------------------------------------------------------------------------------
 

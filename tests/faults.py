@@ -122,18 +122,21 @@ class Recovery:
 
 
 def through_a_fault(stack: Stack, inject: Callable[[], None], clear: Callable[[], None],
-                    seconds: float = FAULT_SECONDS, per_second: int = 500,
-                    env: dict[str, str] | None = None) -> Recovery:
+                    seconds: float = FAULT_SECONDS, per_second: int = 500, env: dict[str, str] | None = None,
+                    during: Callable[[int], None] | None = None) -> Recovery:
     """A service under a steady producer, a fault for ``seconds``, then the checks every fault test
     makes: it never exited, every input event has a prediction, and every event was learned exactly
-    once (a Tally model on the stack's partitions)."""
+    once (a Tally model on the stack's partitions). ``during(metrics_port)`` runs while the fault lasts."""
     feeder = SteadyProducer(stack, events(per_second * 600, seed=11), per_second=per_second)
+    port = free_port()
     service = stack.start("--model", "tests.models:tally", "--snapshot-every-events", "1000",
-                          "--snapshot-every-seconds", "0", env=env)
+                          "--snapshot-every-seconds", "0", "--metrics-port", str(port), env=env)
     stack.wait_learned(1000)
     began = time.time()
     inject()
-    time.sleep(seconds)  # the fault's duration: the scenario itself, not a wait for a result
+    if during is not None:
+        during(port)
+    time.sleep(max(0.0, seconds - (time.time() - began)))  # the fault's duration: the scenario, not a wait
     cleared = time.time()
     clear()
     store = stack.store()

@@ -7,13 +7,17 @@ recovery times are printed (``-s`` shows them), never asserted: BENCHMARKS.md re
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Iterator
 
 import pytest
 
 from learner.local.servers import Broker, RedisServer
+from stream import Admin
 from tests.conftest import Stack, make_stack
 from tests.faults import TcpProxy, through_a_fault
+from tests.test_monitor import get, scrape, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -65,16 +69,28 @@ def test_redis_killed_and_restarted_with_its_append_only_file(redis_stack: tuple
     _report("Redis kill -9, restart with AOF", recovery)
 
 
+def _degraded(port: int) -> None:
+    """While Redis is away: /readyz says what is degraded, the metrics count it."""
+    code, body = wait_until(lambda: (result := get(port, "/readyz"))[0] == 503 and b"Redis" in result[1] and result,
+                            timeout=30)
+    assert code == 503 and body.decode().startswith("degraded: Redis unavailable"), body
+    samples = scrape(port)
+    model = next(labels for name, labels in samples if name == "learner_redis_up")
+    assert samples[("learner_redis_up", model)] == 0
+
+
 def test_redis_paused(redis_stack: tuple[Stack, TcpProxy], aof_redis: RedisServer) -> None:
     stack, _ = redis_stack
-    recovery = through_a_fault(stack, aof_redis.pause, aof_redis.resume)
+    recovery = through_a_fault(stack, aof_redis.pause, aof_redis.resume, during=_degraded)
     assert recovery.predicted_during > 0
+    assert stack.log().count("Redis is unavailable") == 1  # said once, not once per retry
+    assert stack.log().count("Redis answers again") == 1
     _report("Redis paused (SIGSTOP)", recovery)
 
 
 def test_redis_cut_off_by_a_partition(redis_stack: tuple[Stack, TcpProxy]) -> None:
     stack, proxy = redis_stack
-    recovery = through_a_fault(stack, proxy.partition, proxy.heal)
+    recovery = through_a_fault(stack, proxy.partition, proxy.heal, during=_degraded)
     assert recovery.predicted_during > 0
     _report("Redis cut off (partition)", recovery)
 
@@ -87,3 +103,39 @@ def test_broker_cut_off_by_a_partition(broker_stack: tuple[Stack, Broker, TcpPro
 def test_broker_paused(broker_stack: tuple[Stack, Broker, TcpProxy]) -> None:
     stack, broker, _ = broker_stack
     _report("broker paused (SIGSTOP)", through_a_fault(stack, broker.pause, broker.resume))
+
+
+def test_start_up_waits_for_redis_and_kafka(redis_server: RedisServer, aof_redis: RedisServer) -> None:
+    """Compose and Kubernetes start things in any order: the service waits (one line each), then streams."""
+    from learner.local.servers import free_port
+
+    redis_port, kafka_port = free_port(), free_port()
+    late_redis = RedisServer(port=redis_port)
+    late_broker = Broker(port=kafka_port)
+    process = subprocess.Popen([sys.executable, "-m", "learner", "run", "--bootstrap-servers", f"127.0.0.1:{kafka_port}",
+                                "--redis-url", f"redis://127.0.0.1:{redis_port}/0", "--name", "late", "--input-topic",
+                                "late.in", "--insecure-no-signing", "--startup-timeout", "120"],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        lines = iter(process.stdout)  # type: ignore[arg-type]
+        assert "waiting for Redis" in _line_with(lines, "waiting for")
+        late_redis.start()
+        waiting = _line_with(lines, "waiting for")
+        assert "waiting for Kafka" in waiting and "the topic late.in" in waiting  # and the topic, made after it
+        late_broker.start()
+        Admin({"bootstrap.servers": late_broker.bootstrap_servers}).ensure({"late.in": 1})
+        assert "streaming" in _line_with(lines, "streaming")
+    finally:
+        process.terminate()
+        process.wait(30)
+        process.stdout.close()  # type: ignore[union-attr]
+        late_broker.stop()
+        late_redis.stop()
+
+
+def _line_with(lines: Iterator[str], text: str) -> str:
+    """The next line of the service's output that holds ``text`` (read as it comes)."""
+    for line in lines:
+        if text in line:
+            return line
+    raise AssertionError(f"the service never said {text!r}")

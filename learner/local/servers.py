@@ -122,8 +122,8 @@ class Broker(_Server):
     what = "tansu"
 
     def __init__(self, directory: Path | None = None, advertised_port: int | None = None,
-                 args: list[str] | None = None) -> None:
-        super().__init__(directory)
+                 args: list[str] | None = None, port: int | None = None) -> None:
+        super().__init__(directory, port)
         self.advertised_port, self.args = advertised_port, list(args or [])
 
     @property

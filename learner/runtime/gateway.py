@@ -41,7 +41,6 @@ from learner.runtime.pipes import Duplex
 from learner.runtime.process import die_with_parent, lower_priority, tune_for_streaming
 from learner.settings import Settings
 from stream import DeadLetters, InvalidEvent, decode_event, encode_prediction
-from stream.admin import require_topics
 from stream.errors import StreamError
 
 __all__ = ["Gateway", "GuardWatch", "gateway_main"]
@@ -115,8 +114,7 @@ class Gateway:
         """Wait for the broker (up to --startup-timeout); fail early and clearly on a missing input
         topic; create the output topics if needed."""
         settings = self.settings
-        counts = self.connections.wait_for_kafka(self.admin)
-        require_topics(counts, [settings.input_topic], self.connections.describe_kafka())
+        counts = self.connections.wait_for_kafka(self.admin, (settings.input_topic,))
         partitions = counts[settings.input_topic]
         created = self.admin.ensure({settings.output_topic: partitions, settings.dead_letter_topic: partitions})
         for name in created:
