@@ -123,14 +123,14 @@ class Recovery:
 
 def through_a_fault(stack: Stack, inject: Callable[[], None], clear: Callable[[], None],
                     seconds: float = FAULT_SECONDS, per_second: int = 500, env: dict[str, str] | None = None,
-                    during: Callable[[int], None] | None = None) -> Recovery:
+                    during: Callable[[int], None] | None = None, args: tuple[str, ...] = ()) -> Recovery:
     """A service under a steady producer, a fault for ``seconds``, then the checks every fault test
     makes: it never exited, every input event has a prediction, and every event was learned exactly
     once (a Tally model on the stack's partitions). ``during(metrics_port)`` runs while the fault lasts."""
     feeder = SteadyProducer(stack, events(per_second * 600, seed=11), per_second=per_second)
     port = free_port()
     service = stack.start("--model", "tests.models:tally", "--snapshot-every-events", "1000",
-                          "--snapshot-every-seconds", "0", "--metrics-port", str(port), env=env)
+                          "--snapshot-every-seconds", "0", "--metrics-port", str(port), *args, env=env)
     stack.wait_learned(1000)
     began = time.time()
     inject()

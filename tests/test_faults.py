@@ -101,8 +101,10 @@ def test_broker_cut_off_by_a_partition(broker_stack: tuple[Stack, Broker, TcpPro
 
 
 def test_broker_paused(broker_stack: tuple[Stack, Broker, TcpProxy]) -> None:
+    """With a producer queue small enough to fill while the broker is away: the gateway waits, no crash."""
     stack, broker, _ = broker_stack
-    _report("broker paused (SIGSTOP)", through_a_fault(stack, broker.pause, broker.resume))
+    small_queue = ("--kafka-config", "queue.buffering.max.messages=200")
+    _report("broker paused (SIGSTOP)", through_a_fault(stack, broker.pause, broker.resume, args=small_queue))
 
 
 def test_start_up_waits_for_redis_and_kafka(redis_server: RedisServer, aof_redis: RedisServer) -> None:

@@ -295,3 +295,30 @@ def test_a_running_service_serves_on_when_a_head_does_not_unpickle(stack: Stack)
     assert any(e.action == "rollback" and "refused by the running service" in e.detail for e in store.audit.entries())
     assert "cannot adopt version" in stack.log()
     assert stack.stop(service) == 0
+
+
+def test_a_head_that_goes_back_without_a_rollback_is_a_lost_write(stack: Stack) -> None:
+    """Redis lost the newest snapshot (a failover to a replica that had not got it): the model here is
+    ahead and consistent, so it is saved again on top of what Redis kept, never replaced by it."""
+    service = stack.start("--model", "logreg", "--snapshot-every-seconds", "0")
+    send(stack, events(0, 500))
+    wait_status(stack, lambda s: s["events_done"] >= 500)
+    first = int(learner(stack, "snapshot").stdout.split()[-1])
+    send(stack, events(500, 500))
+    wait_status(stack, lambda s: s["events_done"] >= 1000)
+    second = int(learner(stack, "snapshot").stdout.split()[-1])
+    store = stack.store()
+    store.redis.set(store.keys.head, first)  # as a promoted replica would show it: no rollback recorded
+    wait_status(stack, lambda s: s["head"] not in (first, second))  # saved again, on top of `first`
+    head = store.meta(store.head())
+    assert head.parent == first and head.events_learned == 1000  # nothing lost
+    send(stack, events(1000, 100))
+    wait_status(stack, lambda s: s["events_done"] >= 1100)
+    assert stack.stop(service) == 0
+    state = store.load(store.head()).state
+    reference = build_model("logreg")
+    for e in events(0, 1100):
+        reference.learn_one(e["x"], e["y"])
+    assert state["learned"] == 1100  # nothing learned twice either
+    assert state["model"]["LogisticRegression"].weights == reference["LogisticRegression"].weights
+    assert any(e.action == "lost write" for e in store.audit.entries())

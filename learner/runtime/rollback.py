@@ -11,6 +11,12 @@ back to the version's offsets and the input is learned again, once.
 A version that does not load here (another river version, a corrupt blob) is refused openly: the
 service logs it, records it in the audit log and serves on with the model it has; its snapshots
 are refused by the write script until the head is a version it can load.
+
+A head that moved *without* a rollback (the rollback count did not grow) is not an operator's
+doing: Redis lost a write of this process's (an asynchronous replica promoted in a failover, a
+restart that lost the last writes). The model here is ahead of what Redis kept, and consistent
+with its own position, so it is not replaced: it is written again as the next snapshot, on top of
+the head Redis shows. Nothing is lost and nothing is learned twice.
 """
 
 from __future__ import annotations
@@ -67,8 +73,22 @@ class RollbackAdopter:
         """
         if self._loading is not None or self.snapshots.busy or view.head is None:
             return  # a snapshot of ours may be moving the head right now: look again after it
-        if view.rollbacks != self.snapshots.rollbacks or view.head not in (self.model.head, self.refused):
+        if view.rollbacks > self.snapshots.rollbacks:
             self.fetch(view.head, view.rollbacks)
+        elif view.rollbacks < self.snapshots.rollbacks or view.head not in (self.model.head, self.refused):
+            self._rebase(view)
+
+    def _rebase(self, view: ControlView) -> None:
+        """Redis lost writes of ours (see the module's docstring): save this model again, on top of what it kept."""
+        assert view.head is not None
+        log.warning("the head of %r is %d, not %s, and no rollback happened: Redis lost writes of this process (a "
+                    "failover, a restart); this model is ahead of it and is saved again on top of version %d",
+                    self.settings.name, view.head, self.model.head, view.head)
+        detail = f"head {self.model.head} lost by Redis (now {view.head}); the running service saves its model again"
+        self.sync.submit("audit", lambda: self.store.audit.append("lost write", detail))
+        self.model.head = view.head
+        self.snapshots.rollbacks = view.rollbacks
+        self.snapshots.owed = True
 
     def fetch(self, version: int, rollbacks: int) -> None:
         """Load ``version`` on the Redis thread; :meth:`adopt_if_loaded` swaps it in when it is there."""
