@@ -10,12 +10,35 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import BeforeValidator, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from learner.state.signing import Signer
 
-__all__ = ["Settings"]
+__all__ = ["Settings", "seconds"]
+
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86_400.0}
+
+
+def seconds(value: Any) -> Any:
+    """A duration: a number of seconds, or a number with a unit (ms, s, m, h, d).
+
+    >>> seconds("15m"), seconds("1.5s"), seconds(30), seconds("250ms")
+    (900.0, 1.5, 30, 0.25)
+    """
+    if not isinstance(value, str):
+        return value
+    text = value.strip().lower()
+    for unit in sorted(_UNITS, key=len, reverse=True):
+        if text.endswith(unit) and text[: -len(unit)].strip():
+            try:
+                return float(text[: -len(unit)]) * _UNITS[unit]
+            except ValueError:
+                break
+    try:
+        return float(text)
+    except ValueError:
+        raise ValueError(f"{value!r} is not a duration: use seconds, or 250ms, 90s, 15m, 2h, 7d") from None
 
 
 class Settings(BaseSettings):
@@ -52,6 +75,11 @@ class Settings(BaseSettings):
     input_topic: str = "events"
     output_topic: str = "predictions"
     labels_topic: str | None = None
+    #: Durations in seconds; "90s", "15m", "2h", "7d" also read.
+    label_ttl: Annotated[float, BeforeValidator(seconds)] = Field(86_400.0, gt=0)
+    label_early_window: Annotated[float, BeforeValidator(seconds)] = Field(1.0, ge=0)
+    max_pending: int = Field(1_000_000, ge=1)
+    merge_wait: Annotated[float, BeforeValidator(seconds)] = Field(0.5, ge=0)
     dlq_topic: str | None = None
     group_id: str | None = None
     role: Literal["all", "learn", "serve"] = "all"

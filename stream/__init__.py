@@ -5,7 +5,7 @@ encoded bytes out, so that it can be tested (and reused) on its own.
 """
 
 from stream.admin import Admin
-from stream.codec import Event, InvalidEvent, decode_event, encode_prediction
+from stream.codec import Event, InvalidEvent, Label, decode_event, decode_label, encode_prediction
 from stream.consumer import BatchConsumer
 from stream.deadletter import DeadLetters
 from stream.errors import BrokerUnavailable, DeliveryFailed, StreamError, TopicMissing
@@ -20,8 +20,10 @@ __all__ = [
     "DeliveryFailed",
     "Event",
     "InvalidEvent",
+    "Label",
     "StreamError",
     "TopicMissing",
     "decode_event",
+    "decode_label",
     "encode_prediction",
 ]

@@ -17,7 +17,7 @@ from typing import Any, NamedTuple
 
 import orjson
 
-__all__ = ["DEFAULT_MAX_BYTES", "Event", "InvalidEvent", "decode_event", "encode_prediction"]
+__all__ = ["DEFAULT_MAX_BYTES", "Event", "InvalidEvent", "Label", "decode_event", "decode_label", "encode_prediction"]
 
 #: Default byte limit for one input message; larger ones are dead-lettered unread.
 DEFAULT_MAX_BYTES = 1_000_000
@@ -85,6 +85,48 @@ def decode_event(raw: bytes | None, max_bytes: int = DEFAULT_MAX_BYTES) -> Event
         x = _drop_missing(x)
         raw = orjson.dumps({"x": x, "y": y})
     return Event(_check_id(doc.get("id")), x, y, raw)
+
+
+class Label(NamedTuple):
+    """A validated label from the labels topic: the id of the event it belongs to, and the label."""
+
+    id: str | int
+    y: float | int | str | bool
+
+
+_LABEL_FIELDS = frozenset({"id", "y"})
+
+
+def decode_label(raw: bytes | None, max_bytes: int = DEFAULT_MAX_BYTES) -> Label:
+    """Parse and validate one message of the labels topic (SPEC R-LABEL): ``{"id": ..., "y": ...}``.
+
+    >>> decode_label(b'{"id": "tx-1029", "y": true}')
+    Label(id='tx-1029', y=True)
+    >>> decode_label(b'{"id": 7, "y": null}')
+    Traceback (most recent call last):
+    ...
+    stream.codec.InvalidEvent: a label needs 'y' (not null)
+    """
+    if raw is None:
+        raise InvalidEvent("empty message (no value)")
+    if len(raw) > max_bytes:
+        raise InvalidEvent(f"message is {len(raw)} bytes, over the {max_bytes}-byte limit")
+    try:
+        doc = orjson.loads(raw)
+    except orjson.JSONDecodeError as error:
+        raise InvalidEvent(f"not valid JSON: {error}") from None
+    if type(doc) is not dict:
+        raise InvalidEvent(f"a label is a JSON object, not {_json_kind(doc)}")
+    if not doc.keys() <= _LABEL_FIELDS:
+        extra = sorted(doc.keys() - _LABEL_FIELDS)[0]
+        raise InvalidEvent(f"unknown field {extra!r} (a label has only id and y)")
+    label_id = _check_id(doc.get("id"))
+    if label_id is None:
+        raise InvalidEvent("a label needs the 'id' of its event")
+    y = _check_label(doc.get("y"))
+    if y is None:
+        raise InvalidEvent("a label needs 'y' (not null)")
+    return Label(label_id, y)
 
 
 def _drop_missing(x: dict[str, Any]) -> dict[str, Any]:

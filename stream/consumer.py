@@ -130,6 +130,20 @@ class BatchConsumer:
             except KafkaException as error:
                 log.warning("offset commit failed: %s", error.args[0].str())
 
+    def watermarks(self, topic: str, partition: int) -> tuple[int, int] | None:
+        """The partition's first and end offsets as last seen in a fetch response, if known."""
+        try:
+            low, high = self._consumer.get_watermark_offsets(TopicPartition(topic, partition), cached=True)
+        except KafkaException:
+            return None
+        return (int(low), int(high)) if high >= 0 else None
+
+    def pause(self, partitions: list[tuple[str, int]]) -> None:
+        self._consumer.pause([TopicPartition(t, p) for t, p in partitions])
+
+    def resume(self, partitions: list[tuple[str, int]]) -> None:
+        self._consumer.resume([TopicPartition(t, p) for t, p in partitions])
+
     def high_watermark(self, topic: str, partition: int) -> int | None:
         """The partition's end as last seen in a fetch response (no broker round trip), if known."""
         try:

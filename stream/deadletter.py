@@ -19,11 +19,17 @@ class DeadLetters:
 
     def send(self, message: Message, reason: str) -> None:
         """Dead-letter ``message``; the reason travels in the ``error`` header."""
+        self.send_value(message.value() or b"", message.key(), reason, str(message.topic()), message.partition(),
+                        message.offset())
+
+    def send_value(self, value: bytes, key: bytes | None, reason: str, topic: str, partition: int | None,
+                   offset: int | None) -> None:
+        """Dead-letter a message that is no longer at hand, from what is known of it."""
         self.count += 1
         headers: list[tuple[str, str | bytes | None]] = [
             ("error", reason.encode()),
-            ("source.topic", str(message.topic()).encode()),
-            ("source.partition", str(message.partition()).encode()),
-            ("source.offset", str(message.offset()).encode()),
+            ("source.topic", topic.encode()),
+            ("source.partition", str(partition).encode()),
+            ("source.offset", str(offset).encode()),
         ]
-        self._producer.produce(self.topic, message.value() or b"", message.key(), headers=headers)
+        self._producer.produce(self.topic, value, key, headers=headers)

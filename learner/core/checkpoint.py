@@ -34,13 +34,17 @@ class Checkpoint:
         self.every_events = every_events
         self.every_seconds = every_seconds
         self.position: Position = dict(position or {})
+        #: The merge's monotone timestamp per partition, with a labels topic (kept with the position).
+        self.marks: dict[tuple[str, int], int] = {}
         self._saved: Position = dict(self.position)
         self.pending = 0  # events since the last snapshot started
         self._since = time.monotonic() if now is None else now
 
-    def add(self, done: Position, count: int) -> None:
+    def add(self, done: Position, count: int, marks: dict[tuple[str, int], int] | None = None) -> None:
         """Record a whole batch: ``done`` maps partitions to their new next-offsets."""
         self.position.update(done)
+        if marks:
+            self.marks.update(marks)
         self.pending += count
 
     def due(self, now: float | None = None) -> bool:

@@ -25,10 +25,11 @@ from typing import Any
 from river import base
 
 from learner.core.evaluation import Evaluation
+from learner.core.labels import LabelJoin, Lost
 from learner.core.models import ModelKind, Task, kind_of
 from learner.core.predictions import Prediction, label_of
 
-__all__ = ["LabelRejected", "LearningStep", "Outcome", "prequential"]
+__all__ = ["ItemsDone", "LabelRejected", "LearningStep", "Outcome", "prequential"]
 
 #: What :meth:`LearningStep.process_batch` gives per event: the class probabilities as River
 #: returned them (a classifier whose label is its most probable class: the label is left to the
@@ -39,6 +40,13 @@ Outcome = Any
 
 class LabelRejected(ValueError):
     """The label cannot be learned by this kind of model; the event is dead-lettered."""
+
+
+#: What :meth:`LearningStep.process_items` gives for a batch of events and labels: per item, the
+#: event's outcome, or for a label None (joined, or waiting for its event) or ``(kind, reason)``
+#: (lost); the joins, as ``(index of the item they happened at, the outcome of the prediction,
+#: the label, milliseconds it waited)``; and the early labels that expired without their event.
+ItemsDone = tuple[list[Outcome], list[tuple[int, Outcome, Any, int]], list[Lost]]
 
 
 class LearningStep:
@@ -57,8 +65,8 @@ class LearningStep:
 
         Returns the prediction and, for classifiers with probabilities, the class probabilities.
         """
-        if y is not None and self.task == "regression" and (type(y) is bool or type(y) is str):
-            raise LabelRejected(f"label {y!r} is not a number, and the model is a regressor")
+        if y is not None:
+            self._check_label(y)
         prediction = self._predict(x, y)
         if self.learning and self.kind.learns(y is not None):
             if self.kind.learns_unlabelled:
@@ -93,6 +101,70 @@ class LearningStep:
             except Exception as error:  # River refused this event; the batch goes on
                 results.append(f"the model rejected the event: {type(error).__name__}: {error}")
         return results
+
+    def process_items(self, items: list[dict[str, Any]], join: LabelJoin) -> ItemsDone:
+        """Events and labels, in the merged order (see :mod:`learner.core.labels`).
+
+        An event ``{"t": ms, "k": id, "x": ..., "y": ...}`` is predicted, and learned at once when it
+        carries its label; without one its features wait in ``join``. A label ``{"t": ms, "l": id,
+        "y": ..., "s": [partition, offset]}`` learns the features its event was predicted with.
+        """
+        outcomes: list[Outcome] = []
+        joins: list[tuple[int, Outcome, Any, int]] = []
+        lost: list[Lost] = []
+        for index, item in enumerate(items):
+            lost += join.advance(item["t"])
+            try:
+                if "l" in item:
+                    outcomes.append(self._label_item(index, item, join, joins))
+                else:
+                    outcomes.append(self._event_item(index, item, join, joins))
+            except LabelRejected as error:
+                if "l" in item:
+                    join.counts["received"] += 1
+                    join.counts["rejected"] += 1
+                outcomes.append(str(error) if "l" not in item else ("rejected", str(error)))
+            except Exception as error:  # River refused this event; the batch goes on
+                reason = f"the model rejected the event: {type(error).__name__}: {error}"
+                outcomes.append(reason if "l" not in item else ("rejected", reason))
+        return outcomes, joins, lost
+
+    def _event_item(self, index: int, item: dict[str, Any], join: LabelJoin, joins: list[tuple[int, Outcome, Any, int]]
+               ) -> Outcome:
+        x, y = item["x"], item.get("y")
+        if y is not None:
+            prediction = self.process(x, y)
+            return prediction[1] if self.kind.predicts == "proba" else prediction
+        prediction = self.process(x, None)  # learned here only by detectors that learn every event
+        outcome = prediction[1] if self.kind.predicts == "proba" else prediction
+        early = join.arrive(item["k"], x, outcome, item["t"])
+        if early is not None:  # its label came first: learn it now
+            self._learn_label(x, early.y)
+            joins.append((index, outcome, early.y, early.waited_ms))
+        return outcome
+
+    def _label_item(self, index: int, item: dict[str, Any], join: LabelJoin, joins: list[tuple[int, Outcome, Any, int]]
+               ) -> Outcome:
+        y = item["y"]
+        self._check_label(y)
+        source = item.get("s")
+        done = join.label(item["l"], y, item["t"], (source[0], source[1]) if source else None)
+        if done is None:
+            return None  # early: waiting for its event
+        if isinstance(done, Lost):
+            return (done.kind, done.reason)
+        self._learn_label(done.x, y)
+        joins.append((index, done.outcome, y, done.waited_ms))
+        return None
+
+    def _learn_label(self, x: dict[str, Any], y: Any) -> None:
+        if self.learning and not self.kind.learns_unlabelled:  # a detector learned it already
+            self.model.learn_one(x, y)
+            self.learned += 1
+
+    def _check_label(self, y: Any) -> None:
+        if self.task == "regression" and (type(y) is bool or type(y) is str):
+            raise LabelRejected(f"label {y!r} is not a number, and the model is a regressor")
 
     def _probabilities_loop(self, events: list[dict[str, Any]], results: list[Outcome]) -> None:
         """Continue the batch where ``results`` ends; an outcome is appended once the event is learned.

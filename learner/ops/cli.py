@@ -61,7 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
         "snapshot_every_events", "snapshot_every_seconds", "snapshot_keep", "snapshot_in_background",
         "force", "lease_ttl", "max_event_bytes", "batch_size", "gateway_priority", "session_timeout_ms", "metric",
         "stop_after_events", "metrics_port",
-        "drift_window", "snapshot_on_drift", "guard_margin", "redis_persistence", "startup_timeout")
+        "drift_window", "snapshot_on_drift", "guard_margin", "redis_persistence", "startup_timeout",
+        "label_ttl", "label_early_window", "max_pending", "merge_wait")
     run.set_defaults(handler=cmd_run)
 
     models = commands.add_parser("models", help="list the model presets")
@@ -193,8 +194,6 @@ def cmd_run(args: argparse.Namespace) -> int:
                          "or --insecure-no-signing to accept unsigned pickles")
     if settings.role != "all":
         raise UsageError(f"--role {settings.role} is not built yet (R-SCALE): run the default --role all")
-    if settings.labels_topic:
-        raise UsageError("--labels-topic is not built yet (R-LABEL): send the label with the event, as \"y\"")
     hash_seed.pin(settings)  # may start this command again, in a process with the model's hash seed
     from learner.runtime.service import Service
 

@@ -161,6 +161,10 @@ def status(store: SnapshotStore, as_json: bool) -> int:
         lag = sum(service.get("lag", {}).values())
         print(f"  running service: model version {service['model_version']}, {service['events_learned']:,} events learned, "
               f"learning {'on' if service['learning'] else 'OFF'}, lag {lag:,}; {metrics}")
+        if labels := service.get("labels"):
+            print(f"  labels: {labels['waiting']:,} events waiting; " + ", ".join(
+                f"{labels.get(k, 0):,} {k}" for k in ("received", "joined", "expired", "unknown", "duplicate", "early",
+                                                      "rejected")))
         for drift in service.get("drift", [])[-5:]:
             print(f"  drift at {_when(drift['at'])} after event {drift['event']:,}: {drift['detail']}")
     return 0

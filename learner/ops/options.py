@@ -39,7 +39,12 @@ HELP: dict[str, str] = {
     "model": "a preset (see `learner models`) or package.module:callable returning a River estimator",
     "input_topic": "topic of input events",
     "output_topic": "topic the predictions are published to",
-    "labels_topic": "topic of delayed labels (not built yet: refused)",
+    "labels_topic": "topic of delayed labels, {\"id\": ..., \"y\": ...}: learned with the features the event was "
+                    "predicted with",
+    "label_ttl": "how long an event's features wait for their label (seconds, or 90s, 15m, 2h, 7d)",
+    "label_early_window": "how long a label that came before its event waits for it (a producer race)",
+    "max_pending": "at most this many events wait for their labels (the oldest expire first)",
+    "merge_wait": "with a labels topic: how long a quiet partition may hold back the timestamp-ordered merge",
     "dlq_topic": "dead-letter topic (default: <input-topic>.dlq)",
     "group_id": "consumer group (default: learner.<name>)",
     "role": "all: predict and learn (serve and learn are not built yet: refused)",
@@ -66,6 +71,10 @@ HELP: dict[str, str] = {
 }
 
 
+#: Options that take a duration (seconds, or 90s, 15m, 2h, 7d): read as text, parsed by the settings.
+DURATIONS = frozenset({"label_ttl", "label_early_window", "merge_wait"})
+
+
 def add(parser: argparse.ArgumentParser, *fields: str) -> None:
     """Add the options of ``fields`` to a command, typed from the Settings model."""
     for field in fields:
@@ -80,7 +89,8 @@ def add(parser: argparse.ArgumentParser, *fields: str) -> None:
             parser.add_argument(flag, dest=field, action="append", default=argparse.SUPPRESS,
                                 metavar="NAME" if field == "metric" else "KEY=VALUE", help=text)
         else:
-            kind: Callable[[str], Any] = int if info.annotation is int else float if info.annotation is float else str
+            kind: Callable[[str], Any] = (str if field in DURATIONS else int if info.annotation is int
+                                          else float if info.annotation is float else str)
             default = "" if info.default is None else f" (default: {info.default})"
             parser.add_argument(flag, dest=field, type=kind, default=argparse.SUPPRESS,
                                 metavar=field.split("_")[-1].upper(), help=text + default)

@@ -26,6 +26,7 @@ import time
 from collections import deque
 from typing import Any
 
+import orjson
 from confluent_kafka import OFFSET_BEGINNING, Message
 
 from learner.connections import Connections
@@ -37,10 +38,11 @@ from learner.core.predictions import label_of, plain, plain_proba
 from learner.core.scorecard import Scorecard
 from learner.errors import LearnerError, ProtocolError
 from learner.runtime import protocol as p
+from learner.runtime.merged_input import MergedInput
 from learner.runtime.pipes import Duplex
 from learner.runtime.process import die_with_parent, lower_priority, tune_for_streaming
 from learner.settings import Settings
-from stream import DeadLetters, InvalidEvent, decode_event, encode_prediction
+from stream import DeadLetters, InvalidEvent, decode_event, decode_label, encode_prediction
 from stream.errors import StreamError
 
 __all__ = ["Gateway", "GuardWatch", "gateway_main"]
@@ -87,7 +89,8 @@ class Gateway:
         self.channel = p.gateway_side(conn)
         self.inbox: queue.Queue[p.ToGateway] = queue.Queue()
         self.outbox: queue.Queue[p.ToModel | None] = queue.Queue()
-        #: Per batch in flight: (message, id, label) of each event sent to the model, and its features.
+        #: Per batch in flight: (message, id, label) of each event sent to the model (with a labels
+        #: topic, of each event or label: the id is None for a label), and the events' features.
         self.pending: dict[int, tuple[list[tuple[Message, Any, Any]], list[dict[str, Any]]]] = {}
         self.seq = 0
         self.running = True
@@ -108,13 +111,17 @@ class Gateway:
         self.admin = connections.admin()
         self.producer = connections.producer()
         self.dead_letters = DeadLetters(self.producer, settings.dead_letter_topic)
-        self.consumer = connections.consumer([settings.input_topic], on_assign=self._on_assign)
+        self.topics = [settings.input_topic, *([settings.labels_topic] if settings.labels_topic else [])]
+        self.consumer = connections.consumer(self.topics, on_assign=self._on_assign)
+        self.start_marks: dict[tuple[str, int], int] = {}
+        #: With a labels topic: events and labels, merged in timestamp order.
+        self.merged = MergedInput(settings, self.consumer) if settings.labels_topic else None
 
     def prepare_topics(self) -> None:
         """Wait for the broker (up to --startup-timeout); fail early and clearly on a missing input
         topic; create the output topics if needed."""
         settings = self.settings
-        counts = self.connections.wait_for_kafka(self.admin, (settings.input_topic,))
+        counts = self.connections.wait_for_kafka(self.admin, tuple(self.topics))
         partitions = counts[settings.input_topic]
         created = self.admin.ensure({settings.output_topic: partitions, settings.dead_letter_topic: partitions})
         for name in created:
@@ -125,6 +132,7 @@ class Gateway:
         """Serve the model process until it says stop (or goes away)."""
         start = self._wait_for_start()
         self.start_position, self.scorecard, self.kind = start.position, start.scorecard, start.kind
+        self.start_marks = dict(start.marks)
         self.consumer.start(join_group=False)
         tune_for_streaming()
         threading.Thread(target=self._read_model, daemon=True, name="from-model").start()
@@ -135,7 +143,14 @@ class Gateway:
             self._handle(block=len(self.pending) >= MAX_IN_FLIGHT and self.flushing is None)
             if self.running and len(self.pending) < MAX_IN_FLIGHT:
                 messages = self.consumer.consume(self.settings.batch_size, 0 if self.pending else 0.05)
-                if messages:
+                if self.merged is not None:
+                    released = self.merged.take(messages, self.settings.batch_size)
+                    self.consumed += len(messages)
+                    if released:
+                        self._forward_items(released)
+                    elif self.pending:
+                        self._handle(block=True, timeout=ANSWER_WAIT)
+                elif messages:
                     self._forward(messages)
                 elif self.pending:
                     self._handle(block=True, timeout=ANSWER_WAIT)
@@ -197,8 +212,8 @@ class Gateway:
                 self._publish(message)
             case p.Flush(token):
                 self.flushing = token
-            case p.Seek(epoch, position, scorecard, kind):
-                self._seek(epoch, position, scorecard, kind)
+            case p.Seek(epoch, position, scorecard, kind, marks):
+                self._seek(epoch, position, scorecard, kind, marks)
             case p.Rescore(scorecard, kind):
                 self._use(scorecard, kind)
             case p.Commit(position):
@@ -235,12 +250,52 @@ class Gateway:
         self.outbox.put(p.Batch(self.seq, self.epoch, b"[" + b",".join(events) + b"]",
                                 {(topic, partition): offset + 1 for partition, offset in done.items()}, len(messages)))
 
+    def _forward_items(self, released: list[tuple[tuple[int, int, int, int], Message]]) -> None:
+        """Events and labels in the merged order: decoded, bad ones dead-lettered, the rest to the model.
+
+        Each item carries its merged timestamp ``t`` (the stream's clock for label expiry); an event
+        its id ``k`` (given, or topic:partition:offset); a label its source ``s`` (partition, offset).
+        """
+        assert self.merged is not None
+        items: list[bytes] = []
+        kept: list[tuple[Message, Any, Any]] = []
+        features: list[dict[str, Any]] = []
+        done: dict[tuple[str, int], int] = {}
+        max_bytes, dead, is_label = self.settings.max_event_bytes, self.dead_letters.send, self.merged.is_label
+        for key, message in released:
+            topic, partition, offset = str(message.topic()), int(message.partition() or 0), int(message.offset() or 0)
+            done[(topic, partition)] = offset + 1
+            try:
+                if is_label(message):
+                    label = decode_label(message.value(), max_bytes)
+                    items.append(orjson.dumps({"t": key[0], "l": label.id, "y": label.y, "s": [partition, offset]}))
+                    kept.append((message, None, label.y))
+                    continue
+                event = decode_event(message.value(), max_bytes)
+            except InvalidEvent as error:
+                dead(message, str(error))
+                continue
+            given = event.id if event.id is not None else f"{topic}:{partition}:{offset}"
+            items.append(b'{"t":%d,"k":%s,' % (key[0], orjson.dumps(given)) + event.raw[1:])
+            kept.append((message, event.id, event.y))
+            features.append(event.x)
+        input_topic = self.settings.input_topic
+        self.positions.update((p, o) for (t, p), o in done.items() if t == input_topic)
+        self.seq += 1
+        self.pending[self.seq] = (kept, features)
+        marks = self.merged.merge.marks()
+        self.outbox.put(p.Batch(self.seq, self.epoch, b"[" + b",".join(items) + b"]", done, len(released),
+                                {tp: marks[tp] for tp in done if tp in marks}))
+
     def _publish(self, results: p.Results) -> None:
         """Publish the predictions of one batch and score them: the model's answers, in order."""
         batch = self.pending.pop(results.seq, None)
         if batch is None:
             return  # a batch dropped by a seek
         kept, features = batch
+        if self.merged is not None:
+            self._publish_items(results, kept, features)
+            return
         assert self.scorecard is not None and self.kind is not None
         produce, out_topic = self.producer.produce_fast, self.settings.output_topic
         dead, guard = self.dead_letters.send, self.guard
@@ -283,6 +338,64 @@ class Gateway:
         if kept:
             self._sample_latency(kept[-1][0], ts)
 
+    def _publish_items(self, results: p.Results, kept: list[tuple[Message, Any, Any]],
+                       features: list[dict[str, Any]]) -> None:
+        """:meth:`_publish` with a labels topic: predictions for the events, dead letters for the labels
+        that are lost, and each join scored where it happened (the prediction made at the time)."""
+        assert self.scorecard is not None and self.kind is not None and self.merged is not None
+        update, drift = self.scorecard.evaluation.update, self.scorecard.performance.update
+        name, version, ts = self.settings.name, results.version, time.time()
+        learned, learning, learns_unlabelled = results.learned, results.learning, self.kind.learns_unlabelled
+        joins = iter(results.joins)
+        upcoming = next(joins, None)
+        predicted = 0
+        for index, ((message, given_id, y), result) in enumerate(zip(kept, results.outcomes, strict=True)):
+            if self.merged.is_label(message):
+                if result is not None:  # lost: (kind, reason)
+                    self.dead_letters.send(message, str(result[1]))
+            elif type(result) is str:
+                self.dead_letters.send(message, result)
+            else:
+                prediction, proba = result if type(result) is tuple else (label_of(result), result)
+                event_id = given_id if given_id is not None else f"{message.topic()}:{message.partition()}:{message.offset()}"
+                self._produce_prediction(message, event_id, prediction, proba, name, version, learned, ts)
+                predicted += 1
+                if y is not None:
+                    update(y, prediction, proba)
+                    if drifted := drift(y, prediction):
+                        self.drifts.append(drifted)
+                    learned += learning
+                elif learns_unlabelled:
+                    learned += learning
+            while upcoming is not None and upcoming[0] == index:  # labels learned at this item
+                _, outcome, label, _ = upcoming
+                prediction, proba = outcome if type(outcome) is tuple else (label_of(outcome), outcome)
+                update(label, prediction, proba)
+                if drifted := drift(label, prediction):
+                    self.drifts.append(drifted)
+                if learning and not learns_unlabelled:
+                    learned += 1
+                upcoming = next(joins, None)
+        for lost in results.lost:  # early labels whose event never came
+            partition, offset = lost.source or (None, None)
+            self.dead_letters.send_value(orjson.dumps({"id": lost.id, "y": lost.y}), None, lost.reason,
+                                         self.merged.labels_topic, partition, offset)
+        self.drifts += self.scorecard.observe_batch(features)
+        self.predicted += predicted
+        if kept:
+            self._sample_latency(kept[-1][0], ts)
+
+    def _produce_prediction(self, message: Message, event_id: Any, prediction: Any, proba: Any, name: str,
+                            version: int, learned: int, ts: float) -> None:
+        try:
+            value = encode_prediction(event_id, prediction, proba, name, version, learned, ts)
+        except TypeError:  # NumPy scalars and the like: made plain only when the encoder refuses them
+            value = encode_prediction(event_id, plain(prediction), plain_proba(proba), name, version, learned, ts)
+        try:
+            self.producer.produce_fast(self.settings.output_topic, value, message.key())
+        except BufferError:
+            self.producer.produce(self.settings.output_topic, value, message.key())
+
     def _complete_flush(self) -> None:
         """Once every prediction produced before the barrier is acknowledged (however long the broker
         is away), hand over the scorecard of exactly those events.
@@ -298,11 +411,14 @@ class Gateway:
         token, self.flushing = self.flushing, None
         self.outbox.put(p.Flushed(token, copy.deepcopy(self.scorecard)))  # type: ignore[arg-type]
 
-    def _seek(self, epoch: int, position: Position, scorecard: Scorecard, kind: ModelKind) -> None:
+    def _seek(self, epoch: int, position: Position, scorecard: Scorecard, kind: ModelKind,
+              marks: dict[tuple[str, int], int]) -> None:
         """Reposition (a rollback with replay): unanswered batches are dropped, the model drops them too."""
         self.pending.clear()
         self.epoch = epoch
         self._use(scorecard, kind)
+        if self.merged is not None:
+            self.merged.clear(marks)
         for topic, partition in sorted(self.consumer.assigned):  # partitions it never saw: from the start
             self.consumer.seek(topic, partition, position.get((topic, partition), OFFSET_BEGINNING))
 
@@ -348,6 +464,8 @@ class Gateway:
 
     def _on_assign(self, partitions: list[tuple[str, int]]) -> dict[tuple[str, int], int | None]:
         """Start each partition at the snapshot's offset; partitions it never saw, from the beginning."""
+        if self.merged is not None:
+            self.merged.assign(partitions, self.start_marks)
         return {tp: self.start_position.get(tp, OFFSET_BEGINNING) for tp in partitions}
 
 

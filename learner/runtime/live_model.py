@@ -8,10 +8,12 @@ at a batch boundary, never in the middle of a batch.
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import orjson
 
 from learner.core.checkpoint import Checkpoint
+from learner.core.labels import LabelJoin
 from learner.core.models import describe_params
 from learner.core.positions import Position
 from learner.core.scorecard import Scorecard
@@ -29,6 +31,7 @@ class LiveModel:
     def __init__(self, restored: Restored, settings: Settings) -> None:
         self.checkpoint = Checkpoint(settings.snapshot_every_events, settings.snapshot_every_seconds,
                                      restored.position)
+        self.checkpoint.marks = dict(restored.marks)
         self.epoch = 0  # grows at each seek (a replay); batches read before it are dropped
         self.model_seconds = 0.0  # in the learning step: the model's utilisation, next to wall time
         self.started_at: float | None = None
@@ -41,6 +44,7 @@ class LiveModel:
         self.version: int = restored.head or 0  # what the predictions carry as model_version
         self.spec: str = restored.spec
         self.params = describe_params(restored.step.model)
+        self.join: LabelJoin | None = restored.join  # with a labels topic
 
     @property
     def position(self) -> Position:
@@ -62,19 +66,27 @@ class LiveModel:
             self.started_at = time.perf_counter()
         learned, events = self.step.learned, orjson.loads(batch.events)
         started = time.perf_counter()
-        outcomes = self.step.process_batch(events)
+        if self.join is None:
+            outcomes = self.step.process_batch(events)
+            joins: list[tuple[int, Any, Any, int]] = []
+            lost: list[Any] = []
+        else:
+            outcomes, joins, lost = self.step.process_items(events, self.join)
         self.model_seconds += time.perf_counter() - started
-        self.checkpoint.add(batch.position, batch.count)
-        return p.Results(batch.seq, learned, self.version, self.step.learning, outcomes)
+        self.checkpoint.add(batch.position, batch.count, batch.marks)
+        return p.Results(batch.seq, learned, self.version, self.step.learning, outcomes, joins, lost)
 
     def replace(self, restored: Restored, seek: bool) -> None:
         """Continue from another version (a rollback) at this boundary; ``seek``: from its position."""
         learning = self.step.learning  # a tripped guard stays tripped across an operator's rollback
         self._use(restored)
         self.step.learning = learning
+        marks = self.checkpoint.marks
         if seek:
             self.epoch += 1
+            marks = dict(restored.marks)
         self.checkpoint.reset(restored.position, saved=True)
+        self.checkpoint.marks = marks
 
     def committed(self, version: int) -> None:
         """A snapshot of this lineage was written: it is the head now."""

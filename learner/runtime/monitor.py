@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from learner.core.labels import COUNTS as LABEL_OUTCOMES
 from learner.runtime.protocol import Report
 
 __all__ = ["Monitor"]
@@ -16,6 +17,7 @@ __all__ = ["Monitor"]
 OUTCOMES = ("consumed", "predicted", "learned", "dead_lettered")
 DRIFT_KINDS = ("performance", "input")
 REDIS_OPERATIONS = ("lease", "poll", "snapshot", "reply", "audit", "position", "load", "guard")
+LABEL_DELAY_BUCKETS = (0.01, 0.1, 1.0, 10.0, 60.0, 600.0, 3600.0, 21_600.0, 86_400.0, 604_800.0)
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
@@ -44,6 +46,12 @@ class Monitor:
                               registry=r)
         self.redis_errors = Counter("learner_redis_errors", "Redis operations that failed, by operation",
                                     ["model", "operation"], registry=r)
+        self.labels = Counter("learner_labels", "Labels from the labels topic, and waiting features, by what "
+                              "became of them", ["model", "outcome"], registry=r)
+        self.labels_waiting = Gauge("learner_labels_waiting", "Events whose features wait for their label", ["model"],
+                                    registry=r)
+        self.label_delay = Histogram("learner_label_delay_seconds", "From an event's prediction to its label "
+                                     "(stream time)", ["model"], buckets=LABEL_DELAY_BUCKETS, registry=r)
         self.model_seconds = Counter("learner_model_seconds", "Seconds the model process spent in the learning "
                                      "step (River's predict and learn); its rate is the model's utilisation",
                                      ["model"], registry=r)
@@ -53,6 +61,8 @@ class Monitor:
             self.drift.labels(m, kind)
         for operation in REDIS_OPERATIONS:
             self.redis_errors.labels(m, operation)
+        for outcome in LABEL_OUTCOMES:
+            self.labels.labels(m, outcome)
         self.model = model
         self._totals: dict[str, int] = {}
         self._model_seconds = 0.0
@@ -84,6 +94,20 @@ class Monitor:
         if delta > 0:
             self.events.labels(self.model, outcome).inc(delta)
         self._totals[outcome] = max(total, self._totals.get(outcome, 0))
+
+    def observe_labels(self, counts: dict[str, int], waiting: int, delays_ms: list[int]) -> None:
+        """Fold in the join's totals, its waiting events, and the label delays since the last call."""
+        for outcome, total in counts.items():
+            self._count_label(outcome, total)
+        self.labels_waiting.labels(self.model).set(waiting)
+        for delay in delays_ms:
+            self.label_delay.labels(self.model).observe(delay / 1000)
+
+    def _count_label(self, outcome: str, total: int) -> None:
+        delta = total - self._totals.get("label:" + outcome, 0)
+        if delta > 0:
+            self.labels.labels(self.model, outcome).inc(delta)
+        self._totals["label:" + outcome] = max(total, self._totals.get("label:" + outcome, 0))
 
     def observe_snapshot(self, seconds: float, size: int) -> None:
         self.snapshot_seconds.labels(self.model).observe(seconds)

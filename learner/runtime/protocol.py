@@ -52,8 +52,10 @@ class GatewayReady:
 class Batch:
     """Validated events to step the model over, in order, as one JSON array of ``{"x", "y"}``.
 
-    ``position`` is where each partition it touched stands after it; ``count`` counts every
-    message consumed for it, dead letters included.
+    With a labels topic, the array holds events and labels in their merged order (see
+    :meth:`learner.core.step.LearningStep.process_items`), and ``marks`` the merge's monotone
+    timestamp of each partition touched. ``position`` is where each partition it touched stands
+    after it; ``count`` counts every message consumed for it, dead letters included.
     """
 
     seq: int
@@ -61,6 +63,7 @@ class Batch:
     events: bytes
     position: Position
     count: int
+    marks: dict[tuple[str, int], int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +115,7 @@ class Start:
     position: Position
     scorecard: Scorecard
     kind: ModelKind
+    marks: dict[tuple[str, int], int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,6 +132,10 @@ class Results:
     version: int
     learning: bool
     outcomes: list[Any]
+    #: With a labels topic: (index of the item, outcome of the prediction, label, ms waited) per join,
+    #: and the early labels that expired without their event (:class:`learner.core.labels.Lost`).
+    joins: list[tuple[int, Any, Any, int]] = field(default_factory=list)
+    lost: list[Any] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,6 +153,7 @@ class Seek:
     position: Position
     scorecard: Scorecard
     kind: ModelKind
+    marks: dict[tuple[str, int], int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

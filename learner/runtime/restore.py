@@ -8,10 +8,11 @@ an ``evaluation`` only, and get fresh detectors).
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from learner.core.evaluation import metrics_for
+from learner.core.labels import LabelJoin
 from learner.core.models import build_model, kind_of
 from learner.core.positions import Position
 from learner.core.scorecard import Scorecard
@@ -20,7 +21,7 @@ from learner.errors import CorruptSnapshot
 from learner.settings import Settings
 from learner.state.snapshots import LoadedSnapshot, SnapshotStore
 
-__all__ = ["Restored", "restore", "restored_from"]
+__all__ = ["Restored", "new_join", "restore", "restored_from"]
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +36,8 @@ class Restored:
     spec: str
     position: Position
     fallback: str | None = None  # why the head was not usable, when an ancestor was loaded instead
+    join: LabelJoin | None = None  # with a labels topic: the features waiting for their labels
+    marks: dict[tuple[str, int], int] = field(default_factory=dict)
 
 
 def restored_from(loaded: LoadedSnapshot, settings: Settings, position: Position | None = None) -> Restored:
@@ -46,8 +49,25 @@ def restored_from(loaded: LoadedSnapshot, settings: Settings, position: Position
     except (KeyError, TypeError, ValueError) as error:
         raise CorruptSnapshot(f"snapshot {loaded.meta.version} of {settings.name!r} holds no usable model: "
                               f"{type(error).__name__}: {error}") from None
+    join = state.get("labels") if isinstance(state.get("labels"), LabelJoin) else None
+    if not settings.labels_topic:
+        join = None  # no labels topic any more: nothing will join
+    elif join is None:
+        join = new_join(settings)
+    else:  # the settings may have changed since the snapshot: today's win
+        join.ttl_ms, join.max_pending, join.early_ms = _join_limits(settings)
     return Restored(step, scorecard, loaded.meta.version, loaded.meta.model_spec,
-                    loaded.meta.position() if position is None else position)
+                    loaded.meta.position() if position is None else position, join=join,
+                    marks=dict(state.get("marks") or {}))
+
+
+def _join_limits(settings: Settings) -> tuple[int, int, int]:
+    return int(settings.label_ttl * 1000), settings.max_pending, int(settings.label_early_window * 1000)
+
+
+def new_join(settings: Settings) -> LabelJoin | None:
+    """An empty join when there is a labels topic, else None."""
+    return LabelJoin(*_join_limits(settings)) if settings.labels_topic else None
 
 
 def _scorecard(state: dict[str, Any], settings: Settings) -> Scorecard:
@@ -65,7 +85,7 @@ def restore(store: SnapshotStore, settings: Settings) -> Restored:
         step = LearningStep(model)
         scorecard = Scorecard.new(step.task, metrics_for(kind_of(model), settings.metric), settings.drift_window)
         log.info("no snapshot of %r yet: starting a new %s model", settings.name, settings.model)
-        return Restored(step, scorecard, None, settings.model, {})
+        return Restored(step, scorecard, None, settings.model, {}, join=new_join(settings))
     if loaded.fallback:  # the head did not load: make the version we did load the head, openly,
         store.rollback(loaded.meta.version, replay=True)  # and learn again what the lost head had learned
         store.audit.append("fallback", loaded.fallback)

@@ -141,7 +141,8 @@ class RollbackAdopter:
         self.snapshots.reason = ""  # the state a pending drift snapshot was meant to keep is gone
         if seek:
             self.link.drop_batches()
-            self.link.send(p.Seek(self.model.epoch, position, restored.scorecard, restored.step.kind))
+            self.link.send(p.Seek(self.model.epoch, position, restored.scorecard, restored.step.kind,
+                                  dict(self.model.checkpoint.marks)))
         else:
             self.link.send(p.Rescore(restored.scorecard, restored.step.kind))
         if not replay:

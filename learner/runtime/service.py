@@ -156,7 +156,8 @@ class Service:
         self.monitor.lease_held.labels(name).set(1)
         self.monitor.guard_tripped.labels(name).set(0 if self.model.learning else 1)
         self.monitor.version.labels(name).set(self.model.version)
-        self.link.send(p.Start(dict(self.model.position), self.model.scorecard, self.model.step.kind))
+        self.link.send(p.Start(dict(self.model.position), self.model.scorecard, self.model.step.kind,
+                               dict(self.model.checkpoint.marks)))
         tune_for_streaming()
         self.readiness.phase = "streaming"
         self.sync.publish(self.status())  # /status has the service's numbers from the first request on
@@ -204,7 +205,7 @@ class Service:
         self.snapshots.take_if_due()
         self.readiness.redis_problem = self._redis_problem()
         limit = self.settings.stop_after_events
-        if limit and total(self.model.position) >= limit:
+        if limit and total(self.model.position, self.settings.input_topic) >= limit:
             log.info("reached --stop-after-events %d", limit)
             self.stopping = True
 
@@ -228,6 +229,9 @@ class Service:
         self.readiness.report = report
         self.monitor.observe_gateway(report)
         self.monitor.observe_learned(self.model.step.learned, self.model.model_seconds)
+        if (join := self.model.join) is not None:
+            delays, join.delays_ms = join.delays_ms, []
+            self.monitor.observe_labels(join.counts, join.waiting, delays)
         for detection in report.drifts:
             self._drifted(detection)
         self.guard.rearm()
@@ -303,11 +307,12 @@ class Service:
         armed = self.guard.armed
         service = {
             "model_version": model.version, "head": model.head, "events_learned": model.step.learned,
-            "events_done": total(model.position), "metrics": report.metrics if report else {},
+            "events_done": total(model.position, self.settings.input_topic), "metrics": report.metrics if report else {},
             "lag": report.lag if report else {}, "dead_lettered": report.dead_lettered if report else 0,
             "learning": model.learning, "model": model.spec, "fallback": self.fallback,
             "rollbacks": self.snapshots.rollbacks,  # rollbacks of this model adopted (or seen at the start)
             "redis": {"up": self.sync.up, "problem": self.sync.problem},
+            "labels": None if model.join is None else {"waiting": model.join.waiting, **model.join.counts},
             "drift": [asdict(d) for d in self.drifts],
             "guard": None if armed is None else {"metric": armed.rule.metric, "window": armed.rule.window,
                                                  "reference": armed.reference, "pinned_version": armed.version},
@@ -318,5 +323,6 @@ class Service:
 
     def progress(self) -> Progress:
         report, model = self.readiness.report, self.model
-        return Progress(total(model.position), model.step.learned, model.version, report.metrics if report else {},
-                        sum(report.lag.values()) if report else 0, len(self.drifts), model.learning)
+        return Progress(total(model.position, self.settings.input_topic), model.step.learned, model.version,
+                        report.metrics if report else {}, sum(report.lag.values()) if report else 0, len(self.drifts),
+                        model.learning)

@@ -88,8 +88,11 @@ class SnapshotCoordinator:
         position = model.checkpoint.taken()
         fields = {"parent": model.head, "events_learned": model.step.learned, "offsets": to_json_keys(position),
                   "model_spec": model.spec, "model_params": model.params, "reason": reason}
-        job = SnapshotJob({"model": model.step.model, "learned": model.step.learned}, fields, position,
-                          model.head, self.lease.epoch, self.rollbacks, self.settings.snapshot_keep)
+        state: dict[str, object] = {"model": model.step.model, "learned": model.step.learned}
+        if model.join is not None:  # the features waiting for their labels, and where the merge stands
+            state |= {"labels": model.join, "marks": dict(model.checkpoint.marks)}
+        job = SnapshotJob(state, fields, position, model.head, self.lease.epoch, self.rollbacks,
+                          self.settings.snapshot_keep)
         self._answering, self.requests = self._answering + self.requests, []
         if background is False or not self.writer.background:
             rest = _rest(self._barrier_now())
