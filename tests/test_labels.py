@@ -129,3 +129,80 @@ def test_the_cases_real_streams_have(labelled: Stack) -> None:
     state = stack.store().load(stack.store().head()).state
     assert state["learned"] == 2  # the two joins; nothing else was learned
     assert state["scorecard"].evaluation.tracked[0].metric._mean.n == 2  # the metric scores joined labels only
+
+
+class DelayedProducer:
+    """Events without labels on the input topic and their labels DELAY events later on the labels
+    topic, at a steady rate, both stamped with the time they are sent, until told to finish."""
+
+    DELAY = 50
+
+    def __init__(self, stack: Stack, per_second: int) -> None:
+        import threading
+
+        self.stack, self.per_second, self.sent, self.labelled = stack, per_second, 0, 0
+        self._finish = threading.Event()
+        self._thread = threading.Thread(target=self._feed, daemon=True)
+        self._thread.start()
+
+    def _feed(self) -> None:
+        import time
+
+        from river.datasets import synth
+
+        producer = Producer(self.stack.client(**{"linger.ms": 5}))
+        rows = iter(synth.Agrawal(seed=2))
+        ys: list[bool] = []
+        started = time.monotonic()
+        while not self._finish.is_set() or self.labelled < self.sent:
+            if not self._finish.is_set():
+                x, y = next(rows)
+                producer.produce(self.stack.input, orjson.dumps({"id": self.sent, "x": {**x, "i": self.sent}}),
+                                 str(self.sent).encode())
+                ys.append(bool(y))
+                self.sent += 1
+            if self.labelled < self.sent - (0 if self._finish.is_set() else self.DELAY):
+                producer.produce(labels_topic(self.stack), orjson.dumps({"id": self.labelled, "y": ys[self.labelled]}),
+                                 str(self.labelled).encode())
+                self.labelled += 1
+            if self.sent % 100 == 0:
+                producer.poll(0)
+                if not self._finish.is_set():
+                    time.sleep(max(0.0, self.sent / self.per_second - (time.monotonic() - started)))
+        producer.flush(30)
+
+    def finish(self) -> int:
+        """Stop sending events, send every label still due; how many events (all labelled) were sent."""
+        self._finish.set()
+        self._thread.join(60)
+        return self.sent
+
+
+def test_kill_minus_nine_with_two_topics_loses_and_doubles_nothing(broker: object, redis_server: object) -> None:
+    """Steady producers on both topics, 3 partitions each, kill -9 at random moments: every event is
+    predicted, and learned exactly once, with its own label, by the lineage."""
+    from tests.test_crash import kill_repeatedly
+
+    stack = make_stack(broker, redis_server, partitions=3)  # type: ignore[arg-type]
+    Admin(stack.client()).ensure({labels_topic(stack): 3})
+    args = ("--model", "tests.models:tally", "--labels-topic", labels_topic(stack), "--snapshot-every-events", "700",
+            "--snapshot-every-seconds", "0", "--batch-size", "200", "--lease-ttl", "2")
+    try:
+        feeder = DelayedProducer(stack, per_second=1000)
+        learned_at_kill = kill_repeatedly(stack, args, kills=5, seed=4)
+        sent = feeder.finish()
+        assert learned_at_kill == sorted(learned_at_kill) and learned_at_kill[-1] < sent, learned_at_kill
+        final = stack.start(*args)
+        stack.wait_status(lambda s: s["events_learned"] >= sent, timeout=120)
+        assert stack.stop(final) == 0
+
+        ids = set(range(sent))
+        outputs = {orjson.loads(m.value())["id"] for m in stack.read(
+            stack.output, sent, until=lambda ms: {orjson.loads(m.value())["id"] for m in ms} >= ids)}
+        assert outputs == ids
+        state = stack.store().load(stack.store().head()).state
+        seen = state["model"].seen
+        assert state["learned"] == sent and len(seen) == sent and set(seen.values()) == {1}
+        assert state["labels"].waiting == 0
+    finally:
+        stack.cleanup()

@@ -1,0 +1,99 @@
+"""The timestamp-ordered merge, as pure logic: the order does not depend on how the bytes arrived."""
+
+from __future__ import annotations
+
+import random
+
+from stream.merge import Fake, TimestampMerge
+
+PARTITIONS = [("labels", 0), ("events", 0), ("events", 1), ("events", 2)]
+
+
+def logs(seed: int) -> dict[tuple[str, int], list[Fake]]:
+    """Four partitions with roughly increasing timestamps, some out of order within a partition."""
+    rng = random.Random(seed)
+    out = {}
+    for topic, partition in PARTITIONS:
+        ts, messages = 0, []
+        for offset in range(200):
+            ts += rng.randint(0, 20)
+            jitter = -rng.randint(1, 30) if rng.random() < 0.05 else 0  # a producer's clock stepping back
+            messages.append(Fake(topic, partition, offset, ts + jitter))
+        out[(topic, partition)] = messages
+    return out
+
+
+def merged(seed: int, arrival: random.Random) -> list[tuple[str, int, int]]:
+    """Feed the logs in random chunks, partitions interleaved at random; release as we go."""
+    merge = TimestampMerge({"labels": 0, "events": 1}, idle_after=1.0)
+    merge.assign(PARTITIONS)
+    queues = {tp: list(messages) for tp, messages in logs(seed).items()}
+    out, now = [], 0.0
+    while any(queues.values()):
+        tp = arrival.choice([tp for tp, q in queues.items() if q])
+        for _ in range(arrival.randint(1, 30)):
+            if queues[tp]:
+                merge.add(queues[tp].pop(0), now)
+        out += [(m.topic(), m.partition(), m.offset()) for _, m in merge.release(now)]
+        now += 0.001  # never long enough for a partition to go idle while it still has messages
+    for tp in PARTITIONS:
+        merge.caught_up(tp, True)
+    out += [(m.topic(), m.partition(), m.offset()) for _, m in merge.release(now + 10)]
+    assert merge.late == 0
+    return out
+
+
+def test_the_order_is_the_logs_own() -> None:
+    for seed in range(5):
+        orders = {tuple(merged(seed, random.Random(arrival))) for arrival in range(10)}
+        assert len(orders) == 1  # ten different arrivals, one order
+        (order,) = orders
+        assert len(order) == 4 * 200
+
+
+def test_partitions_keep_their_offset_order_and_labels_go_first_on_ties() -> None:
+    merge = TimestampMerge({"labels": 0, "events": 1}, idle_after=1.0)
+    merge.assign([("labels", 0), ("events", 0)])
+    for m in [Fake("events", 0, 0, 100), Fake("events", 0, 1, 90), Fake("labels", 0, 0, 100)]:
+        merge.add(m)
+    merge.caught_up(("labels", 0), True)
+    merge.caught_up(("events", 0), True)
+    released = [(key, m.topic(), m.offset()) for key, m in merge.release(now=5.0)]
+    # event 1's clock stepped back: it counts as 100 (its partition's order holds); the label goes first
+    assert released == [((100, 0, 0, 0), "labels", 0), ((100, 1, 0, 0), "events", 0), ((100, 1, 0, 1), "events", 1)]
+
+
+def test_a_message_after_its_partition_went_idle_is_late_and_counted() -> None:
+    merge = TimestampMerge({"labels": 0, "events": 1}, idle_after=0.5)
+    merge.assign([("labels", 0), ("events", 0)], now=0.0)
+    merge.add(Fake("events", 0, 0, 500), now=0.0)
+    merge.caught_up(("labels", 0), True)
+    assert [m.offset() for _, m in merge.release(now=1.0)] == [0]  # labels idle: the event goes
+    merge.add(Fake("labels", 0, 0, 400), now=1.1)  # but a label older than it comes after all
+    assert [m.topic() for _, m in merge.release(now=1.1)] == ["labels"] and merge.late == 1
+
+
+def test_a_restart_from_the_marks_continues_the_same_order() -> None:
+    """The marks (kept in a snapshot) carry each partition's clock over a restart."""
+    full = merged(0, random.Random(0))
+    cut = 300
+    first = TimestampMerge({"labels": 0, "events": 1}, idle_after=1.0)
+    first.assign(PARTITIONS)
+    for messages in logs(0).values():
+        for m in messages:
+            first.add(m)
+    for tp in PARTITIONS:
+        first.caught_up(tp, True)
+    released = first.release(now=10.0, limit=cut)
+    positions = {}
+    for _, m in released:
+        positions[(m.topic(), m.partition())] = m.offset() + 1
+    second = TimestampMerge({"labels": 0, "events": 1}, idle_after=1.0)
+    second.assign(PARTITIONS, first.marks())
+    for tp, messages in logs(0).items():
+        for m in messages[positions.get(tp, 0):]:
+            second.add(m)
+    for tp in PARTITIONS:
+        second.caught_up(tp, True)
+    resumed = [(m.topic(), m.partition(), m.offset()) for _, m in released + second.release(now=10.0)]
+    assert resumed == full
