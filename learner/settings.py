@@ -139,6 +139,20 @@ class Settings(BaseSettings):
             raise ValueError("--signing-key is empty")
         return self
 
+    @model_validator(mode="after")
+    def _topics_are_distinct(self) -> Settings:
+        # One topic in two roles would feed the service its own output, or read events as labels.
+        roles = {"--input-topic": self.input_topic, "--output-topic": self.output_topic,
+                 "--dlq-topic": self.dead_letter_topic}
+        if self.labels_topic is not None:
+            roles["--labels-topic"] = self.labels_topic
+        seen: dict[str, str] = {}
+        for option, topic in roles.items():
+            if topic in seen:
+                raise ValueError(f"{seen[topic]} and {option} are both {topic!r}: each topic has one role")
+            seen[topic] = option
+        return self
+
     @property
     def dead_letter_topic(self) -> str:
         """Where rejected input goes; defaults to ``<input-topic>.dlq``."""

@@ -49,16 +49,18 @@ class AsyncProducer:
         self.produce_fast = self._producer.produce
 
     def produce(self, topic: str, value: bytes, key: bytes | None = None,
-                headers: list[tuple[str, str | bytes | None]] | None = None) -> None:
+                headers: list[tuple[str, str | bytes | None]] | None = None, timestamp: int | None = None) -> None:
         """Queue one message; when the local queue is full, wait for the broker to drain it."""
+        extra: dict[str, Any] = {} if timestamp is None else {"timestamp": timestamp}
         while True:
             try:
-                self._producer.produce(topic, value, key, headers=headers)
+                self._producer.produce(topic, value, key, headers=headers, **extra)
                 return
             except BufferError:
-                # Serving deliveries frees the queue; with a dead broker, messages expire after
-                # message.timeout.ms and their failures surface at the next check().
-                self._producer.poll(0.5)
+                # Serving deliveries frees the queue (messages are retried until the broker takes them).
+                # A short wait: only failed deliveries are reported, so poll() seldom returns early,
+                # and a long one would let a small queue drain and sit idle for most of it.
+                self._producer.poll(0.01)
 
     def poll(self) -> None:
         """Serve delivery reports without blocking."""

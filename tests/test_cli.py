@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import orjson
 import pytest
 
 from tests.conftest import SIGNING_KEY, Stack
@@ -57,15 +58,16 @@ def test_unreachable_redis_and_usage_errors() -> None:
     assert sum("waiting for Redis" in line for line in lines) == 1 and "Traceback" not in result.stderr
     result = learner("run", "--snapshot-every-events", "-3")
     assert result.returncode == 2 and "snapshot-every-events" in result.stderr
-    for option in (["--role", "learn"], ["--labels-topic", "labels"]):  # refused, never silently ignored
-        result = learner("run", *option)
-        assert result.returncode == 2 and "not built yet" in result.stderr, result.stderr
+    result = learner("run", "--role", "learn")  # refused, never silently ignored
+    assert result.returncode == 2 and "not built yet" in result.stderr, result.stderr
+    result = learner("run", "--labels-topic", "events")
+    assert result.returncode == 2 and "--input-topic and --labels-topic are both 'events'" in result.stderr
     result = learner("run", "--model", "nope", "--insecure-no-signing", "--redis-url", "redis://127.0.0.1:1/0",
                      "--startup-timeout", "0")
     assert result.returncode == 1
     for env, expected in [({"LEARNER_LOG_LEVEL": "verbose"}, "LEARNER_LOG_LEVEL"),
                           ({"LEARNER_ROLE": "serve", "LEARNER_SIGNING_KEY": "k"}, "--role serve is not built yet"),
-                          ({"LEARNER_LABELS_TOPIC": "labels", "LEARNER_SIGNING_KEY": "k"}, "--labels-topic is not built"),
+                          ({"LEARNER_OUTPUT_TOPIC": "events", "LEARNER_SIGNING_KEY": "k"}, "each topic has one role"),
                           ({"LEARNER_SIGNING_KEY": ""}, "--signing-key is empty"),
                           ({"LEARNER_BATCH_SIZE": "many"}, "--batch-size")]:
         result = subprocess.run([sys.executable, "-m", "learner", "run"], capture_output=True, text=True,
@@ -87,3 +89,16 @@ def test_run_pins_the_models_hash_seed(stack: Stack) -> None:
     stack.wait_for_log("streaming")
     assert "PYTHONHASHSEED=123\0" in Path(f"/proc/{chosen.pid}/environ").read_text()
     assert stack.stop(chosen) == 0
+
+
+def test_produce_with_delayed_labels(stack: Stack) -> None:
+    from stream import Admin
+
+    Admin(stack.client()).ensure({f"{stack.name}.labels": 1})
+    produced = learner("produce", "--bootstrap-servers", stack.bootstrap, "--topic", stack.input, "--dataset",
+                       "Phishing", "--limit", "200", "--labels-topic", f"{stack.name}.labels", "--label-delay", "10:20")
+    assert produced.returncode == 0, produced.stderr
+    events = [orjson.loads(m.value()) for m in stack.read(stack.input, 200)]
+    labels = [orjson.loads(m.value()) for m in stack.read(f"{stack.name}.labels", 200)]
+    assert all("y" not in e for e in events) and sorted(e["id"] for e in events) == list(range(200))
+    assert sorted(label["id"] for label in labels) == list(range(200))

@@ -195,7 +195,21 @@ def test_topics_are_created(services: dict[str, Any]) -> None:
     env = environment(services["learner"])
     for key in ("LEARNER_INPUT_TOPIC", "LEARNER_OUTPUT_TOPIC", "LEARNER_DLQ_TOPIC"):
         assert env[key] in topics, key
-    assert topics == {"events": 3, "predictions": 3, "events.dlq": 3}
+    assert topics == {"events": 3, "predictions": 3, "events.dlq": 3, "unlabelled": 3, "labels": 3,
+                      "predictions-delayed": 3, "unlabelled.dlq": 3}
+    delayed = environment(services["learner-delayed"])
+    for key in ("LEARNER_INPUT_TOPIC", "LEARNER_LABELS_TOPIC", "LEARNER_OUTPUT_TOPIC", "LEARNER_DLQ_TOPIC"):
+        assert delayed[key] in topics, key
+
+
+def test_delayed_labels_mode(services: dict[str, Any]) -> None:
+    """`docker compose --profile delayed-labels up`: a learner on a labels topic, fed by a delayed producer."""
+    learner, producer = services["learner-delayed"], services["producer-delayed"]
+    assert learner["profiles"] == producer["profiles"] == ["delayed-labels"]
+    parsed = build_parser().parse_args(command(producer))
+    assert parsed.labels_topic == environment(learner)["LEARNER_LABELS_TOPIC"] and parsed.label_delay == "50"
+    assert parsed.topic == environment(learner)["LEARNER_INPUT_TOPIC"]
+    assert environment(learner)["LEARNER_NAME"] != environment(services["learner"])["LEARNER_NAME"]
 
 
 def test_dockerfile() -> None:

@@ -48,6 +48,14 @@ def test_local_demo_runs_to_its_summary() -> None:
     assert_nothing_left(ports_in(out))
 
 
+def test_local_demo_with_delayed_labels() -> None:
+    demo = local("--limit", "2000", "--rate", "5000", "--label-delay", "50")
+    out, err = demo.communicate(timeout=180)
+    assert demo.returncode == 0, err
+    assert "labels came on their own topic: 1,950 joined, 50 events still wait" in out, out
+    assert_nothing_left(ports_in(out))
+
+
 @pytest.mark.parametrize("keep", [False, True])
 def test_ctrl_c_stops_everything(keep: bool) -> None:
     demo = local("--limit", "200000", "--rate", "2000", *(["--keep"] if keep else []))

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from learner.connections import Connections
 from learner.local.servers import Broker, RedisServer
-from learner.ops.feed import dataset_events, limited
+from learner.ops.feed import LabelDelay, Record, dataset_events, limited, records, with_delayed_labels
 from learner.runtime.service import Service
 from learner.settings import Settings
 from stream.errors import StreamError
@@ -37,35 +37,41 @@ class Demo:
     model: str = "tree"
     partitions: int = 1
     keep: bool = False
+    label_delay: str | None = None  # labels on their own topic, N (or N:M) events after their event
 
 
 def run_demo(demo: Demo) -> int:
     """Run the embedded stack end to end; returns the exit code."""
     events = limited(dataset_events(demo.dataset), demo.limit)
     events = itertools.chain([next(events)], events)  # an unknown dataset fails here, before anything starts
+    delay = LabelDelay.parse(demo.label_delay) if demo.label_delay else None
+    stream = with_delayed_labels(events, "events", "labels", delay) if delay else records(events, "events")
     with Broker() as broker, RedisServer() as redis_server:
         key = secrets.token_hex(16)
         settings = Settings(bootstrap_servers=broker.bootstrap_servers, redis_url=redis_server.url, name="demo",
                             model=demo.model, input_topic="events", output_topic="predictions",
                             signing_key=key, snapshot_every_events=5_000, snapshot_every_seconds=3,
-                            stop_after_events=0 if demo.keep else demo.limit)
+                            stop_after_events=0 if demo.keep else demo.limit,
+                            labels_topic="labels" if delay else None, redis_persistence="ignore")
         connections = Connections(settings)
-        connections.admin().ensure({"events": demo.partitions})
+        connections.admin().ensure({"events": demo.partitions, **({"labels": demo.partitions} if delay else {})})
         _say(f"broker {broker.bootstrap_servers} (Tansu), redis {redis_server.url}")
         if demo.keep:
             _say(_try_these(settings, key) + "\n(the learner keeps running after the dataset; Ctrl-C stops everything)\n")
         service = Service(settings)  # forks the gateway: before any thread of ours
         feed = connections.producer(**{"linger.ms": 10})  # after the fork: librdkafka starts threads
-        threading.Thread(target=_feed, args=(feed, events, demo.rate), daemon=True).start()
+        threading.Thread(target=_feed, args=(feed, stream, demo.rate), daemon=True).start()
         service.run(on_progress=_progress)
         _say("\n" + _summary(service, settings, key))
     return 0
 
 
-def _feed(producer: AsyncProducer, events: Iterator[bytes], rate: float) -> None:
+def _feed(producer: AsyncProducer, stream: Iterator[Record], rate: float) -> None:
     started = time.monotonic()
-    for sent, value in enumerate(events, 1):
-        producer.produce("events", value, str(sent).encode())
+    sent = 0
+    for record in stream:
+        producer.produce(record.topic, record.value, record.key, timestamp=record.timestamp)
+        sent += record.topic == "events"
         if sent % 200 == 0:
             producer.poll()
             time.sleep(max(0.0, sent / rate - (time.monotonic() - started)))
@@ -101,6 +107,9 @@ def _summary(service: Service, settings: Settings, key: str) -> str:
         "",
         f"snapshots are signed with LEARNER_SIGNING_KEY={key}",
     ]
+    if (join := service.model.join) is not None:
+        lines.insert(2, f"labels came on their own topic: {join.counts['joined']:,} joined, {join.waiting:,} events still "
+                        "wait for theirs")
     if settings.stop_after_events:
         lines.append("the stack stops now; run `learner local --keep` to keep it and try snapshots and rollbacks")
     return "\n".join(lines)

@@ -28,6 +28,7 @@ from learner.ops.options import add, from_env, settings_from
 from stream.errors import StreamError
 
 if TYPE_CHECKING:
+    from learner.ops.feed import Record
     from learner.state.snapshots import SnapshotStore
     from stream import AsyncProducer
 
@@ -81,6 +82,12 @@ def build_parser() -> argparse.ArgumentParser:
                          help="events per second, 0 = as fast as possible [env LEARNER_RATE]")
     produce.add_argument("--limit", type=int, default=from_env("limit"), help="stop after this many events [env LEARNER_LIMIT]")
     produce.add_argument("--seed", type=int, default=from_env("seed", 42), help="seed of synthetic datasets [env LEARNER_SEED]")
+    produce.add_argument("--labels-topic", default=from_env("produce_labels_topic"),
+                         help="send each event without its label, and the label later to this topic "
+                              "[env LEARNER_PRODUCE_LABELS_TOPIC]")
+    produce.add_argument("--label-delay", default=from_env("label_delay", "50"),
+                         help="with --labels-topic: the label goes N events later, or N:M for at random between "
+                              "[env LEARNER_LABEL_DELAY]")
     produce.set_defaults(handler=cmd_produce)
 
     export = commands.add_parser("export", help="write a snapshot's River model as a plain pickle")
@@ -100,6 +107,9 @@ def build_parser() -> argparse.ArgumentParser:
     local.add_argument("--model", default=from_env("model", "tree"), help="model preset or spec [env LEARNER_MODEL]")
     local.add_argument("--keep", action="store_true", default=_env_flag("keep"),
                        help="keep the stack and the learner running until Ctrl-C [env LEARNER_KEEP=1]")
+    local.add_argument("--label-delay", default=from_env("local_label_delay"),
+                       help="labels on a labels topic, N events (or N:M, at random) after their event "
+                            "[env LEARNER_LOCAL_LABEL_DELAY]")
     local.set_defaults(handler=cmd_local)
     return parser
 
@@ -184,7 +194,7 @@ def cmd_local(args: argparse.Namespace) -> int:
     if int(args.limit) < 1 or float(args.rate) <= 0:
         raise UsageError("--limit and --rate must be positive")
     return run_demo(Demo(dataset=args.dataset, limit=int(args.limit), rate=float(args.rate), model=args.model,
-                         keep=args.keep))
+                         keep=args.keep, label_delay=args.label_delay))
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -226,7 +236,7 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 def cmd_produce(args: argparse.Namespace) -> int:
     from learner.connections import Connections
-    from learner.ops.feed import dataset_events, file_events, limited
+    from learner.ops.feed import LabelDelay, dataset_events, file_events, limited, records, with_delayed_labels
 
     settings = settings_from(args)
     if args.dataset:
@@ -236,21 +246,31 @@ def cmd_produce(args: argparse.Namespace) -> int:
     else:
         raise UsageError("give --dataset NAME or --file PATH")
     connections = Connections(settings)
-    if args.topic not in connections.admin().topic_partitions():
-        raise UsageError(f"topic {args.topic!r} does not exist on {settings.bootstrap_servers}")
+    existing = connections.admin().topic_partitions()
+    for topic in (args.topic, *([args.labels_topic] if args.labels_topic else [])):
+        if topic not in existing:
+            raise UsageError(f"topic {topic!r} does not exist on {settings.bootstrap_servers}")
+    chosen = limited(events, args.limit)
+    stream = (with_delayed_labels(chosen, args.topic, args.labels_topic, LabelDelay.parse(args.label_delay), args.seed)
+              if args.labels_topic else records(chosen, args.topic))
     producer = connections.producer()
-    sent = _send(producer, args.topic, limited(events, args.limit), float(args.rate), args.limit)
+    sent = _send(producer, stream, float(args.rate), args.limit, args.topic)
     producer.flush()
-    print(f"produced {sent} events to {args.topic}", file=sys.stderr)
+    labels = f", their labels {args.label_delay} events later to {args.labels_topic}" if args.labels_topic else ""
+    print(f"produced {sent} events to {args.topic}{labels}", file=sys.stderr)
     return 0
 
 
-def _send(producer: AsyncProducer, topic: str, events: Iterator[bytes], rate: float, limit: int | None) -> int:
+def _send(producer: AsyncProducer, stream: Iterator[Record], rate: float, limit: int | None, topic: str) -> int:
+    """Send the records, ``rate`` events a second (labels do not count); how many events were sent."""
     started = time.monotonic()
     sent = 0
     bar = sys.stderr.isatty()
-    for sent, value in enumerate(events, 1):
-        producer.produce(topic, value, str(sent - 1).encode())
+    for record in stream:
+        producer.produce(record.topic, record.value, record.key, timestamp=record.timestamp)
+        if record.topic != topic:
+            continue
+        sent += 1
         if rate:
             ahead = sent / rate - (time.monotonic() - started)
             if ahead > 0:

@@ -8,9 +8,13 @@ the ``--target`` column as the label and numbers parsed as numbers.
 from __future__ import annotations
 
 import csv
+import heapq
 import itertools
 import math
-from collections.abc import Iterator
+import random
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +24,7 @@ from river.datasets import synth
 
 from learner.errors import FeedError
 
-__all__ = ["dataset_events", "file_events", "limited"]
+__all__ = ["LabelDelay", "Record", "dataset_events", "file_events", "limited", "records", "with_delayed_labels"]
 
 
 def dataset_events(name: str, seed: int = 42) -> Iterator[bytes]:
@@ -86,3 +90,83 @@ def _parse(text: str) -> float | str | None:
 
 def limited(events: Iterator[bytes], limit: int | None) -> Iterator[bytes]:
     return events if limit is None else itertools.islice(events, limit)
+
+
+@dataclass(frozen=True)
+class Record:
+    """One message to produce: where, what, its key, and its timestamp (ms; None: the producer's clock)."""
+
+    topic: str
+    value: bytes
+    key: bytes | None
+    timestamp: int | None = None
+
+
+def records(events: Iterator[bytes], topic: str) -> Iterator[Record]:
+    """Events as they are, keyed by their position."""
+    for i, value in enumerate(events):
+        yield Record(topic, value, str(i).encode())
+
+
+@dataclass(frozen=True)
+class LabelDelay:
+    """How many events later a label is sent: ``N``, or uniformly between ``N`` and ``M`` (``N:M``).
+
+    >>> LabelDelay.parse("50"), LabelDelay.parse("10:100")
+    (LabelDelay(low=50, high=50), LabelDelay(low=10, high=100))
+    """
+
+    low: int
+    high: int
+
+    @classmethod
+    def parse(cls, text: str) -> LabelDelay:
+        low, _, high = str(text).partition(":")
+        try:
+            delay = cls(int(low), int(high or low))
+        except ValueError:
+            raise FeedError(f"--label-delay {text!r}: give N (events later) or N:M (at random between)") from None
+        if delay.low < 0 or delay.high < delay.low:
+            raise FeedError(f"--label-delay {text!r}: give 0 <= N <= M")
+        return delay
+
+
+def with_delayed_labels(events: Iterator[bytes], topic: str, labels_topic: str, delay: LabelDelay,
+                        seed: int = 42, now: Callable[[], float] = time.time) -> Iterator[Record]:
+    """Each event without its label, and the label ``delay`` events later on ``labels_topic``.
+
+    Timestamps make the service's merged order River's (``simulate_qa``): events get strictly
+    increasing milliseconds (the clock, or one more than the last), and a label the timestamp of the
+    event it is due with, so it is revealed just before that event (labels go first on ties). An
+    event without an id gets its position as one (a label must name its event).
+
+    >>> events = [orjson.dumps({"x": {"a": i}, "y": i % 2 == 0}) for i in range(4)]
+    >>> clock = iter(range(1000, 2000)).__next__  # a millisecond per event
+    >>> for r in list(with_delayed_labels(iter(events), "in", "lab", LabelDelay(2, 2), now=lambda: clock() / 1000))[:5]:
+    ...     print(r.topic, r.value.decode(), r.timestamp)
+    in {"id":0,"x":{"a":0}} 1000
+    in {"id":1,"x":{"a":1}} 1001
+    lab {"id":0,"y":true} 1002
+    in {"id":2,"x":{"a":2}} 1002
+    lab {"id":1,"y":false} 1003
+    """
+    rng = random.Random(seed)
+    due: list[tuple[int, int, Any]] = []  # (due at event number, event number, label)
+    last = -1
+    index = -1
+    for index, raw in enumerate(events):
+        event = orjson.loads(raw)
+        event_id = event.setdefault("id", index)
+        label = event.pop("y", None)
+        stamp = last = max(int(now() * 1000), last + 1)
+        while due and due[0][0] <= index:
+            _, _, (label_id, y) = heapq.heappop(due)
+            yield Record(labels_topic, orjson.dumps({"id": label_id, "y": y}), str(label_id).encode(), stamp)
+        yield Record(topic, orjson.dumps({"id": event_id, **{k: v for k, v in event.items() if k != "id"}}),
+                     str(event_id).encode(), stamp)
+        if label is not None:
+            heapq.heappush(due, (index + rng.randint(delay.low, delay.high), index, (event_id, label)))
+    while due:  # the labels due after the last event: each a millisecond later
+        _, _, (label_id, y) = heapq.heappop(due)
+        last += 1
+        yield Record(labels_topic, orjson.dumps({"id": label_id, "y": y}), str(label_id).encode(), last)
