@@ -157,6 +157,14 @@ class Stack:
             time.sleep(0.1)
         raise AssertionError(f"no snapshot reached {offset_total} events within {timeout}s")
 
+    def wait_done(self, events: int, timeout: float = 120.0) -> None:
+        """Wait until the running service has learned up to ``events`` input offsets in all.
+
+        Its status says so, not a snapshot: periodic snapshots land on batch boundaries, rarely
+        on the very last event; a clean stop then writes the snapshot that holds them all.
+        """
+        self.wait_status(lambda status: status["events_done"] >= events, timeout)
+
     def wait_status(self, check: Callable[[dict], bool], timeout: float = 30.0) -> dict:
         """The running service's published status, once ``check`` holds (read from Redis directly)."""
         control = ControlPlane(self.store())

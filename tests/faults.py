@@ -147,14 +147,15 @@ def through_a_fault(stack: Stack, inject: Callable[[], None], clear: Callable[[]
         time.sleep(0.05)
     snapshot = store.meta(head).created - cleared
     sent = feeder.finish(at_least=store.meta(head).events_learned + 1000)
-    stack.wait_learned(len(sent), timeout=120)
-    assert service.poll() is None, f"the service exited:\n{stack.log()}"
-    assert stack.stop(service) == 0, stack.log()
-
     ids = {e["id"] for e in sent}
+    # Every event predicted and learned, then a clean stop (its last snapshot covers them all).
     outputs = [orjson.loads(m.value()) for m in stack.read(
         stack.output, len(ids), timeout=120, until=lambda ms: {orjson.loads(m.value())["id"] for m in ms} >= ids)]
     assert {o["id"] for o in outputs} == ids  # every event has a prediction (some twice: at least once)
+    stack.wait_done(len(sent))
+    assert service.poll() is None, f"the service exited:\n{stack.log()}"
+    assert stack.stop(service) == 0, stack.log()
+
     state = store.load(store.head()).state
     assert state["learned"] == len(sent) and set(state["model"].seen.values()) == {1}  # exactly once
     assert len(state["model"].seen) == len(sent)

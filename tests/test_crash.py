@@ -79,7 +79,7 @@ def kill_repeatedly(stack: Stack, args: tuple[str, ...], kills: int, seed: int) 
 
 def finish(stack: Stack, args: tuple[str, ...], count: int) -> None:
     final = stack.start(*args)
-    stack.wait_learned(count)
+    stack.wait_done(count)
     assert stack.stop(final) == 0
 
 
