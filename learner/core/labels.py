@@ -38,6 +38,7 @@ from __future__ import annotations
 import pickle
 import struct
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -56,6 +57,7 @@ _OTHER = 0xFFFF  # schema id of the fallback encodings (JSON features, pickled p
 _CODES = {float: "d", int: "q", bool: "?"}
 _PACKABLE = frozenset(_CODES)
 _JOINED, _EXPIRED = 1, 2
+_NEVER = -(1 << 62)  # a timestamp before any other
 
 
 class Joined(NamedTuple):
@@ -93,6 +95,8 @@ class LabelJoin:
         self._order: deque[Any] = deque()  # ids in arrival order; an id joined or replaced leaves a stale entry
         self._next_seq = 0
         self._front_seq = 0
+        # No entry in _order is older than this: advance() looks further only when it could be expired.
+        self._front_ts = _NEVER
         self._early: dict[Any, tuple[Any, int, tuple[int, int] | None]] = {}
         self._early_order: deque[Any] = deque()
         self._done: dict[Any, tuple[int, int]] = {}  # id -> (what became of it, when it was remembered)
@@ -121,6 +125,8 @@ class LabelJoin:
             return Joined(x, outcome, 0, y)
         if key in self._pending:
             self.counts["replaced"] += 1
+        if not self._order:
+            self._front_ts = ts
         self._pending[key] = self._pack(x, outcome, ts)
         self._order.append(key)
         return None
@@ -134,6 +140,8 @@ class LabelJoin:
         if blob is not None:
             x, outcome, at = self._unpack(blob)
             self._joined(key, max(0, ts - at))
+            if self._order[0] == key:  # the oldest waiting (labels mostly come in order): drop what is stale
+                self._front_expired(_NEVER)
             return Joined(x, outcome, max(0, ts - at))
         done = self._done.get(key, (0, 0))[0]
         if done == _JOINED:
@@ -150,11 +158,18 @@ class LabelJoin:
 
     # -- the stream's clock ---------------------------------------------------------------------
 
-    def advance(self, ts: int) -> list[Lost]:
-        """Expire what is too old at stream time ``ts``; the early labels that never met their event."""
+    def advance(self, ts: int) -> Sequence[Lost]:
+        """Expire what is too old at stream time ``ts``; the early labels that never met their event.
+
+        Called before every item, so the usual case (nothing to expire, no early label) is two
+        comparisons.
+        """
         cutoff = ts - self.ttl_ms
-        while self._order and (len(self._pending) > self.max_pending or self._front_expired(cutoff)):
-            self._expire_front()
+        if self._order and (self._front_ts < cutoff or len(self._pending) > self.max_pending):
+            while self._order and (len(self._pending) > self.max_pending or self._front_expired(cutoff)):
+                self._expire_front()
+        if not self._early_order:
+            return ()
         lost = []
         while self._early_order:
             key = self._early_order[0]
@@ -173,8 +188,10 @@ class LabelJoin:
         while self._order:
             key = self._order[0]
             blob = self._pending.get(key)
-            if blob is not None and _HEADER.unpack_from(blob)[0] == self._front_seq:
-                return bool(_HEADER.unpack_from(blob)[1] < cutoff)
+            if blob is not None:
+                seq, self._front_ts = _HEADER.unpack_from(blob)[:2]
+                if seq == self._front_seq:
+                    return self._front_ts < cutoff
             self._order.popleft()  # joined or replaced since: stale
             self._front_seq += 1
         return False
@@ -279,4 +296,5 @@ class LabelJoin:
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         state["_structs"] = [struct.Struct(f) for f in state["_structs"]]
+        state.setdefault("_front_ts", _NEVER)  # a snapshot from before it was kept: look at the front once
         self.__dict__.update(state)

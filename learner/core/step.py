@@ -109,6 +109,8 @@ class LearningStep:
         carries its label; without one its features wait in ``join``. A label ``{"t": ms, "l": id,
         "y": ..., "s": [partition, offset]}`` learns the features its event was predicted with.
         """
+        if self.kind.predicts == "proba" and not self.kind.learns_unlabelled:
+            return self._probability_items(items, join)
         outcomes: list[Outcome] = []
         joins: list[tuple[int, Outcome, Any, int]] = []
         lost: list[Lost] = []
@@ -127,6 +129,56 @@ class LearningStep:
             except Exception as error:  # River refused this event; the batch goes on
                 reason = f"the model rejected the event: {type(error).__name__}: {error}"
                 outcomes.append(reason if "l" not in item else ("rejected", reason))
+        return outcomes, joins, lost
+
+    def _probability_items(self, items: list[dict[str, Any]], join: LabelJoin) -> ItemsDone:
+        """:meth:`process_items` for a classifier whose label is its most probable class: the same
+        rules, in one loop (this is the model's core with a labels topic, as
+        :meth:`_probabilities_loop` is without one), the label left to the caller."""
+        predict, learn, learning = self.model.predict_proba_one, self.model.learn_one, self.learning
+        advance, arrive, label = join.advance, join.arrive, join.label
+        outcomes: list[Outcome] = []
+        joins: list[tuple[int, Outcome, Any, int]] = []
+        lost: list[Lost] = []
+        append, joined, learned = outcomes.append, joins.append, 0
+        try:
+            for index, item in enumerate(items):
+                ts = item["t"]
+                if gone := advance(ts):
+                    lost += gone
+                try:
+                    if "l" in item:
+                        y, source = item["y"], item.get("s")
+                        done = label(item["l"], y, ts, (source[0], source[1]) if source else None)
+                        if done is None:  # early: waiting for its event
+                            append(None)
+                        elif isinstance(done, Lost):
+                            append((done.kind, done.reason))
+                        else:
+                            if learning:
+                                learn(done.x, y)
+                                learned += 1
+                            joined((index, done.outcome, y, done.waited_ms))
+                            append(None)
+                        continue
+                    x = item["x"]
+                    proba = predict(x)
+                    y = item.get("y")
+                    if y is not None:
+                        if learning:
+                            learn(x, y)
+                            learned += 1
+                    elif (early := arrive(item["k"], x, proba, ts)) is not None:  # its label came first
+                        if learning:
+                            learn(x, early.y)
+                            learned += 1
+                        joined((index, proba, early.y, early.waited_ms))
+                    append(proba)
+                except Exception as error:  # River refused this item; the batch goes on
+                    reason = f"the model rejected the event: {type(error).__name__}: {error}"
+                    append(("rejected", reason) if "l" in item else reason)
+        finally:
+            self.learned += learned
         return outcomes, joins, lost
 
     def _event_item(self, index: int, item: dict[str, Any], join: LabelJoin, joins: list[tuple[int, Outcome, Any, int]]
