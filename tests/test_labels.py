@@ -112,6 +112,10 @@ def test_the_cases_real_streams_have(labelled: Stack) -> None:
     stack.read(stack.output, len(events))
     status = stack.wait_status(lambda s: s["labels"] and s["labels"]["received"] >= len(labels))
     letters = stack.read(stack.dlq, 5)
+    # Event 9 (at +60 s) went once the labels topic was idle: a label stamped before it is now late.
+    producer.produce(labels_topic(stack), orjson.dumps({"id": "late", "y": 1.0}), timestamp=t0 + 55_000)
+    assert producer.flush(30) == 0
+    assert stack.wait_status(lambda s: s["labels"]["late"] == 1)["labels"]["received"] == len(labels) + 1
     assert stack.stop(service) == 0
 
     counts = status["labels"]

@@ -164,7 +164,7 @@ def status(store: SnapshotStore, as_json: bool) -> int:
         if labels := service.get("labels"):
             print(f"  labels: {labels['waiting']:,} events waiting; " + ", ".join(
                 f"{labels.get(k, 0):,} {k}" for k in ("received", "joined", "expired", "unknown", "duplicate", "early",
-                                                      "rejected")))
+                                                      "rejected", "late")))
         for drift in service.get("drift", [])[-5:]:
             print(f"  drift at {_when(drift['at'])} after event {drift['event']:,}: {drift['detail']}")
     return 0

@@ -452,7 +452,7 @@ class Gateway:
                 lag[str(partition)] = max(0, high - position)
         self.outbox.put(p.Report(self.scorecard.evaluation.values(), self.consumed, self.predicted,
                                  self.dead_letters.count, self.latencies, lag, len(self.consumer.assigned),
-                                 self.broker_ok, self.drifts))
+                                 self.broker_ok, self.drifts, self.merged.merge.late if self.merged else 0))
         self.latencies, self.drifts = [], []
 
     def _broker_answers(self) -> bool:

@@ -52,6 +52,8 @@ class Monitor:
                                     registry=r)
         self.label_delay = Histogram("learner_label_delay_seconds", "From an event's prediction to its label "
                                      "(stream time)", ["model"], buckets=LABEL_DELAY_BUCKETS, registry=r)
+        self.merge_late = Counter("learner_merge_late", "Events and labels that came after their partition was "
+                                  "taken for idle (--merge-wait), applied out of the logs' order", ["model"], registry=r)
         self.model_seconds = Counter("learner_model_seconds", "Seconds the model process spent in the learning "
                                      "step (River's predict and learn); its rate is the model's utilisation",
                                      ["model"], registry=r)
@@ -63,6 +65,7 @@ class Monitor:
             self.redis_errors.labels(m, operation)
         for outcome in LABEL_OUTCOMES:
             self.labels.labels(m, outcome)
+        self.merge_late.labels(m)
         self.model = model
         self._totals: dict[str, int] = {}
         self._model_seconds = 0.0
@@ -76,6 +79,9 @@ class Monitor:
         self._count("dead_lettered", report.dead_lettered)
         for seconds in report.latencies:
             self.latency.labels(self.model).observe(seconds)
+        if report.late > self._totals.get("late", 0):
+            self.merge_late.labels(self.model).inc(report.late - self._totals.get("late", 0))
+            self._totals["late"] = report.late
         for partition, lag in report.lag.items():
             self.lag.labels(self.model, str(partition)).set(lag)
         for name, windows in report.metrics.items():

@@ -87,6 +87,8 @@ class Report:
     assigned: int
     broker_ok: bool
     drifts: list[Detection] = field(default_factory=list)
+    #: With a labels topic: messages that came after their partition was taken for idle (out of order).
+    late: int = 0
 
 
 @dataclass(frozen=True, slots=True)

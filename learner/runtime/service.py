@@ -312,7 +312,8 @@ class Service:
             "learning": model.learning, "model": model.spec, "fallback": self.fallback,
             "rollbacks": self.snapshots.rollbacks,  # rollbacks of this model adopted (or seen at the start)
             "redis": {"up": self.sync.up, "problem": self.sync.problem},
-            "labels": None if model.join is None else {"waiting": model.join.waiting, **model.join.counts},
+            "labels": None if model.join is None else {"waiting": model.join.waiting, **model.join.counts,
+                                                       "late": report.late if report else 0},
             "drift": [asdict(d) for d in self.drifts],
             "guard": None if armed is None else {"metric": armed.rule.metric, "window": armed.rule.window,
                                                  "reference": armed.reference, "pinned_version": armed.version},
