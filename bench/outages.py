@@ -3,7 +3,7 @@
     python bench/outages.py [--seconds 15] [--repeat 1]
 
 For each fault (Redis killed and restarted with its append-only file, paused, cut off by a
-partition; the broker cut off, paused; a Sentinel failover when Debian's redis-server is there),
+partition; the broker cut off, paused, down; a Sentinel failover when Debian's redis-server is there),
 under a steady producer (500 events/s, 3 partitions), it prints the time from the fault clearing
 to the first new prediction and to the first new snapshot, and how many predictions were made
 while the fault lasted. The same checks as the tests run on each (nothing lost, nothing learned twice).
@@ -51,7 +51,8 @@ def _broker_fault(which: str) -> Scenario:
         proxy = servers.enter_context(TcpProxy(broker.port, port=port))
         redis = servers.enter_context(RedisServer())
         stack = make_stack(broker, redis, partitions=3)
-        faults = {"cut off": (proxy.partition, proxy.heal), "paused": (broker.pause, broker.resume)}
+        faults = {"cut off": (proxy.partition, proxy.heal), "paused": (broker.pause, broker.resume),
+                  "down": (proxy.refuse, proxy.heal)}
         try:
             return through_a_fault(stack, *faults[which], seconds=seconds)
         finally:
@@ -88,6 +89,7 @@ SCENARIOS: dict[str, Scenario] = {
     "Redis cut off (network partition)": _redis_fault("cut off"),
     "broker cut off (network partition)": _broker_fault("cut off"),
     "broker paused (SIGSTOP)": _broker_fault("paused"),
+    "broker down (connections refused)": _broker_fault("down"),
 }
 
 

@@ -32,6 +32,7 @@ class TcpProxy:
         self.port = port or free_port()
         self._flowing = threading.Event()
         self._flowing.set()
+        self._refusing = False
         self._closing = threading.Event()
         self._lock = threading.Lock()
         self._sockets: set[socket.socket] = set()
@@ -43,7 +44,13 @@ class TcpProxy:
         """Stop carrying bytes, both ways, on every connection (new ones included)."""
         self._flowing.clear()
 
+    def refuse(self) -> None:
+        """Be a server that is down: every connection closed, new ones closed as soon as accepted."""
+        self._refusing = True
+        self.reset()
+
     def heal(self) -> None:
+        self._refusing = False
         self._flowing.set()
 
     def reset(self) -> None:
@@ -77,6 +84,9 @@ class TcpProxy:
                 continue
             except OSError:
                 return
+            if self._refusing:
+                client.close()
+                continue
             try:
                 upstream = socket.create_connection(("127.0.0.1", self.target), timeout=5)
             except OSError:

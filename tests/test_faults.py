@@ -100,6 +100,16 @@ def test_broker_cut_off_by_a_partition(broker_stack: tuple[Stack, Broker, TcpPro
     _report("broker cut off (partition)", through_a_fault(stack, proxy.partition, proxy.heal))
 
 
+def test_broker_down(broker_stack: tuple[Stack, Broker, TcpProxy]) -> None:
+    """Connections refused for the whole outage: librdkafka tries again many times a second, the log
+    says so a few times (the throttle in stream.kafkalog), never once per try."""
+    stack, _, proxy = broker_stack
+    recovery = through_a_fault(stack, proxy.refuse, proxy.heal)
+    lines = [line for line in stack.log().splitlines() if "stream.librdkafka" in line]
+    assert len(lines) < 30, "\n".join(lines)
+    _report("broker down (connections refused)", recovery)
+
+
 def test_broker_paused(broker_stack: tuple[Stack, Broker, TcpProxy]) -> None:
     """With a producer queue small enough to fill while the broker is away: the gateway waits, no crash."""
     stack, broker, _ = broker_stack

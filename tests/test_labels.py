@@ -47,13 +47,15 @@ def produce_delayed(stack: Stack, data: list[tuple[dict[str, Any], Any]], delays
 
 
 def river_with_delay(spec: str, data: list[tuple[dict[str, Any], Any]], delays: list[int],
-                     metric: metrics.base.Metric) -> tuple[float, Any]:
-    """River's progressive_val_score with moment = the event's time, delay = its label's."""
+                     metric: metrics.base.Metric) -> tuple[float, Any, list[Any]]:
+    """River's progressive_val_score with moment = the event's time, delay = its label's: the final
+    metric, the model, and the prediction of each question in the order its answer came."""
     stream = [({**x, "__t": STEP_MS * i, "__d": STEP_MS * delays[i]}, y) for i, (x, y) in enumerate(data)]
     model = compose.Discard("__t", "__d") | build_model(spec)
-    result = evaluate.progressive_val_score(stream, model, metric, moment=lambda x: x["__t"],
-                                            delay=lambda x, y: x["__d"])
-    return result.get(), model
+    answered = [state["Prediction"] for state in evaluate.iter_progressive_val_score(
+        stream, model, metric, moment=lambda x: x["__t"], delay=lambda x, y: x["__d"], step=1,
+        yield_predictions=True)]
+    return metric.get(), model, answered
 
 
 @pytest.mark.parametrize(("spec", "dataset", "metric", "delay"), [
@@ -74,7 +76,14 @@ def test_equal_to_river_with_delay(labelled: Stack, spec: str, dataset: type, me
     status = stack.wait_status(lambda s: s["events_learned"] >= len(data))
     assert stack.stop(service) == 0
 
-    expected, reference = river_with_delay(spec, data, delays, getattr(metrics, metric)())
+    expected, reference, answered = river_with_delay(spec, data, delays, getattr(metrics, metric)())
+    # prediction for prediction: River's answers come in the labels' due order (ties by event)
+    due = [i for _, i in sorted((i + d, i) for i, d in enumerate(delays))]
+    published = {p["id"]: p for p in predictions}
+    field = "proba" if metric == "LogLoss" else "prediction"
+    for i, answer in zip(due, answered, strict=True):
+        river_said = {str(k).lower(): v for k, v in answer.items()} if field == "proba" else answer
+        assert published[i][field] == river_said, (i, published[i][field], river_said)
     state = stack.store().load(stack.store().head()).state
     assert state["learned"] == len(data)
     assert state["scorecard"].evaluation.values()[metric]["all"] == expected
