@@ -140,23 +140,25 @@ def service_memory(waiting: int) -> None:
             if mode == "waiting":
                 command += ["--labels-topic", "mem.labels"]
             service = subprocess.Popen(command, env={**os.environ, "LEARNER_SIGNING_KEY": "bench"})
-            store = SnapshotStore(redis.Redis.from_url(redis_server.url), f"mem-{mode}", Signer(b"bench"))
-            control = ControlPlane(store)
-            while not ((status := control.service_status()) and status["service"]["events_done"] >= waiting):
-                assert service.poll() is None, "the service exited"
-                time.sleep(0.2)
-            time.sleep(1)  # let the gateway's buffers settle
-            pss = psutil.Process(service.pid).memory_full_info().pss
-            subprocess.run([sys.executable, "-m", "learner", "snapshot", "--redis-url", redis_server.url,
-                            "--name", f"mem-{mode}"], check=True, capture_output=True,
-                           env={**os.environ, "LEARNER_SIGNING_KEY": "bench"})
-            metrics = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics").read().decode()
-            pause = next(float(line.split()[-1]) for line in metrics.splitlines()
-                         if line.startswith("learner_snapshot_pause_seconds_sum"))
-            size = store.meta(store.head()).size
-            service.terminate()
-            service.wait(60)
-            results[mode] = (pss, size, pause, status["service"].get("labels"))
+            try:
+                store = SnapshotStore(redis.Redis.from_url(redis_server.url), f"mem-{mode}", Signer(b"bench"))
+                control = ControlPlane(store)
+                while not ((status := control.service_status()) and status["events_done"] >= waiting):
+                    assert service.poll() is None, "the service exited"
+                    time.sleep(0.2)
+                time.sleep(1)  # let the gateway's buffers settle
+                pss = psutil.Process(service.pid).memory_full_info().pss
+                subprocess.run([sys.executable, "-m", "learner", "snapshot", "--redis-url", redis_server.url,
+                                "--name", f"mem-{mode}"], check=True, capture_output=True,
+                               env={**os.environ, "LEARNER_SIGNING_KEY": "bench"})
+                metrics = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics").read().decode()
+                pause = next(float(line.split()[-1]) for line in metrics.splitlines()
+                             if line.startswith("learner_snapshot_pause_seconds_sum"))
+                size = store.meta(store.head()).size
+            finally:
+                service.terminate()
+                service.wait(60)
+            results[mode] = (pss, size, pause, status.get("labels"))
             print(f"{mode:>9}: {waiting:,} events, model process PSS {pss / mb:,.0f} MB, snapshot "
                   f"{size / mb:,.1f} MB, stream pause at the snapshot {pause * 1000:.1f} ms; labels {results[mode][3]}",
                   flush=True)

@@ -15,6 +15,7 @@ from river import compose, datasets, evaluate, metrics
 from learner.core.models import build_model
 from stream import Admin
 from tests.conftest import Stack, make_stack
+from tests.test_rollback import learner
 
 pytestmark = pytest.mark.integration
 
@@ -95,6 +96,43 @@ def test_equal_to_river_with_delay(labelled: Stack, spec: str, dataset: type, me
     else:
         assert state["model"].predict_proba_one(probe) == reference.predict_proba_one(probe)
     assert [p["id"] for p in predictions] == list(range(len(data)))
+
+
+def test_a_replayed_rollback_learns_both_topics_again_in_the_same_order(labelled: Stack) -> None:
+    """A rollback with --replay restores the version's waiting features and reads both topics again
+    from its offsets: the final model and metric are those of a run never rolled back (River's)."""
+    stack, start = labelled, 1_000_000
+    data, delays = list(datasets.Phishing())[:600], [50] * 600
+    messages = sorted([(start + STEP_MS * i, 1, i) for i in range(len(data))] +  # events, then labels
+                      [(start + STEP_MS * (i + d), 0, i) for i, d in enumerate(delays)])  # (labels first on ties)
+    producer = Producer(stack.client(**{"linger.ms": 5}))
+
+    def send(part: list[tuple[int, int, int]]) -> None:
+        for ts, is_event, i in part:
+            if is_event:
+                producer.produce(stack.input, orjson.dumps({"id": i, "x": data[i][0]}), timestamp=ts)
+            else:
+                producer.produce(labels_topic(stack), orjson.dumps({"id": i, "y": data[i][1]}), timestamp=ts)
+        assert producer.flush(30) == 0
+
+    halfway = start + STEP_MS * 300
+    send([m for m in messages if m[0] < halfway])
+    service = stack.start("--model", "logreg", "--labels-topic", labels_topic(stack), "--metric", "LogLoss",
+                          "--snapshot-every-events", "0", "--snapshot-every-seconds", "0")
+    stack.wait_status(lambda s: s["events_learned"] >= 250 and s["events_done"] >= 300)
+    version = int(learner(stack, "snapshot").stdout.split()[-1])
+    send([m for m in messages if m[0] >= halfway])
+    stack.wait_status(lambda s: s["events_learned"] >= 600)
+    assert learner(stack, "rollback", "--to", str(version), "--replay").returncode == 0
+    stack.wait_status(lambda s: s["rollbacks"] == 1 and s["model_version"] == version)
+    stack.wait_status(lambda s: s["events_learned"] >= 600 and s["labels"]["waiting"] == 0)
+    assert stack.stop(service) == 0
+
+    expected, reference, _ = river_with_delay("logreg", data, delays, metrics.LogLoss())
+    state = stack.store().load(stack.store().head()).state
+    assert state["learned"] == 600  # the 350 after the version learned again, once
+    assert state["scorecard"].evaluation.values()["LogLoss"]["all"] == expected
+    assert state["model"].predict_proba_one(data[0][0]) == reference.predict_proba_one(data[0][0])
 
 
 def test_the_cases_real_streams_have(labelled: Stack) -> None:

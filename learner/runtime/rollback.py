@@ -75,6 +75,8 @@ class RollbackAdopter:
             return  # a snapshot of ours may be moving the head right now: look again after it
         if view.rollbacks > self.snapshots.rollbacks:
             self.fetch(view.head, view.rollbacks)
+        elif view.taken_at <= self.snapshots.written_at:
+            return  # polled before our last snapshot moved the head: it shows the head before it
         elif view.rollbacks < self.snapshots.rollbacks or view.head not in (self.model.head, self.refused):
             self._rebase(view)
 

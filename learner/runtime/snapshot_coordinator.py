@@ -66,6 +66,7 @@ class SnapshotCoordinator:
         self._answering: list[str] = []  # requests the snapshot in flight answers
         self._tokens = itertools.count(1)
         self._barrier: int | None = None  # the flush a background snapshot waits for
+        self.written_at = 0.0  # time.monotonic() when this process last moved the head: older views predate it
 
     @property
     def busy(self) -> bool:
@@ -166,6 +167,7 @@ class SnapshotCoordinator:
         assert outcome.version is not None
         self._retry_after = RETRY_AFTER
         self.model.committed(outcome.version)
+        self.written_at = time.monotonic()
         self.model.checkpoint.saved(outcome.position)
         if outcome.position and self.link.alive:
             self.link.send(p.Commit(outcome.position))  # Kafka's group offsets follow, for lag tools

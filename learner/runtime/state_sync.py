@@ -86,7 +86,7 @@ class StateSync:
             if view is None:
                 return None
             requests, self._requests = self._requests, []
-        return ControlView(view.head, view.rollbacks, requests, view.guard_stop)
+        return ControlView(view.head, view.rollbacks, requests, view.guard_stop, view.taken_at)
 
     def submit(self, operation: str, work: Callable[[], Any]) -> None:
         """Do ``work`` on Redis, in order with the other submitted work; retried while Redis is away."""

@@ -36,6 +36,7 @@ class ControlView:
     rollbacks: int
     requests: list[str]
     guard_stop: str | None  # why learning is stopped by the guard, or None
+    taken_at: float = 0.0  # time.monotonic() when the poll was sent: what it shows is at least this old
 
 
 class ControlPlane:
@@ -49,6 +50,7 @@ class ControlPlane:
     @translated
     def poll(self, status: dict[str, Any]) -> ControlView:
         """Publish ``status``; return what an operator may have changed since the last poll."""
+        sent = time.monotonic()
         pipe = self._redis.pipeline(transaction=False)
         pipe.get(self._keys.head)
         pipe.hget(self._keys.rollback, "seq")
@@ -58,7 +60,7 @@ class ControlPlane:
         pipe.get(self._keys.guard)
         head, rollbacks, requests, _, guard = pipe.execute()
         return ControlView(as_int(head), as_int(rollbacks) or 0, [as_text(r) or "" for r in requests or []],
-                           as_text(guard))
+                           as_text(guard), sent)
 
     @translated
     def reply(self, request: str, answer: str) -> None:
