@@ -83,6 +83,11 @@ class Settings(BaseSettings):
     dlq_topic: str | None = None
     group_id: str | None = None
     role: Literal["all", "learn", "serve"] = "all"
+    #: How often a learner publishes its live model for serve replicas; default 2 s with
+    #: --role learn, off with --role all (0 turns it off).
+    live_every_seconds: float | None = Field(None, ge=0)
+    #: How often a serve replica looks for a new model when no announcement came.
+    follow_poll: float = Field(0.5, gt=0)
 
     snapshot_every_events: int = Field(100_000, ge=0)
     snapshot_every_seconds: float = Field(60.0, ge=0)
@@ -160,8 +165,15 @@ class Settings(BaseSettings):
 
     @property
     def consumer_group(self) -> str:
-        """The consumer group; defaults to ``learner.<name>``."""
-        return self.group_id or f"learner.{self.name}"
+        """The consumer group; defaults to ``learner.<name>`` (``learner.<name>.serve`` for replicas)."""
+        return self.group_id or (f"learner.{self.name}.serve" if self.role == "serve" else f"learner.{self.name}")
+
+    @property
+    def live_every(self) -> float:
+        """Seconds between live publications (0: none)."""
+        if self.live_every_seconds is not None:
+            return self.live_every_seconds
+        return 2.0 if self.role == "learn" else 0.0
 
     def signer(self) -> Signer:
         """The snapshot signer these settings call for."""

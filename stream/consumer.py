@@ -121,12 +121,15 @@ class BatchConsumer:
         """Move an assigned partition; the next batch starts at ``offset``."""
         self._consumer.seek(TopicPartition(topic, partition, offset))
 
-    def commit(self, offsets: Mapping[tuple[str, int], int]) -> None:
-        """Commit next-offsets asynchronously (for lag monitoring; the snapshot is the truth)."""
+    def commit(self, offsets: Mapping[tuple[str, int], int], asynchronous: bool = True) -> None:
+        """Commit next-offsets of assigned partitions (``asynchronous=False``: wait for the broker)."""
         mine = [TopicPartition(t, p, o) for (t, p), o in offsets.items() if (t, p) in self.assigned]
         if mine:
             try:
-                self._consumer.commit(offsets=mine, asynchronous=True)
+                if asynchronous:
+                    self._consumer.commit(offsets=mine, asynchronous=True)
+                else:
+                    self._consumer.commit(offsets=mine, asynchronous=False)
             except KafkaException as error:
                 log.warning("offset commit failed: %s", error.args[0].str())
 

@@ -58,15 +58,15 @@ def test_unreachable_redis_and_usage_errors() -> None:
     assert sum("waiting for Redis" in line for line in lines) == 1 and "Traceback" not in result.stderr
     result = learner("run", "--snapshot-every-events", "-3")
     assert result.returncode == 2 and "snapshot-every-events" in result.stderr
-    result = learner("run", "--role", "learn")  # refused, never silently ignored
-    assert result.returncode == 2 and "not built yet" in result.stderr, result.stderr
+    result = learner("run", "--role", "replica")  # refused, never silently ignored
+    assert result.returncode == 2 and "--role" in result.stderr and "'serve'" in result.stderr, result.stderr
     result = learner("run", "--labels-topic", "events")
     assert result.returncode == 2 and "--input-topic and --labels-topic are both 'events'" in result.stderr
     result = learner("run", "--model", "nope", "--insecure-no-signing", "--redis-url", "redis://127.0.0.1:1/0",
                      "--startup-timeout", "0")
     assert result.returncode == 1
     for env, expected in [({"LEARNER_LOG_LEVEL": "verbose"}, "LEARNER_LOG_LEVEL"),
-                          ({"LEARNER_ROLE": "serve", "LEARNER_SIGNING_KEY": "k"}, "--role serve is not built yet"),
+                          ({"LEARNER_ROLE": "server", "LEARNER_SIGNING_KEY": "k"}, "--role"),
                           ({"LEARNER_OUTPUT_TOPIC": "events", "LEARNER_SIGNING_KEY": "k"}, "each topic has one role"),
                           ({"LEARNER_SIGNING_KEY": ""}, "--signing-key is empty"),
                           ({"LEARNER_BATCH_SIZE": "many"}, "--batch-size")]:

@@ -63,7 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
         "force", "lease_ttl", "max_event_bytes", "batch_size", "gateway_priority", "session_timeout_ms", "metric",
         "stop_after_events", "metrics_port",
         "drift_window", "snapshot_on_drift", "guard_margin", "redis_persistence", "startup_timeout",
-        "label_ttl", "label_early_window", "max_pending", "merge_wait")
+        "label_ttl", "label_early_window", "max_pending", "merge_wait", "live_every_seconds", "follow_poll")
     run.set_defaults(handler=cmd_run)
 
     models = commands.add_parser("models", help="list the model presets")
@@ -202,12 +202,19 @@ def cmd_run(args: argparse.Namespace) -> int:
     if settings.key_bytes() is None and not settings.insecure_no_signing:
         raise UsageError("snapshots must be signed: give --signing-key (or LEARNER_SIGNING_KEY), "
                          "or --insecure-no-signing to accept unsigned pickles")
-    if settings.role != "all":
-        raise UsageError(f"--role {settings.role} is not built yet (R-SCALE): run the default --role all")
     hash_seed.pin(settings)  # may start this command again, in a process with the model's hash seed
+    signal.signal(signal.SIGTERM, _terminated_while_starting)
+    if settings.role == "serve":
+        from learner.runtime.replica import Replica
+
+        try:
+            replica = Replica(settings)  # waits for Kafka and Redis up to --startup-timeout
+        except _Terminated:
+            log.info("stopped (SIGTERM) before serving began")
+            return 0
+        return replica.run()
     from learner.runtime.service import Service
 
-    signal.signal(signal.SIGTERM, _terminated_while_starting)
     try:
         service = Service(settings)  # may wait a long time, as a standby, for the lease
     except _Terminated:

@@ -46,8 +46,12 @@ HELP: dict[str, str] = {
     "max_pending": "at most this many events wait for their labels (the oldest expire first)",
     "merge_wait": "with a labels topic: how long a quiet partition may hold back the timestamp-ordered merge",
     "dlq_topic": "dead-letter topic (default: <input-topic>.dlq)",
-    "group_id": "consumer group (default: learner.<name>)",
-    "role": "all: predict and learn (serve and learn are not built yet: refused)",
+    "group_id": "consumer group (default: learner.<name>; learner.<name>.serve for --role serve)",
+    "role": "all: predict, publish and learn; learn: learn and evaluate, publish no predictions (serve replicas "
+            "do); serve: a prediction-only replica in its consumer group, following the learner's models",
+    "live_every_seconds": "how often the learner publishes its live model for serve replicas (default: 2 with "
+                          "--role learn, 0 = off with --role all)",
+    "follow_poll": "serve replica: seconds between looks for a new model when no announcement came",
     "snapshot_every_events": "snapshot after this many events (0: never by count)",
     "snapshot_every_seconds": "snapshot after this many seconds (0: never by time)",
     "snapshot_keep": "keep this many newest snapshots (pinned ones are always kept)",

@@ -40,6 +40,7 @@ from learner.errors import LearnerError, ProtocolError
 from learner.runtime import protocol as p
 from learner.runtime.merged_input import MergedInput
 from learner.runtime.pipes import Duplex
+from learner.runtime.prediction_sink import PredictionSink
 from learner.runtime.process import die_with_parent, lower_priority, tune_for_streaming
 from learner.settings import Settings
 from stream import DeadLetters, InvalidEvent, decode_event, decode_label, encode_prediction
@@ -102,6 +103,8 @@ class Gateway:
         self.drifts: list[Detection] = []
         self.guard: GuardWatch | None = None
         self.broker_ok, self.pinged = True, 0.0
+        #: ``--role learn`` scores every prediction but publishes none (serve replicas do).
+        self.publishing = settings.role != "learn"
         self.start_position: Position = {}
         self.scorecard: Scorecard | None = None
         self.kind: ModelKind | None = None
@@ -111,6 +114,7 @@ class Gateway:
         self.admin = connections.admin()
         self.producer = connections.producer()
         self.dead_letters = DeadLetters(self.producer, settings.dead_letter_topic)
+        self.sink = PredictionSink(self.producer, settings.output_topic, settings.name)
         self.topics = [settings.input_topic, *([settings.labels_topic] if settings.labels_topic else [])]
         self.consumer = connections.consumer(self.topics, on_assign=self._on_assign)
         self.start_marks: dict[tuple[str, int], int] = {}
@@ -123,7 +127,10 @@ class Gateway:
         settings = self.settings
         counts = self.connections.wait_for_kafka(self.admin, tuple(self.topics))
         partitions = counts[settings.input_topic]
-        created = self.admin.ensure({settings.output_topic: partitions, settings.dead_letter_topic: partitions})
+        outputs = {settings.dead_letter_topic: partitions}
+        if self.publishing:
+            outputs[settings.output_topic] = partitions
+        created = self.admin.ensure(outputs)
         for name in created:
             log.info("created topic %r with %d partitions", name, partitions)
         self.producer.ping()
@@ -304,6 +311,7 @@ class Gateway:
         name, version, ts = self.settings.name, results.version, time.time()
         # the rule of ModelKind.learns, per event: labelled events, and every event for some detectors
         learned, learning, learns_unlabelled = results.learned, results.learning, self.kind.learns_unlabelled
+        publishing = self.publishing
         for (message, given_id, y), result in zip(kept, results.outcomes, strict=True):
             kind = type(result)
             if kind is tuple:
@@ -313,16 +321,17 @@ class Gateway:
                 continue
             else:  # a classifier's probabilities (a dict, a Counter): its label is the most probable class
                 proba, prediction = result, label(result)
-            event_id = given_id if given_id is not None else f"{message.topic()}:{message.partition()}:{message.offset()}"
-            try:
-                value = encode_prediction(event_id, prediction, proba, name, version, learned, ts)
-            except TypeError:  # NumPy scalars and the like: made plain only when the encoder refuses them
-                prediction, proba = plain(prediction), plain_proba(proba)
-                value = encode_prediction(event_id, prediction, proba, name, version, learned, ts)
-            try:
-                produce(out_topic, value, message.key())
-            except BufferError:
-                self.producer.produce(out_topic, value, message.key())
+            if publishing:
+                event_id = given_id if given_id is not None else f"{message.topic()}:{message.partition()}:{message.offset()}"
+                try:
+                    value = encode_prediction(event_id, prediction, proba, name, version, learned, ts)
+                except TypeError:  # NumPy scalars and the like: made plain only when the encoder refuses them
+                    prediction, proba = plain(prediction), plain_proba(proba)
+                    value = encode_prediction(event_id, prediction, proba, name, version, learned, ts)
+                try:
+                    produce(out_topic, value, message.key())
+                except BufferError:
+                    self.producer.produce(out_topic, value, message.key())
             if y is not None:
                 update(y, prediction, proba)
                 if drifted := drift(y, prediction):
@@ -344,7 +353,7 @@ class Gateway:
         that are lost, and each join scored where it happened (the prediction made at the time)."""
         assert self.scorecard is not None and self.kind is not None and self.merged is not None
         update, drift = self.scorecard.evaluation.update, self.scorecard.performance.update
-        name, version, ts = self.settings.name, results.version, time.time()
+        version, ts = results.version, time.time()
         learned, learning, learns_unlabelled = results.learned, results.learning, self.kind.learns_unlabelled
         joins = iter(results.joins)
         upcoming = next(joins, None)
@@ -357,8 +366,8 @@ class Gateway:
                 self.dead_letters.send(message, result)
             else:
                 prediction, proba = result if type(result) is tuple else (label_of(result), result)
-                event_id = given_id if given_id is not None else f"{message.topic()}:{message.partition()}:{message.offset()}"
-                self._produce_prediction(message, event_id, prediction, proba, name, version, learned, ts)
+                if self.publishing:
+                    self.sink.send(message, given_id, prediction, proba, version, learned, ts)
                 predicted += 1
                 if y is not None:
                     update(y, prediction, proba)
@@ -384,17 +393,6 @@ class Gateway:
         self.predicted += predicted
         if kept:
             self._sample_latency(kept[-1][0], ts)
-
-    def _produce_prediction(self, message: Message, event_id: Any, prediction: Any, proba: Any, name: str,
-                            version: int, learned: int, ts: float) -> None:
-        try:
-            value = encode_prediction(event_id, prediction, proba, name, version, learned, ts)
-        except TypeError:  # NumPy scalars and the like: made plain only when the encoder refuses them
-            value = encode_prediction(event_id, plain(prediction), plain_proba(proba), name, version, learned, ts)
-        try:
-            self.producer.produce_fast(self.settings.output_topic, value, message.key())
-        except BufferError:
-            self.producer.produce(self.settings.output_topic, value, message.key())
 
     def _complete_flush(self) -> None:
         """Once every prediction produced before the barrier is acknowledged (however long the broker

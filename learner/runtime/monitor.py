@@ -57,6 +57,16 @@ class Monitor:
         self.model_seconds = Counter("learner_model_seconds", "Seconds the model process spent in the learning "
                                      "step (River's predict and learn); its rate is the model's utilisation",
                                      ["model"], registry=r)
+        self.reload_seconds = Histogram("learner_reload_seconds", "Serve replica: reading, verifying and unpickling "
+                                        "a new model (off the hot path)", ["model"], registry=r)
+        self.reload_failures = Counter("learner_reload_failures", "Serve replica: new models that did not load "
+                                       "(the one at hand is served on)", ["model"], registry=r)
+        self.versions_behind = Gauge("learner_versions_behind", "Serve replica: versions in the history newer than "
+                                     "the one it serves", ["model"], registry=r)
+        self.served_learned = Gauge("learner_served_learned", "Serve replica: events learned by the model it serves",
+                                    ["model"], registry=r)
+        self.live_published = Counter("learner_live_published", "Learner: live models published for serve replicas",
+                                      ["model"], registry=r)
         for outcome in OUTCOMES:
             self.events.labels(m, outcome)
         for kind in DRIFT_KINDS:
@@ -87,6 +97,25 @@ class Monitor:
         for name, windows in report.metrics.items():
             for window, value in windows.items():
                 self.metric.labels(self.model, name, window).set(value)
+
+    def observe_totals(self, consumed: int, predicted: int, dead_lettered: int) -> None:
+        """A serve replica's totals since it started (it has no gateway to report them)."""
+        self._count("consumed", consumed)
+        self._count("predicted", predicted)
+        self._count("dead_lettered", dead_lettered)
+
+    def observe_follower(self, version: int | None, learned: int | None, behind: int, failures: int,
+                         redis_up: bool) -> None:
+        """A serve replica's model: the version and events learned it serves, how far behind, failed reloads."""
+        m = self.model
+        if version is not None and learned is not None:
+            self.version.labels(m).set(version)
+            self.served_learned.labels(m).set(learned)
+        self.versions_behind.labels(m).set(behind)
+        if failures > self._totals.get("reload_failures", 0):
+            self.reload_failures.labels(m).inc(failures - self._totals.get("reload_failures", 0))
+            self._totals["reload_failures"] = failures
+        self.redis_up.labels(m).set(1 if redis_up else 0)
 
     def observe_learned(self, total: int, model_seconds: float) -> None:
         self._count("learned", total)

@@ -36,6 +36,7 @@ from learner.runtime.gateway_link import GatewayLink
 from learner.runtime.guard import GuardKeeper
 from learner.runtime.http import serve
 from learner.runtime.live_model import LiveModel
+from learner.runtime.live_publisher import LivePublisher
 from learner.runtime.monitor import Monitor
 from learner.runtime.process import tune_for_streaming
 from learner.runtime.readiness import Readiness
@@ -152,6 +153,8 @@ class Service:
                                        settings)
         self.guard = GuardKeeper(self.model, self.store, self.control, self.link, self.sync, self.monitor, settings)
         self.control_loop = ControlLoop(self.sync, self.status, self.snapshots, self.adopter, self.guard)
+        self.live = LivePublisher(self.model, self.store, self.lease, self.snapshots, self.sync, self.monitor,
+                                  settings.live_every)
         name = settings.name
         self.monitor.lease_held.labels(name).set(1)
         self.monitor.guard_tripped.labels(name).set(0 if self.model.learning else 1)
@@ -203,6 +206,7 @@ class Service:
         self.snapshots.poll()
         self.control_loop.poll_if_due()
         self.snapshots.take_if_due()
+        self.live.publish_if_due()
         self.readiness.redis_problem = self._redis_problem()
         limit = self.settings.stop_after_events
         if limit and total(self.model.position, self.settings.input_topic) >= limit:
@@ -269,6 +273,7 @@ class Service:
                 if final_snapshot:
                     self.snapshots.settle()
                 self.snapshots.wait()
+                self.live.wait()
                 if final_snapshot and self.model.checkpoint.unsaved and self.link.alive:
                     self._final_snapshot()
             self.sync.stop()

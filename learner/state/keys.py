@@ -45,6 +45,10 @@ class Keys:
         self.guard = self._key("guard")
         #: Stream of the audit log.
         self.audit = self._key("audit")
+        #: Hash of the learner's latest lightweight publication for serve replicas: meta, sig, blob.
+        self.live = self._key("live")
+        #: Pub/sub channel: a message whenever the head, a rollback or the live model changes.
+        self.announce = self._key("announce")
 
     def _key(self, suffix: str) -> str:
         return self.prefix + suffix

@@ -14,6 +14,7 @@ __all__ = [
     "RELEASE_LEASE",
     "RENEW_LEASE",
     "ROLLBACK",
+    "WRITE_LIVE",
     "WRITE_SNAPSHOT",
     "refusal_code",
 ]
@@ -106,6 +107,18 @@ if not holder and redis.call('GET', KEYS[2]) == ARGV[2] then
   return 1
 end
 return 0
+"""
+
+# KEYS[1] lease hash, KEYS[2] live hash; ARGV[1] the writer's lease epoch, ARGV[2] meta JSON,
+# ARGV[3] signature, ARGV[4] blob. Reply: 1, or an error reply FENCED (a paused or replaced learner
+# must not hand replicas a model from a lineage that is no longer the writer's).
+WRITE_LIVE = """
+local epoch = redis.call('HGET', KEYS[1], 'epoch')
+if epoch ~= ARGV[1] then
+  return redis.error_reply('FENCED lease epoch is ' .. tostring(epoch) .. ', this writer has ' .. ARGV[1])
+end
+redis.call('HSET', KEYS[2], 'meta', ARGV[2], 'sig', ARGV[3], 'blob', ARGV[4])
+return 1
 """
 
 # KEYS[1] lease hash; ARGV[1] holder token. Reply: 1 when released, 0 when it was not ours.

@@ -44,6 +44,7 @@ from learner.errors import (
     WriteRefused,
 )
 from learner.state import scripts
+from learner.state.announce import Announcements, announce
 from learner.state.audit import AuditLog
 from learner.state.failures import translated
 from learner.state.keys import Keys
@@ -141,6 +142,10 @@ class SnapshotStore:
                                                                       **pool.connection_kwargs))
         return SnapshotStore(client, self.name, self.signer, self._reconnect)
 
+    def announcements(self) -> Announcements:
+        """A subscription to this model's announcements (new head, rollback, live model)."""
+        return Announcements(self.redis, self.keys)
+
     @translated
     def ping(self) -> None:
         self.redis.ping()
@@ -163,6 +168,11 @@ class SnapshotStore:
     def versions(self) -> list[int]:
         """Stored versions, oldest first."""
         return [int(v) for v in self.redis.zrange(self.keys.versions, 0, -1)]  # type: ignore[arg-type]
+
+    @translated
+    def count_newer(self, version: int) -> int:
+        """How many stored versions are newer than ``version`` (how far a replica is behind)."""
+        return int(self.redis.zcount(self.keys.versions, f"({version}", "+inf"))
 
     @translated
     def next_version(self) -> int:
@@ -206,6 +216,7 @@ class SnapshotStore:
                 if scripts.refusal_code(error) == "HEAD_MOVED":
                     continue  # a snapshot landed meanwhile: compute the position again
                 raise SnapshotMissing(f"{self.name!r} has no snapshot {version}") from None
+            announce(self.redis, self.keys, "rollback")
             return int(previous) if previous else None
         raise StateError(f"the head of {self.name!r} keeps moving; try the rollback again")
 
@@ -279,6 +290,7 @@ class SnapshotStore:
             if refusal is None:
                 raise
             raise refusal(f"snapshot {meta.version} of {self.name!r} refused: {error}") from None
+        announce(self.redis, self.keys, "head")
 
     @translated
     def delete(self, version: int) -> bool:

@@ -1,0 +1,114 @@
+"""The learner's side of the live model (:mod:`learner.state.live`): fresh models for serve replicas.
+
+Every ``--live-every-seconds`` (default 2 with ``--role learn``), at a batch boundary, the model
+process forks; the child pickles the model and writes it, signed and fenced by the lease epoch, to
+the live hash, then announces it. The stream's pause is the fork, as for a snapshot. Nothing is
+published while a snapshot is in flight (the snapshot is about to move the head, and replicas
+follow the head too), while Redis is away, or when nothing was learned since the last one.
+A failed publication is logged once (until one succeeds again) and tried at the next interval.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import time
+
+from learner.errors import Fenced, LearnerError, RedisUnavailable
+from learner.runtime.live_model import LiveModel
+from learner.runtime.monitor import Monitor
+from learner.runtime.process import die_with_parent
+from learner.runtime.snapshot_coordinator import SnapshotCoordinator
+from learner.runtime.state_sync import StateSync
+from learner.state.lease import Lease
+from learner.state.live import LiveStore
+from learner.state.snapshots import SnapshotStore
+
+__all__ = ["LivePublisher"]
+
+log = logging.getLogger(__name__)
+
+#: The child's exit codes, and what they mean.
+_OK, _FENCED, _UNAVAILABLE, _FAILED = 0, 3, 4, 5
+_MEANING = {_FENCED: "the lease changed hands", _UNAVAILABLE: "Redis does not answer",
+            _FAILED: "the model did not pickle or Redis refused"}
+
+
+class LivePublisher:
+    """Forks a child that publishes the live model, one at a time, when one is due."""
+
+    def __init__(self, model: LiveModel, store: SnapshotStore, lease: Lease, snapshots: SnapshotCoordinator,
+                 sync: StateSync, monitor: Monitor, every: float) -> None:
+        self.model, self.store, self.lease, self.snapshots = model, store, lease, snapshots
+        self.sync, self.monitor, self.every = sync, monitor, every
+        self.enabled = every > 0 and hasattr(os, "fork")
+        self.published_at = 0.0
+        self._last: tuple[int | None, int, int] | None = None  # (head, rollbacks, learned) of the last one
+        self._child: int | None = None
+        self._failing = False
+
+    def publish_if_due(self) -> None:
+        if not self.enabled:
+            return
+        self._collect()
+        now = time.monotonic()
+        if self._child is not None or now - self.published_at < self.every:
+            return
+        if self.snapshots.busy or not self.sync.up or not self.lease.held or self.lease.epoch is None:
+            return
+        step, model = self.model.step, self.model
+        current = (model.head, self.snapshots.rollbacks, step.learned)
+        if current == self._last:
+            return
+        self.published_at, self._last = now, current
+        pid = os.fork()
+        if pid == 0:  # the child: never returns
+            self._publish_in_child(current, self.lease.epoch)
+        self._child = pid
+
+    def _publish_in_child(self, current: tuple[int | None, int, int], epoch: int) -> None:
+        code = _FAILED
+        try:
+            die_with_parent()
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            head, rollbacks, learned = current
+            state = {"model": self.model.step.model, "learned": learned}
+            LiveStore(self.store.reconnected()).publish(state, head, rollbacks, learned, epoch)
+            code = _OK
+        except Fenced:
+            code = _FENCED
+        except RedisUnavailable:
+            code = _UNAVAILABLE
+        except BaseException:  # whatever it is, the child reports it by its exit code
+            code = _FAILED
+        finally:
+            os._exit(code)
+
+    def _collect(self, block: bool = False) -> None:
+        if self._child is None:
+            return
+        pid, status = os.waitpid(self._child, 0 if block else os.WNOHANG)
+        if pid == 0:
+            return
+        self._child = None
+        code = os.waitstatus_to_exitcode(status)
+        if code == _OK:
+            self.monitor.live_published.labels(self.store.name).inc()
+            if self._failing:
+                log.info("live model published again")
+            self._failing = False
+            return
+        self._last = None  # try again at the next interval
+        if not self._failing:
+            log.warning("live model not published (%s): serve replicas keep the model they have; retrying",
+                        _MEANING.get(code, f"exit {code}"))
+        self._failing = True
+
+    def wait(self) -> None:
+        """At shutdown: let a publication in flight finish."""
+        try:
+            self._collect(block=True)
+        except (ChildProcessError, LearnerError):
+            self._child = None
