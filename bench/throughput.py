@@ -95,6 +95,8 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--metric", action="append", default=[], help="online metrics (default: the service's)")
     parser.add_argument("--batch-size", type=int, default=Settings.model_fields["batch_size"].default)
+    parser.add_argument("--role", choices=("all", "learn"), default="all",
+                        help="learn: the learner beside serve replicas (publishes no predictions)")
     args = parser.parse_args()
 
     values = make_events(args.events)
@@ -108,7 +110,7 @@ def main() -> None:
             settings = Settings(bootstrap_servers=broker.bootstrap_servers, redis_url=redis_server.url,
                                 name=f"bench{run}", model="logreg", input_topic=topic, output_topic=f"{topic}.out",
                                 signing_key="bench", snapshot_every_events=100_000, snapshot_every_seconds=0,
-                                batch_size=args.batch_size, metric=tuple(args.metric))
+                                batch_size=args.batch_size, metric=tuple(args.metric), role=args.role)
             measured = run_service(settings, args.events, broker.process.pid)
             service_seconds, cpu = float(measured["seconds"]), measured["cpu"]  # type: ignore[arg-type]
             shares.append(float(measured["river_share"]))  # type: ignore[arg-type]
@@ -127,7 +129,8 @@ def main() -> None:
     service_rate = statistics.median(args.events / s for _, s in rows)
     added_us = statistics.median((s - b) / args.events * 1e6 for b, s in rows)
     print(f"\nmachine: {platform.machine()}, {platform.python_implementation()} {platform.python_version()}")
-    print(f"events: {args.events}, partitions: {args.partitions}, model: StandardScaler | LogisticRegression, 10 features")
+    print(f"events: {args.events}, partitions: {args.partitions}, model: StandardScaler | LogisticRegression, "
+          f"10 features, --role {args.role}")
     print(f"bare River loop : {bare_rate:,.0f} events/s ({1e6 / bare_rate:.2f} us/event)")
     print(f"service         : {service_rate:,.0f} events/s ({1e6 / service_rate:.2f} us/event)")
     print(f"ratio (median)  : {statistics.median(ratios):.3f}  (runs: {', '.join(f'{r:.3f}' for r in ratios)})")

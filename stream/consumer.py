@@ -141,6 +141,15 @@ class BatchConsumer:
             return None
         return (int(low), int(high)) if high >= 0 else None
 
+    def end_offset(self, topic: str, partition: int, timeout: float = 5.0) -> int:
+        """The partition's end offset, asked of the broker (no assignment needed)."""
+        try:
+            _, high = self._consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=timeout,
+                                                           cached=False)
+        except KafkaException as error:
+            raise StreamError(f"cannot read the end of {topic}[{partition}]: {error.args[0].str()}") from None
+        return int(high)
+
     def pause(self, partitions: list[tuple[str, int]]) -> None:
         self._consumer.pause([TopicPartition(t, p) for t, p in partitions])
 

@@ -249,3 +249,26 @@ def test_docker_compose_config() -> None:
     result = subprocess.run([*cli, "-f", str(COMPOSE), "config", "-q"], cwd=ROOT, capture_output=True, text=True,
                             timeout=120)
     assert result.returncode == 0, result.stderr
+
+
+def test_one_learner_and_two_serve_replicas(services: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The learner learns only; two replicas share its input and publish the predictions (SPEC R-SCALE)."""
+    learner = environment(services["learner"])
+    assert learner["LEARNER_ROLE"] == "learn"
+    ports = set()
+    for name in ("replica-1", "replica-2"):
+        replica = environment(services[name])
+        assert replica["LEARNER_ROLE"] == "serve"
+        for key in ("LEARNER_NAME", "LEARNER_INPUT_TOPIC", "LEARNER_OUTPUT_TOPIC", "LEARNER_REDIS_URL"):
+            assert replica[key] == learner[key], key
+        for key in list(os.environ):
+            if key.startswith("LEARNER_"):
+                monkeypatch.delenv(key)
+        for key, value in replica.items():
+            monkeypatch.setenv(key, interpolate(value, {}))
+        settings = Settings()
+        assert settings.role == "serve" and settings.consumer_group == "learner.demo.serve"
+        assert depends_on(services[name]) == depends_on(services["learner"])
+        assert services[name]["healthcheck"] and services[name]["restart"] == "unless-stopped"
+        ports.update(str(p).split(":")[0] for p in services[name]["ports"])
+    assert len(ports) == 2 and "8000" not in ports

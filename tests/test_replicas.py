@@ -129,6 +129,16 @@ def test_three_replicas_share_six_partitions_and_follow_the_learner(broker: Brok
         for s in replicas.statuses():
             assert s["role"] == "serve" and s["predicted"] > 0 and s["reload_failures"] == 0
 
+        # learner status lists them, each with the version it serves
+        def listed() -> list[dict]:
+            answer = _operator(admin_url, stack, "status", "--json", "--bootstrap-servers", stack.bootstrap)
+            return orjson.loads(answer.stdout)["replicas"] or []
+
+        wait_for(lambda: len(listed()) == 3 and all(r["model_version"] is not None for r in listed()), 30,
+                 "three replicas in learner status")
+        text = _operator(admin_url, stack, "status", "--bootstrap-servers", stack.bootstrap).stdout
+        assert "serve replicas: 3" in text and "partitions" in text, text
+
         # a new snapshot: every replica serves it (or the live model after it) within 2 s
         stack.wait_learned(3100, timeout=60)
         head = store.head()
@@ -212,3 +222,30 @@ def test_a_replica_waits_for_a_first_model(stack: Stack) -> None:
         urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=5)
     assert answer.value.code == 503 and b"waiting for a first model" in answer.value.read()
     assert stack.stop(replica) == 0
+
+
+def test_the_live_model_is_signed_fenced_and_never_a_version(stack: Stack) -> None:
+    from learner.core.models import build_model
+    from learner.errors import BadSignature, Fenced
+    from learner.state.lease import Lease
+    from learner.state.live import LiveStore
+
+    store = stack.store()
+    v1 = _snapshot(store, None, 0)
+    lease = Lease(store, 10)
+    assert lease.try_acquire() and lease.epoch is not None
+    live = LiveStore(store)
+    subscription = store.announcements()
+    subscription.wait(0.01)  # subscribed from now on
+    meta = live.publish({"model": build_model("logreg"), "learned": 7}, v1, 0, 7, lease.epoch)
+    assert subscription.wait(5.0)  # announced
+    assert live.meta() == meta and live.load(meta)["learned"] == 7
+    assert store.versions() == [v1] and store.head() == v1  # not a version, the head stays
+    with pytest.raises(Fenced):
+        live.publish({"model": build_model("logreg"), "learned": 8}, v1, 0, 8, lease.epoch + 1)
+    assert live.meta() == meta
+    store.redis.hset(store.keys.live, "sig", "forged")
+    with pytest.raises(BadSignature):
+        live.meta()
+    subscription.close()
+    lease.release()

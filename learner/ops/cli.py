@@ -151,9 +151,9 @@ def _add_operator_commands(commands: Any) -> None:
     resume.set_defaults(handler=lambda a: _operate().resume(_store(a)))
 
     status = commands.add_parser("status", help="head, last snapshot, events learned, metrics, running service")
-    add(status, *REDIS)
+    add(status, *REDIS, *KAFKA)
     status.add_argument("--json", action="store_true", default=_env_flag("json"), help="JSON for scripts [env LEARNER_JSON=1]")
-    status.set_defaults(handler=lambda a: _operate().status(_store(a), a.json))
+    status.set_defaults(handler=lambda a: _operate().status(_store(a), a.json, settings_from(a)))
 
 
 def _env_flag(option: str) -> bool:

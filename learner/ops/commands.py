@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 
 from learner.errors import LearnerError, SnapshotMissing, StateError
+from learner.settings import Settings
 from learner.state.control import ControlPlane
 from learner.state.lease import holder as lease_holder
 from learner.state.snapshots import SnapshotMeta, SnapshotStore
@@ -127,7 +128,20 @@ def show_log(store: SnapshotStore, as_json: bool, count: int = 100) -> int:
     return 0
 
 
-def status(store: SnapshotStore, as_json: bool) -> int:
+def _replicas(settings: Settings | None) -> tuple[list[dict[str, Any]] | None, str | None]:
+    """The serve replicas heard from lately, or why they could not be listed; (None, None) unless
+    the command was pointed at a Kafka (--bootstrap-servers, the Kafka properties, or their variables)."""
+    if settings is None or not {"bootstrap_servers", "kafka_config", "kafka_config_file"} & settings.model_fields_set:
+        return None, None
+    from learner.runtime.replica_registry import heard
+
+    try:
+        return [asdict(beat) for beat in heard(settings, timeout=2.0)], None
+    except LearnerError as error:
+        return None, str(error)
+
+
+def status(store: SnapshotStore, as_json: bool, settings: Settings | None = None) -> int:
     head = store.head()
     meta = store.meta(head) if head is not None else None
     control = ControlPlane(store)
@@ -140,6 +154,7 @@ def status(store: SnapshotStore, as_json: bool) -> int:
         "lease": None if holder is None else holder.as_dict(),
         "guard_tripped": control.guard_stop(),
     }
+    record["replicas"], record["replicas_problem"] = _replicas(settings)
     if as_json:
         _print_json(record)
         return 0
@@ -167,4 +182,13 @@ def status(store: SnapshotStore, as_json: bool) -> int:
                                                       "rejected", "late")))
         for drift in service.get("drift", [])[-5:]:
             print(f"  drift at {_when(drift['at'])} after event {drift['event']:,}: {drift['detail']}")
+    if record["replicas_problem"]:
+        print(f"  serve replicas: unknown ({record['replicas_problem']})")
+    elif record["replicas"]:
+        print(f"  serve replicas: {len(record['replicas'])}")
+        for beat in record["replicas"]:
+            served = ("no model yet" if beat["model_version"] is None else
+                      f"version {beat['model_version']} ({beat['source']}, {beat['learned']:,} events learned)")
+            print(f"    {beat['replica']}: {served}, partitions {','.join(map(str, beat['partitions'])) or 'none'}, "
+                  f"{beat['predicted']:,} predicted")
     return 0

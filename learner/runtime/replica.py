@@ -35,6 +35,7 @@ from learner.runtime.http import serve
 from learner.runtime.monitor import Monitor
 from learner.runtime.prediction_sink import PredictionSink
 from learner.runtime.process import tune_for_streaming
+from learner.runtime.replica_registry import HEARTBEAT_EVERY, Heartbeat, registry_topic
 from learner.settings import Settings
 from stream import DeadLetters, InvalidEvent, decode_event
 from stream.errors import StreamError
@@ -68,6 +69,7 @@ class Replica:
         self.positions: dict[tuple[str, int], int] = {}
         self.committed_at = 0.0
         self.broker_ok, self.pinged = True, 0.0
+        self.registry, self.beat_at = registry_topic(settings), 0.0
         # Kafka clients connect lazily: built now, so /status and /readyz can look at them from the start.
         self.producer = connections.producer()
         self.dead_letters = DeadLetters(self.producer, settings.dead_letter_topic)
@@ -78,7 +80,8 @@ class Replica:
         try:
             self.admin = connections.admin()
             partitions = connections.wait_for_kafka(self.admin, (settings.input_topic,))[settings.input_topic]
-            self.admin.ensure({settings.output_topic: partitions, settings.dead_letter_topic: partitions})
+            self.admin.ensure({settings.output_topic: partitions, settings.dead_letter_topic: partitions,
+                               self.registry: 1})
             self.producer.ping()
         except BaseException:
             if self.http is not None:
@@ -108,6 +111,7 @@ class Replica:
             "source": served.target.source if served else None,
             "learned": served.step.learned if served else None,
             "head": follower.head, "versions_behind": follower.behind, "reloads": self.swaps,
+            "last_reload_seconds": served.seconds if served else None,
             "reload_failures": follower.failures, "last_reload_failure": follower.last_failure,
             "partitions": sorted(p for _, p in self.consumer.assigned),
             "consumed": self.consumed, "predicted": self.predicted, "dead_lettered": self.dead_letters.count,
@@ -168,6 +172,9 @@ class Replica:
             self.committed_at = now
             self._commit(list(self.positions))
             self._observe(now)
+        if now - self.beat_at >= HEARTBEAT_EVERY:
+            self.beat_at = now
+            self._heartbeat()
 
     def _serve(self, messages: list[Message]) -> None:
         assert self.served is not None
@@ -207,6 +214,14 @@ class Replica:
         target = served.target
         log.info("serving %s %d of %r (%d events learned; loaded in %.0f ms)", target.source, target.version,
                  self.settings.name, served.step.learned, served.seconds * 1000)
+
+    def _heartbeat(self, stopped: bool = False) -> None:
+        """Tell ``learner status`` this replica is here, and what it serves."""
+        served = self.served
+        Heartbeat(self.who, self.settings.consumer_group, served.target.version if served else None,
+                  served.target.source if served else None, served.step.learned if served else None,
+                  sorted(p for _, p in self.consumer.assigned), self.predicted, time.time(),
+                  stopped).send(self.producer, self.registry)
 
     def _commit(self, partitions: list[tuple[str, int]], wait: bool = False) -> None:
         """Commit the offsets of ``partitions`` once the broker has every prediction before them."""
@@ -249,6 +264,7 @@ class Replica:
 
     def _shutdown(self) -> None:
         self.stopping = True
+        self._heartbeat(stopped=True)
         try:
             self._commit(list(self.positions), wait=True)
         except LearnerError as error:

@@ -1,0 +1,88 @@
+"""Who serves: serve replicas announce themselves on a Kafka topic, ``learner status`` lists them.
+
+A replica never writes to Redis, and a consumer group's members are not something every broker
+describes (the embedded Tansu does not), so each replica produces a small heartbeat every few
+seconds to ``learner.<name>.replicas`` (one partition, keyed by the replica), and a last one with
+``stopped`` when it leaves. ``learner status`` reads the topic's tail and shows the replicas heard
+from in the last :data:`FRESH` seconds, each with the version it serves. The topic is created by
+the first replica (a Kafka ACL must allow it, or an operator creates it: one partition; a short
+retention is enough).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+
+import orjson
+
+from learner.connections import Connections
+from learner.errors import LearnerError
+from learner.settings import Settings
+from stream import AsyncProducer
+from stream.errors import StreamError
+
+__all__ = ["FRESH", "HEARTBEAT_EVERY", "Heartbeat", "heard", "registry_topic"]
+
+#: Seconds between two heartbeats of a replica.
+HEARTBEAT_EVERY = 2.0
+#: A replica not heard from for this long is not listed.
+FRESH = 15.0
+#: Messages read from the end of the topic: many heartbeats of each replica.
+TAIL = 2000
+
+
+def registry_topic(settings: Settings) -> str:
+    return f"learner.{settings.name}.replicas"
+
+
+@dataclass(frozen=True)
+class Heartbeat:
+    """One replica, as it last said: the version it serves and its share of the input."""
+
+    replica: str
+    group: str
+    model_version: int | None
+    source: str | None
+    learned: int | None
+    partitions: list[int]
+    predicted: int
+    at: float
+    stopped: bool = False
+
+    def send(self, producer: AsyncProducer, topic: str) -> None:
+        producer.produce(topic, orjson.dumps(asdict(self)), self.replica.encode())
+
+
+def heard(settings: Settings, timeout: float = 3.0) -> list[Heartbeat]:
+    """The replicas heard from in the last :data:`FRESH` seconds, newest word of each (none if no topic)."""
+    connections = Connections(settings)
+    topic = registry_topic(settings)
+    try:
+        counts = connections.admin().topic_partitions(timeout)
+    except StreamError as error:
+        raise LearnerError(f"cannot list the serve replicas: {error}") from None
+    if topic not in counts:
+        return []
+    ends: dict[int, int] = {}
+    consumer = connections.consumer([topic], group=f"learner.{settings.name}.status",
+                                    on_assign=lambda tps: {tp: max(0, ends.get(tp[1], 0) - TAIL) for tp in tps})
+    latest: dict[str, Heartbeat] = {}
+    try:
+        ends.update({p: consumer.end_offset(topic, p, timeout) for p in range(counts[topic])})
+        consumer.start(join_group=False, metadata_timeout=timeout)
+        deadline = time.monotonic() + timeout
+        remaining = {p for p, end in ends.items() if end > 0}
+        while remaining and time.monotonic() < deadline:
+            for message in consumer.consume(1000, 0.2):
+                try:
+                    beat = Heartbeat(**orjson.loads(message.value() or b"{}"))
+                except (orjson.JSONDecodeError, TypeError):  # not a heartbeat: someone else's message
+                    continue
+                latest[beat.replica] = beat
+                if int(message.offset() or 0) + 1 >= ends[int(message.partition() or 0)]:
+                    remaining.discard(int(message.partition() or 0))
+    finally:
+        consumer.close()
+    now = time.time()
+    return sorted((b for b in latest.values() if not b.stopped and now - b.at <= FRESH), key=lambda b: b.replica)
