@@ -249,3 +249,25 @@ def test_the_live_model_is_signed_fenced_and_never_a_version(stack: Stack) -> No
         live.meta()
     subscription.close()
     lease.release()
+
+
+def test_without_announcements_a_replica_follows_by_polling(broker: Broker) -> None:
+    """A Redis user that may not subscribe (or lost announcements): the replica still follows, by polling."""
+    no_subscribe = READ_ONLY_ACL.replace(" +subscribe +unsubscribe", "")
+    with RedisServer(args=["--requirepass", "admin-password"]) as server:
+        redis.Redis(port=server.port, password="admin-password").execute_command("ACL", "SETUSER", "replica",
+                                                                                 *no_subscribe.split())
+        stack = make_stack(broker, server)
+        stack.store_options = {"password": "admin-password"}
+        stack.service_redis = ["--redis-url", f"redis://replica:replica-password@127.0.0.1:{server.port}/0"]
+        try:
+            store = stack.store()
+            v1 = _snapshot(store, None, 0)
+            port = free_port()
+            replica = stack.start("--role", "serve", "--metrics-port", str(port), "--follow-poll", "0.5")
+            wait_for(lambda: (_status_or_none(port) or {}).get("model_version") == v1, 60, "the first version")
+            v2 = _snapshot(store, v1, 0)
+            wait_for(lambda: status(port)["model_version"] == v2, 2.0, "the next version, by polling")
+            assert stack.stop(replica) == 0
+        finally:
+            stack.cleanup()
