@@ -154,19 +154,23 @@ def test_startup_order(services: dict[str, Any]) -> None:
     assert depends_on(services["producer"]) == {"kafka-init": "service_completed_successfully"}
 
 
+def settings_of(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Settings:
+    """Settings built from exactly this environment, as `learner run` would build them (the values parse)."""
+    for key in list(os.environ):
+        if key.startswith("LEARNER_"):
+            monkeypatch.delenv(key)
+    for key, value in env.items():
+        monkeypatch.setenv(key, interpolate(value, {}))
+    return Settings()
+
+
 def test_learner_environment_matches_settings(services: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
     env = environment(services["learner"])
     fields = {key.removeprefix("LEARNER_").lower() for key in env if key.startswith("LEARNER_")}
     assert fields <= set(Settings.model_fields), f"not settings: {sorted(fields - set(Settings.model_fields))}"
     assert set(REQUIRED_SETTINGS) <= fields
 
-    # The values parse: build Settings from exactly this environment, as `learner run` would.
-    for key in list(os.environ):
-        if key.startswith("LEARNER_"):
-            monkeypatch.delenv(key)
-    for key, value in env.items():
-        monkeypatch.setenv(key, interpolate(value, {}))
-    settings = Settings()
+    settings = settings_of(env, monkeypatch)
     assert settings.bootstrap_servers == "kafka:9092"
     assert settings.redis_url == "redis://redis:6379/0"
     assert settings.key_bytes()  # `learner run` refuses to start unsigned without --insecure-no-signing
@@ -261,12 +265,7 @@ def test_one_learner_and_two_serve_replicas(services: dict[str, Any], monkeypatc
         assert replica["LEARNER_ROLE"] == "serve"
         for key in ("LEARNER_NAME", "LEARNER_INPUT_TOPIC", "LEARNER_OUTPUT_TOPIC", "LEARNER_REDIS_URL"):
             assert replica[key] == learner[key], key
-        for key in list(os.environ):
-            if key.startswith("LEARNER_"):
-                monkeypatch.delenv(key)
-        for key, value in replica.items():
-            monkeypatch.setenv(key, interpolate(value, {}))
-        settings = Settings()
+        settings = settings_of(replica, monkeypatch)
         assert settings.role == "serve" and settings.consumer_group == "learner.demo.serve"
         assert depends_on(services[name]) == depends_on(services["learner"])
         assert services[name]["healthcheck"] and services[name]["restart"] == "unless-stopped"
