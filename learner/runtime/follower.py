@@ -109,7 +109,13 @@ class Follower:
         return served
 
     def look(self) -> None:
-        """One look at what the learner published; load it if it is new (also called at start-up)."""
+        """One look at what the learner published; load it if it is new (on the follower's thread)."""
+        try:
+            self._look()
+        finally:
+            self.looked.set()
+
+    def _look(self) -> None:
         try:
             target = self._target()
             self.redis_problem = None
@@ -121,8 +127,6 @@ class Follower:
         except StateError as error:  # the live model's metadata is unreadable or badly signed
             self._failed_to_load(("meta", str(error)), error)
             return
-        finally:
-            self.looked.set()
         pending = self._ready.target if self._ready is not None else self._served
         if target is None or (pending is not None and target.identity == pending.identity):
             return
@@ -183,6 +187,5 @@ class Follower:
 
     def _run(self) -> None:
         while not self._stop.is_set():
+            self.look()
             self.announcements.wait(self.poll)
-            if not self._stop.is_set():
-                self.look()

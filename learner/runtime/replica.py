@@ -147,7 +147,8 @@ class Replica:
         self.follower.start()
         announced = False
         while not self.stopping:
-            self.follower.look()
+            self.follower.looked.wait(self.settings.follow_poll)
+            self.follower.looked.clear()
             if (served := self.follower.take()) is not None:
                 self._swap(served)
                 return
@@ -155,8 +156,6 @@ class Replica:
                 log.warning("no model of %r to serve yet: waiting for the learner's first snapshot or live model",
                             self.settings.name)
                 announced = True
-            self.follower.looked.clear()
-            self.follower.looked.wait(self.settings.follow_poll)
 
     def run_once(self) -> None:
         """Swap in a model the follower loaded, then one batch (waiting up to 50 ms for the first event)."""
