@@ -271,3 +271,61 @@ def test_without_announcements_a_replica_follows_by_polling(broker: Broker) -> N
             assert stack.stop(replica) == 0
         finally:
             stack.cleanup()
+
+
+def test_a_replica_rides_out_a_redis_outage(broker: Broker) -> None:
+    """Predicting needs no Redis: a replica whose Redis is killed serves on, says so, and stops cleanly."""
+    with RedisServer() as server:
+        stack = make_stack(broker, server)
+        try:
+            v1 = _snapshot(stack.store(), None, 0)
+            port = free_port()
+            replica = stack.start("--role", "serve", "--metrics-port", str(port))
+            wait_for(lambda: (_status_or_none(port) or {}).get("model_version") == v1, 60, "the first version")
+            server.kill()
+            wait_for(lambda: not status(port)["redis"]["up"], 10, "the outage noticed")
+            values, keys = events(0, 200)
+            stack.produce(values, keys)
+            assert len({orjson.loads(m.value())["id"] for m in stack.read(stack.output, 200)}) == 200
+            assert replica.poll() is None and status(port)["model_version"] == v1
+            assert stack.stop(replica) == 0
+            assert stack.log().count("serving on with the model at hand") == 1  # said once, not per look
+        finally:
+            stack.cleanup()
+
+
+@pytest.mark.parametrize("spec", ["logreg", "regression", "anomaly", "forest"])
+def test_a_replica_predicts_what_the_model_it_serves_predicts(stack: Stack, spec: str) -> None:
+    """The predictions of a replica are those of the version it serves, in the format of --role all."""
+    from learner.core.models import build_model
+    from learner.core.step import LearningStep
+    from learner.runtime.snapshot_writer import SnapshotJob, SnapshotWriter
+
+    rows = [{"id": f"e{i}", "x": {"a": (i * 37 % 11) / 11, "b": (i * 13 % 7) / 7},
+             "y": (i % 3 == 0) if spec in ("logreg", "forest") else float(i % 5)} for i in range(400)]
+    model = build_model(spec)
+    step = LearningStep(model)
+    for row in rows[:300]:
+        step.process(row["x"], row["y"] if spec != "anomaly" else None)
+    store = stack.store()
+    fields = {"parent": None, "events_learned": step.learned, "offsets": {}, "model_spec": spec,
+              "model_params": {}, "metrics": {}}
+    outcome = SnapshotWriter(store, background=False).write_now(
+        SnapshotJob({"model": model, "learned": step.learned}, fields, {}, None, None, None, 10))
+    assert outcome.ok
+    expected = LearningStep(model, step.learned)
+    expected.learning = False
+    port = free_port()
+    replica = stack.start("--role", "serve", "--metrics-port", str(port))
+    wait_for(lambda: (_status_or_none(port) or {}).get("model_version") == outcome.version, 60, "the version")
+    stack.produce([orjson.dumps({**row, "y": None}) for row in rows[300:]])
+    got = {p["id"]: p for p in (orjson.loads(m.value()) for m in stack.read(stack.output, 100))}
+    for row in rows[300:]:
+        prediction, proba = expected.process(row["x"], None)
+        served = got[row["id"]]
+        assert served["model_version"] == outcome.version and served["learned"] == step.learned
+        assert served["prediction"] == pytest.approx(prediction) if isinstance(prediction, float) else \
+            served["prediction"] == prediction
+        if proba:
+            assert served["proba"] == pytest.approx({str(k).lower(): v for k, v in proba.items()})
+    assert stack.stop(replica) == 0
