@@ -257,3 +257,21 @@ def test_kill_minus_nine_with_two_topics_loses_and_doubles_nothing(broker: objec
         assert state["labels"].waiting == 0
     finally:
         stack.cleanup()
+
+
+def test_role_learn_with_delayed_labels_learns_the_same_and_publishes_nothing(labelled: Stack) -> None:
+    """--role learn: the same model and online metric as --role all (River with delay), no predictions."""
+    stack = labelled
+    data = list(datasets.Phishing())[:400]
+    delays = [30] * len(data)
+    produce_delayed(stack, data, delays, start=1_000_000)
+    service = stack.start("--role", "learn", "--model", "logreg", "--labels-topic", labels_topic(stack),
+                          "--metric", "Accuracy", "--snapshot-every-events", "0", "--snapshot-every-seconds", "0")
+    stack.wait_status(lambda s: s["events_learned"] >= len(data))
+    assert stack.stop(service) == 0
+    expected, reference, _ = river_with_delay("logreg", data, delays, metrics.Accuracy())
+    state = stack.store().load(stack.store().head()).state
+    assert state["scorecard"].evaluation.values()["Accuracy"]["all"] == expected
+    assert state["model"].predict_proba_one(data[0][0]) == reference.predict_proba_one(data[0][0])
+    assert stack.read_nowait(stack.output) == []
+    assert stack.store().redis.hget(stack.store().keys.live, "meta") is not None  # published for replicas
