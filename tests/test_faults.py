@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 
+import orjson
 import pytest
 
 from learner.local.servers import Broker, RedisServer
 from stream import Admin
 from tests.conftest import Stack, make_stack
-from tests.faults import TcpProxy, through_a_fault
+from tests.faults import FAULT_SECONDS, TcpProxy, through_a_fault
 from tests.test_monitor import get, scrape, wait_until
 
 pytestmark = pytest.mark.integration
@@ -151,3 +153,31 @@ def _line_with(lines: Iterator[str], text: str) -> str:
         if text in line:
             return line
     raise AssertionError(f"the service never said {text!r}")
+
+
+def test_serve_replicas_ride_out_a_broker_partition(broker_stack: tuple[Stack, Broker, TcpProxy]) -> None:
+    """Two replicas in their group, a steady producer, the broker cut off 15 s: nobody exits, every
+    event gets a prediction (some twice: the group rebalances when the broker is back)."""
+    from tests.test_crash import SteadyProducer, events
+    from tests.test_replicas import Replicas, _snapshot, wait_for
+
+    stack, _, proxy = broker_stack
+    v1 = _snapshot(stack.store(), None, 0)
+    replicas = Replicas(stack, [])
+    for _ in range(2):
+        replicas.start()
+    wait_for(lambda: replicas.balanced(3), 60, "two replicas sharing three partitions")
+    assert all(s["model_version"] == v1 for s in replicas.statuses())
+    feeder = SteadyProducer(stack, events(500 * 600, seed=12), per_second=500)
+    wait_for(lambda: sum(s["predicted"] for s in replicas.statuses()) >= 1000, 60, "predictions flowing")
+    proxy.partition()
+    time.sleep(FAULT_SECONDS)  # the fault's duration: the scenario, not a wait for a condition
+    proxy.heal()
+    sent = feeder.finish(at_least=feeder.sent + 1000)
+    ids = {e["id"] for e in sent}
+    outputs = stack.read(stack.output, len(ids), timeout=180,
+                         until=lambda ms: {orjson.loads(m.value())["id"] for m in ms} >= ids)
+    assert {orjson.loads(m.value())["id"] for m in outputs} >= ids
+    assert all(stack.processes[i].poll() is None for i in replicas.ports), stack.log()
+    for index in replicas.ports:
+        assert stack.stop(stack.processes[index], timeout=60) == 0, stack.log(index)
