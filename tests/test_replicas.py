@@ -216,8 +216,9 @@ def _status_or_none(port: int) -> dict | None:
 
 def test_a_replica_waits_for_a_first_model(stack: Stack) -> None:
     port = free_port()
-    replica = stack.start("--role", "serve", "--metrics-port", str(port))
+    replica = stack.start("--role", "serve", "--metrics-port", str(port), "--snapshot-every-events", "5")
     wait_for(lambda: _status_or_none(port) is not None, 60, "replica's HTTP")
+    assert "--snapshot-every-events apply to the learner and are ignored here" in stack.log()  # never silently
     with pytest.raises(urllib.error.HTTPError) as answer:
         urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=5)
     assert answer.value.code == 503 and b"waiting for a first model" in answer.value.read()

@@ -215,6 +215,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         return replica.run()
     from learner.runtime.service import Service
 
+    if "follow_poll" in settings.model_fields_set:
+        log.warning("--follow-poll is a serve replica's setting: --role %s ignores it", settings.role)
     try:
         service = Service(settings)  # may wait a long time, as a standby, for the lease
     except _Terminated:

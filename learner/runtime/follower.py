@@ -76,8 +76,8 @@ def choose(head: int | None, rollbacks: int, live: LiveMeta | None, head_parent:
 class Follower:
     """Loads every new model the learner publishes, from a daemon thread."""
 
-    def __init__(self, store: SnapshotStore, poll: float) -> None:
-        self.store, self.live, self.poll = store, LiveStore(store), poll
+    def __init__(self, store: SnapshotStore, poll: float, force: bool = False) -> None:
+        self.store, self.live, self.poll, self.force = store, LiveStore(store), poll, force
         self.announcements = store.announcements()
         self.head: int | None = None  # the head as last seen
         self.behind = 0  # versions in the history newer than the one served
@@ -167,9 +167,9 @@ class Follower:
             meta = self.live.meta()
             if meta is None or (meta.checksum, meta.created) != target.identity[1:]:
                 raise SnapshotMissing("the live model changed while it was read; looking again")
-            state = self.live.load(meta)
+            state = self.live.load(meta, self.force)
         else:
-            state = self.store.load(target.version).state
+            state = self.store.load(target.version, self.force).state
         try:
             step = LearningStep(state["model"], int(state["learned"]))
         except (KeyError, TypeError, ValueError) as error:

@@ -92,9 +92,9 @@ class LiveStore:
             raise CorruptSnapshot(f"the live model of {self.store.name!r} has unreadable metadata: {error}") from None
 
     @translated
-    def load(self, meta: LiveMeta) -> dict[str, Any]:
-        """The state ``meta`` describes, verified (checksum, river version) then unpickled."""
-        if meta.river_version != RIVER_VERSION:
+    def load(self, meta: LiveMeta, force: bool = False) -> dict[str, Any]:
+        """The state ``meta`` describes, verified (checksum, river version unless ``force``) then unpickled."""
+        if meta.river_version != RIVER_VERSION and not force:
             raise OtherRiverVersion(f"the live model of {self.store.name!r} was written by river "
                                     f"{meta.river_version}, this is river {RIVER_VERSION}")
         blob = as_bytes(self.store.redis.hget(self.keys.live, "blob"))
