@@ -120,7 +120,7 @@ class Replica:
             "head": follower.head, "versions_behind": follower.behind, "reloads": self.swaps,
             "last_reload_seconds": served.seconds if served else None,
             "reload_failures": follower.failures, "last_reload_failure": follower.last_failure,
-            "partitions": sorted(p for _, p in self.consumer.assigned),
+            "partitions": sorted(p for _, p in list(self.consumer.assigned)),  # copied at once: the HTTP thread reads it
             "consumed": self.consumed, "predicted": self.predicted, "dead_lettered": self.dead_letters.count,
             "redis": {"up": follower.redis_problem is None, "problem": follower.redis_problem},
         }
