@@ -95,7 +95,7 @@ class Stack:
                 producer.produce(self.input, value, key, partition=partition)
         assert producer.flush(30) == 0
 
-    def read(self, topic: str, count: int, timeout: float = 60.0,
+    def read(self, topic: str, count: int, timeout: float = 180.0,
              until: Callable[[list[Message]], bool] | None = None) -> list[Message]:
         """Read from the start of every partition of ``topic`` until ``count`` messages (and ``until``)."""
         consumer = Consumer(self.client(**{"group.id": f"reader-{self.name}", "enable.auto.commit": False}))
@@ -142,11 +142,11 @@ class Stack:
         self.processes.append(process)
         return process
 
-    def stop(self, process: subprocess.Popen[bytes], timeout: float = 30.0) -> int:
+    def stop(self, process: subprocess.Popen[bytes], timeout: float = 60.0) -> int:
         process.send_signal(signal.SIGTERM)
         return process.wait(timeout)
 
-    def wait_learned(self, offset_total: int, timeout: float = 60.0) -> None:
+    def wait_learned(self, offset_total: int, timeout: float = 180.0) -> None:
         """Wait until the head snapshot's offsets add up to ``offset_total``."""
         store = self.store()
         deadline = time.monotonic() + timeout
@@ -157,7 +157,7 @@ class Stack:
             time.sleep(0.1)
         raise AssertionError(f"no snapshot reached {offset_total} events within {timeout}s")
 
-    def wait_done(self, events: int, timeout: float = 120.0) -> None:
+    def wait_done(self, events: int, timeout: float = 240.0) -> None:
         """Wait until the running service has learned up to ``events`` input offsets in all.
 
         Its status says so, not a snapshot: periodic snapshots land on batch boundaries, rarely
@@ -165,7 +165,7 @@ class Stack:
         """
         self.wait_status(lambda status: status["events_done"] >= events, timeout)
 
-    def wait_status(self, check: Callable[[dict], bool], timeout: float = 30.0) -> dict:
+    def wait_status(self, check: Callable[[dict], bool], timeout: float = 120.0) -> dict:
         """The running service's published status, once ``check`` holds (read from Redis directly)."""
         control = ControlPlane(self.store())
         deadline = time.monotonic() + timeout
@@ -176,7 +176,7 @@ class Stack:
             time.sleep(0.05)
         raise AssertionError(f"status never matched; last: {control.service_status()}")
 
-    def wait_for_log(self, text: str, index: int = -1, timeout: float = 60.0) -> None:
+    def wait_for_log(self, text: str, index: int = -1, timeout: float = 180.0) -> None:
         """Wait until the log of a started service says ``text``."""
         deadline = time.monotonic() + timeout
         while text not in self.log(index):

@@ -65,7 +65,7 @@ def kill_repeatedly(stack: Stack, args: tuple[str, ...], kills: int, seed: int) 
     for _ in range(kills):
         service = stack.start(*args)
         store = stack.store()
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 180
         while (head := store.head()) is None or store.meta(head).events_learned <= learned[-1]:
             assert service.poll() is None, stack.log()
             assert time.monotonic() < deadline, "the service made no progress"
