@@ -10,11 +10,15 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 RUN useradd --create-home --uid 10001 --shell /usr/sbin/nologin learner
 
 WORKDIR /src
-COPY constraints.txt pyproject.toml README.md ./
+COPY requirements-image.lock pyproject.toml README.md ./
 COPY stream/ stream/
 COPY learner/ learner/
-# constraints.txt pins the versions the tests ran against; pyproject.toml keeps the ranges.
-RUN pip install --no-cache-dir -c constraints.txt . \
+# The runtime's share of the project's lock (README "Development"): the versions the tests ran
+# against, checked by hash, pip and setuptools included; then the project itself, without
+# dependencies and built with the lock's setuptools.
+RUN pip install --no-cache-dir --require-hashes --no-deps -r requirements-image.lock \
+    && pip install --no-cache-dir --no-deps --no-build-isolation . \
+    && pip check \
     && rm -rf /src/build
 
 USER learner

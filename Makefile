@@ -1,16 +1,25 @@
-# One entry point for a fresh machine: every target creates the environment it needs.
+# One entry point for a fresh machine: every target creates the environment it needs, from the lock.
 PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+LOCK := requirements.lock
+IMAGE_LOCK := requirements-image.lock
+# The lock: every extra and the install tools, hashed, for every platform, Python 3.11. The image's lock
+# is the runtime's share of it, at the same versions and hashes (README "Development").
+COMPILE := $(BIN)/uv pip compile --quiet --generate-hashes --universal --python-version 3.11 --custom-compile-command "make lock"
 
-.PHONY: demo test bench clean
+.PHONY: demo test bench lock upgrade clean
 
-$(STAMP): pyproject.toml
+# The environment is made anew whenever the lock changes: exactly the lock's versions, checked by hash,
+# then the project itself without dependencies (and with the lock's setuptools, not a build-time one).
+$(STAMP): $(LOCK) pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "needs $(PYTHON) on PATH (or: make PYTHON=python3 ...)"; exit 1; }
+	rm -rf $(VENV)
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[local,test,bench]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --require-hashes --no-deps -r $(LOCK)
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	$(BIN)/python -m pip check
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -23,6 +32,18 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/throughput.py
+
+# After editing pyproject.toml's ranges: resolve again, keeping every version the ranges still allow.
+lock: $(STAMP)
+	$(COMPILE) pyproject.toml requirements.in --all-extras -o $(LOCK)
+	$(COMPILE) pyproject.toml requirements.in -c $(LOCK) -o $(IMAGE_LOCK)
+
+# The deliberate upgrade: the newest versions the ranges allow, then the whole suite against them in an
+# environment made anew. Commit requirements*.lock when it is green.
+upgrade: $(STAMP)
+	$(COMPILE) pyproject.toml requirements.in --all-extras --upgrade -o $(LOCK)
+	$(COMPILE) pyproject.toml requirements.in -c $(LOCK) -o $(IMAGE_LOCK)
+	$(MAKE) test
 
 clean:
 	rm -rf $(VENV) build *.egg-info

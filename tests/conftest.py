@@ -23,9 +23,14 @@ from learner.state.control import ControlPlane
 from learner.state.signing import Signer
 from learner.state.snapshots import SnapshotStore
 from stream import Admin
+from tests import system_tools
 
 SIGNING_KEY = "test-signing-key"
 _names = itertools.count()
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    system_tools.check(item, system_tools.in_ci())
 
 
 @pytest.fixture(scope="session")

@@ -15,10 +15,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
 import redis
 
 from learner.local.servers import RedisServer, _Server, free_port, redis_server_binary
+from tests.system_tools import STUNNEL, SYSTEM_REDIS, needs
 
 __all__ = [
     "Certificates",
@@ -30,15 +30,8 @@ __all__ = [
     "needs_system_redis",
 ]
 
-
-def _system_redis() -> bool:
-    return shutil.which("redis-server") is not None and redis_server_binary() == shutil.which("redis-server")
-
-
-needs_system_redis = pytest.mark.skipif(not _system_redis(), reason="needs Debian's redis-server (TLS, Sentinel, "
-                                        "Cluster); .ci/run installs it")
-needs_stunnel = pytest.mark.skipif(shutil.which("stunnel4") is None and shutil.which("stunnel") is None,
-                                   reason="needs Debian's stunnel4 (a TLS terminator); .ci/run installs it")
+needs_system_redis = needs(SYSTEM_REDIS)
+needs_stunnel = needs(STUNNEL)
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ import yaml
 
 from learner.ops.cli import build_parser
 from learner.settings import Settings
+from tests import system_tools
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE = ROOT / "docker-compose.yml"
@@ -229,7 +230,7 @@ def test_dockerfile() -> None:
     assert users and users[-1] not in ("root", "0"), "the image must run as a non-root user"
     assert 'ENTRYPOINT ["learner"]' in lines
     assert "EXPOSE 8000" in lines
-    # Every file it copies exists (constraints.txt pins the installed versions).
+    # Every file it copies exists (requirements-image.lock pins the installed versions).
     for line in lines:
         if line.upper().startswith("COPY ") and "--from" not in line:
             for source in line.split()[1:-1]:
@@ -246,10 +247,10 @@ def _compose_cli() -> list[str] | None:
     return None
 
 
+@system_tools.needs(system_tools.COMPOSE)
 def test_docker_compose_config() -> None:
     cli = _compose_cli()
-    if cli is None:
-        pytest.skip("neither `docker compose` nor `docker-compose` is installed")
+    assert cli is not None
     result = subprocess.run([*cli, "-f", str(COMPOSE), "config", "-q"], cwd=ROOT, capture_output=True, text=True,
                             timeout=120)
     assert result.returncode == 0, result.stderr
