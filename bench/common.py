@@ -14,7 +14,7 @@ from confluent_kafka import Producer
 
 from learner.core.models import build_model
 from learner.local.servers import Broker, RedisServer
-from learner.runtime.process import tune_for_streaming
+from learner.runtime.shared.process import tune_for_streaming
 from stream import Admin
 
 FEATURES = 10

@@ -36,7 +36,7 @@ from learner.core.evaluation import metrics_for
 from learner.core.models import build_model, kind_of
 from learner.core.scorecard import Scorecard
 from learner.local.servers import Broker, RedisServer, free_port
-from learner.runtime.snapshot_writer import SnapshotJob, SnapshotWriter
+from learner.runtime.model.snapshot_writer import SnapshotJob, SnapshotWriter
 from learner.state.signing import Signer
 from learner.state.snapshots import SnapshotStore
 from stream import Admin

@@ -25,7 +25,7 @@ from river import datasets, forest, tree
 
 from learner.core.models import build_model
 from learner.local.servers import RedisServer
-from learner.runtime.snapshot_writer import SnapshotJob, SnapshotWriter
+from learner.runtime.model.snapshot_writer import SnapshotJob, SnapshotWriter
 from learner.state.signing import Signer
 from learner.state.snapshots import SnapshotStore
 

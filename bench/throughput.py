@@ -26,7 +26,7 @@ import psutil
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import bare_river_loop, embedded_stack, fill_topic, make_events, peak_rss_mb
-from learner.runtime.service import Service
+from learner.runtime.model.service import Service
 from learner.settings import Settings
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 from typing import Any
 
-from learner.runtime.rollback import RollbackAdopter
+from learner.runtime.model.rollback import RollbackAdopter
 from learner.state.control import ControlView
 
 

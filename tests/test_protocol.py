@@ -18,11 +18,11 @@ from learner.core.models import build_model, kind_of
 from learner.core.scorecard import Scorecard
 from learner.core.step import LearningStep
 from learner.errors import GatewayFailed, ProtocolError
-from learner.runtime import protocol as p
-from learner.runtime.gateway_link import GatewayLink
-from learner.runtime.live_model import LiveModel
-from learner.runtime.pipes import Duplex, duplex_pipes
-from learner.runtime.restore import Restored
+from learner.runtime.gateway import protocol as p
+from learner.runtime.gateway.link import GatewayLink
+from learner.runtime.model.live_model import LiveModel
+from learner.runtime.model.restore import Restored
+from learner.runtime.shared.pipes import Duplex, duplex_pipes
 from learner.settings import Settings
 
 SCORECARD = Scorecard.new("binary", ("Accuracy",), drift_window=0)

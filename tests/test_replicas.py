@@ -300,7 +300,7 @@ def test_a_replica_predicts_what_the_model_it_serves_predicts(stack: Stack, spec
     """The predictions of a replica are those of the version it serves, in the format of --role all."""
     from learner.core.models import build_model
     from learner.core.step import LearningStep
-    from learner.runtime.snapshot_writer import SnapshotJob, SnapshotWriter
+    from learner.runtime.model.snapshot_writer import SnapshotJob, SnapshotWriter
 
     rows = [{"id": f"e{i}", "x": {"a": (i * 37 % 11) / 11, "b": (i * 13 % 7) / 7},
              "y": (i % 3 == 0) if spec in ("logreg", "forest") else float(i % 5)} for i in range(400)]

@@ -123,7 +123,7 @@ def test_a_snapshot_of_the_previous_release_still_loads(stack: Stack) -> None:
     """Its classes lived elsewhere (learner.evaluation) and it kept no drift detectors."""
     from learner.core.evaluation import Evaluation
     from learner.core.models import build_model
-    from learner.runtime.restore import restore
+    from learner.runtime.model.restore import restore
     from learner.settings import Settings
 
     evaluation = Evaluation("binary", ("Accuracy",))

@@ -13,7 +13,7 @@ import river
 
 from learner.core.models import build_model
 from learner.errors import OtherRiverVersion, RolledBack
-from learner.runtime.snapshot_writer import SnapshotJob, SnapshotRest, SnapshotWriter
+from learner.runtime.model.snapshot_writer import SnapshotJob, SnapshotRest, SnapshotWriter
 from learner.state.snapshots import SnapshotMeta, SnapshotStore
 from tests.conftest import SIGNING_KEY, Stack, make_named_store, make_stack
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from learner.connections import Connections
 from learner.local.servers import Broker, RedisServer
 from learner.ops.feed import LabelDelay, Record, dataset_events, limited, records, with_delayed_labels
-from learner.runtime.service import Service
+from learner.runtime.model.service import Service
 from learner.settings import Settings
 from stream.errors import StreamError
 from stream.producer import AsyncProducer

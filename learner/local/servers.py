@@ -18,7 +18,7 @@ from types import TracebackType
 from typing import Self
 
 from learner.errors import LocalStackError
-from learner.runtime.process import die_with_parent
+from learner.runtime.shared.process import die_with_parent
 
 __all__ = ["Broker", "RedisServer", "free_port", "redis_server_binary"]
 

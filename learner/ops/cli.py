@@ -205,7 +205,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     hash_seed.pin(settings)  # may start this command again, in a process with the model's hash seed
     signal.signal(signal.SIGTERM, _terminated_while_starting)
     if settings.role == "serve":
-        from learner.runtime.replica import Replica
+        from learner.runtime.replica.loop import Replica
 
         try:
             replica = Replica(settings)  # waits for Kafka and Redis up to --startup-timeout
@@ -213,7 +213,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             log.info("stopped (SIGTERM) before serving began")
             return 0
         return replica.run()
-    from learner.runtime.service import Service
+    from learner.runtime.model.service import Service
 
     if "follow_poll" in settings.model_fields_set:
         log.warning("--follow-poll is a serve replica's setting: --role %s ignores it", settings.role)

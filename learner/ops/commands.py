@@ -133,7 +133,7 @@ def _replicas(settings: Settings | None) -> tuple[list[dict[str, Any]] | None, s
     the command was pointed at a Kafka (--bootstrap-servers, the Kafka properties, or their variables)."""
     if settings is None or not {"bootstrap_servers", "kafka_config", "kafka_config_file"} & settings.model_fields_set:
         return None, None
-    from learner.runtime.replica_registry import heard
+    from learner.runtime.replica.registry import heard
 
     try:
         return [asdict(beat) for beat in heard(settings, timeout=2.0)], None

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import orjson
 
 if TYPE_CHECKING:
-    from learner.runtime.service import Service
+    from learner.runtime.model.service import Service
 
 __all__ = ["JsonFormatter", "configure", "status_line"]
 

@@ -8,7 +8,7 @@ labelled with the head it descends from and the rollbacks it has seen. It is nev
 is not listed, kept, pinned or rolled back to, and a learner restarts from the head, never from it.
 
 A replica serves the live model only while it belongs to the current lineage (see
-:func:`learner.runtime.follower.choose`): after a rollback, the live model of the discarded
+:func:`learner.runtime.replica.follower.choose`): after a rollback, the live model of the discarded
 lineage is ignored until the learner publishes one that has seen the rollback.
 """
 

@@ -11,9 +11,9 @@ updates the metrics and re-arms the guard; a barrier's answer completes the snap
 guard trip rolls back. Between messages: collect a finished snapshot, look at what the control
 plane showed (rollbacks, requests), take a snapshot when one is due. The main loop never waits on
 Redis: the lease, the control plane and the side effects run on the Redis thread
-(:mod:`~learner.runtime.state_sync`), which rides out an outage. Each of those is a part of its own
-(:mod:`~learner.runtime.snapshot_coordinator`, :mod:`~learner.runtime.rollback`,
-:mod:`~learner.runtime.guard`, :mod:`~learner.runtime.control`, :mod:`~learner.runtime.readiness`).
+(:mod:`~learner.runtime.model.state_sync`), which rides out an outage. Each of those is a part of its own
+(:mod:`~learner.runtime.model.snapshot_coordinator`, :mod:`~learner.runtime.model.rollback`,
+:mod:`~learner.runtime.model.guard`, :mod:`~learner.runtime.model.control`, :mod:`~learner.runtime.shared.readiness`).
 """
 
 from __future__ import annotations
@@ -29,21 +29,21 @@ from learner.connections import Connections
 from learner.core.drift import Detection
 from learner.core.positions import total
 from learner.errors import GatewayFailed, ProtocolError, RedisUnavailable, StateError
-from learner.runtime import protocol as p
-from learner.runtime.control import ControlLoop
-from learner.runtime.gateway import gateway_main
-from learner.runtime.gateway_link import GatewayLink
-from learner.runtime.guard import GuardKeeper
-from learner.runtime.http import serve
-from learner.runtime.live_model import LiveModel
-from learner.runtime.live_publisher import LivePublisher
-from learner.runtime.monitor import Monitor
-from learner.runtime.process import tune_for_streaming
-from learner.runtime.readiness import Readiness
-from learner.runtime.restore import restore
-from learner.runtime.rollback import RollbackAdopter
-from learner.runtime.snapshot_coordinator import SnapshotCoordinator
-from learner.runtime.state_sync import StateSync
+from learner.runtime.gateway import protocol as p
+from learner.runtime.gateway.link import GatewayLink
+from learner.runtime.gateway.loop import gateway_main
+from learner.runtime.model.control import ControlLoop
+from learner.runtime.model.guard import GuardKeeper
+from learner.runtime.model.live_model import LiveModel
+from learner.runtime.model.live_publisher import LivePublisher
+from learner.runtime.model.restore import restore
+from learner.runtime.model.rollback import RollbackAdopter
+from learner.runtime.model.snapshot_coordinator import SnapshotCoordinator
+from learner.runtime.model.state_sync import StateSync
+from learner.runtime.shared.http import serve
+from learner.runtime.shared.monitor import Monitor
+from learner.runtime.shared.process import tune_for_streaming
+from learner.runtime.shared.readiness import Readiness
 from learner.settings import Settings
 from learner.state.control import ControlPlane
 from learner.state.lease import Lease

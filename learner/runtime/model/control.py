@@ -1,6 +1,6 @@
 """The model process's side of the control plane: four times a second, hand each part its news.
 
-The Redis thread (:mod:`learner.runtime.state_sync`) publishes the status this loop gives it and
+The Redis thread (:mod:`learner.runtime.model.state_sync`) publishes the status this loop gives it and
 brings back what operators changed; here, at a batch boundary, snapshot requests go to the
 snapshot coordinator, the guard's stop flag to the guard keeper, a moved head to rollback adoption.
 """
@@ -11,10 +11,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from learner.runtime.guard import GuardKeeper
-from learner.runtime.rollback import RollbackAdopter
-from learner.runtime.snapshot_coordinator import SnapshotCoordinator
-from learner.runtime.state_sync import StateSync
+from learner.runtime.model.guard import GuardKeeper
+from learner.runtime.model.rollback import RollbackAdopter
+from learner.runtime.model.snapshot_coordinator import SnapshotCoordinator
+from learner.runtime.model.state_sync import StateSync
 from learner.state.control import POLL_SECONDS
 
 __all__ = ["ControlLoop"]

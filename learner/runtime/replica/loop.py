@@ -8,7 +8,7 @@ group's session timeout, and gives a newcomer its share. It publishes prediction
 had learned), dead-letters bad input, and serves /metrics, /healthz, /readyz and /status.
 
 It never writes to Redis: it reads the head, the rollbacks and the live model, through the
-follower thread (:mod:`learner.runtime.follower`), and swaps a new model in at a batch boundary.
+follower thread (:mod:`learner.runtime.replica.follower`), and swaps a new model in at a batch boundary.
 
 Outputs are at least once, as with ``--role all``: the group's offsets are committed (about every
 second, and when partitions are taken away) only for events whose predictions the broker has
@@ -30,12 +30,12 @@ from confluent_kafka import Message
 from learner.connections import Connections
 from learner.core.predictions import label_of
 from learner.errors import LearnerError
-from learner.runtime.follower import Follower, Served
-from learner.runtime.http import serve
-from learner.runtime.monitor import Monitor
-from learner.runtime.prediction_sink import PredictionSink
-from learner.runtime.process import tune_for_streaming
-from learner.runtime.replica_registry import HEARTBEAT_EVERY, Heartbeat, registry_topic
+from learner.runtime.gateway.prediction_sink import PredictionSink
+from learner.runtime.replica.follower import Follower, Served
+from learner.runtime.replica.registry import HEARTBEAT_EVERY, Heartbeat, registry_topic
+from learner.runtime.shared.http import serve
+from learner.runtime.shared.monitor import Monitor
+from learner.runtime.shared.process import tune_for_streaming
 from learner.settings import Settings
 from stream import DeadLetters, InvalidEvent, decode_event
 from stream.errors import StreamError

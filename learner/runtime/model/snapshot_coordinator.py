@@ -4,7 +4,7 @@ A snapshot is the model, its scorecard and the position it has learned up to, wr
 atomic, fenced step. The order, at a batch boundary:
 
 1. fork the child that will write it (the model, as of this boundary, is in its image), and ask
-   the gateway to flush (:class:`~learner.runtime.protocol.Flush`);
+   the gateway to flush (:class:`~learner.runtime.gateway.protocol.Flush`);
 2. learn on; when the gateway answers (every prediction up to the boundary acknowledged by the
    broker, and the scorecard of exactly those events), hand the scorecard to the child, which
    pickles, signs and writes;
@@ -29,12 +29,12 @@ from dataclasses import replace
 from learner.core.positions import to_json_keys
 from learner.core.scorecard import Scorecard
 from learner.errors import Fenced, HeadMoved, LearnerError, LeaseLost, RolledBack
-from learner.runtime import protocol as p
-from learner.runtime.gateway_link import GatewayLink
-from learner.runtime.live_model import LiveModel
-from learner.runtime.monitor import Monitor
-from learner.runtime.snapshot_writer import SnapshotJob, SnapshotRest, SnapshotWriter, WriteOutcome
-from learner.runtime.state_sync import StateSync
+from learner.runtime.gateway import protocol as p
+from learner.runtime.gateway.link import GatewayLink
+from learner.runtime.model.live_model import LiveModel
+from learner.runtime.model.snapshot_writer import SnapshotJob, SnapshotRest, SnapshotWriter, WriteOutcome
+from learner.runtime.model.state_sync import StateSync
+from learner.runtime.shared.monitor import Monitor
 from learner.settings import Settings
 from learner.state.control import ControlPlane
 from learner.state.lease import Lease

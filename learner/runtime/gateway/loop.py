@@ -8,7 +8,7 @@ hands River the same feature-name objects every event, which makes River's own d
 measurably faster than with unpickled copies. A classifier answers with its probabilities alone;
 the label (the most probable class) is taken here, off the model's core.
 
-The messages are in :mod:`learner.runtime.protocol`. Three threads: the main loop (consume,
+The messages are in :mod:`learner.runtime.gateway.protocol`. Three threads: the main loop (consume,
 forward, publish, report), a reader that drains the pipe from the model process (so the model
 never blocks on a send) and a writer that sends to it (a batch is larger than the pipe, and a
 blocking write must not stop the main loop from publishing meanwhile).
@@ -37,11 +37,11 @@ from learner.core.positions import Position
 from learner.core.predictions import label_of, plain, plain_proba
 from learner.core.scorecard import Scorecard
 from learner.errors import LearnerError, ProtocolError
-from learner.runtime import protocol as p
-from learner.runtime.merged_input import MergedInput
-from learner.runtime.pipes import Duplex
-from learner.runtime.prediction_sink import PredictionSink
-from learner.runtime.process import die_with_parent, lower_priority, tune_for_streaming
+from learner.runtime.gateway import protocol as p
+from learner.runtime.gateway.merged_input import MergedInput
+from learner.runtime.gateway.prediction_sink import PredictionSink
+from learner.runtime.shared.pipes import Duplex
+from learner.runtime.shared.process import die_with_parent, lower_priority, tune_for_streaming
 from learner.settings import Settings
 from stream import DeadLetters, InvalidEvent, decode_event, decode_label, encode_prediction
 from stream.errors import StreamError

@@ -18,8 +18,8 @@ from learner.core.models import describe_params
 from learner.core.positions import Position
 from learner.core.scorecard import Scorecard
 from learner.core.step import LearningStep
-from learner.runtime import protocol as p
-from learner.runtime.restore import Restored
+from learner.runtime.gateway import protocol as p
+from learner.runtime.model.restore import Restored
 from learner.settings import Settings
 
 __all__ = ["LiveModel"]

@@ -33,7 +33,7 @@ from learner.core.models import ModelKind
 from learner.core.positions import Position
 from learner.core.scorecard import Scorecard
 from learner.errors import GatewayFailed, ProtocolError
-from learner.runtime.pipes import Duplex
+from learner.runtime.shared.pipes import Duplex
 
 __all__ = [
     "ArmGuard", "ArmedGuard", "Batch", "Channel", "Commit", "Failure", "Flush", "Flushed", "GatewayReady",

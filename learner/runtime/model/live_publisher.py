@@ -16,11 +16,11 @@ import signal
 import time
 
 from learner.errors import Fenced, LearnerError, RedisUnavailable
-from learner.runtime.live_model import LiveModel
-from learner.runtime.monitor import Monitor
-from learner.runtime.process import die_with_parent
-from learner.runtime.snapshot_coordinator import SnapshotCoordinator
-from learner.runtime.state_sync import StateSync
+from learner.runtime.model.live_model import LiveModel
+from learner.runtime.model.snapshot_coordinator import SnapshotCoordinator
+from learner.runtime.model.state_sync import StateSync
+from learner.runtime.shared.monitor import Monitor
+from learner.runtime.shared.process import die_with_parent
 from learner.state.lease import Lease
 from learner.state.live import LiveStore
 from learner.state.snapshots import SnapshotStore

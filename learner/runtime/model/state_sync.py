@@ -28,7 +28,7 @@ from concurrent.futures import Future
 from typing import Any, TypeVar
 
 from learner.errors import LeaseLost, StateError
-from learner.runtime.monitor import Monitor
+from learner.runtime.shared.monitor import Monitor
 from learner.state.control import POLL_SECONDS, ControlPlane, ControlView
 from learner.state.lease import Lease
 from learner.state.snapshots import SnapshotStore

@@ -10,7 +10,7 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from learner.core.labels import COUNTS as LABEL_OUTCOMES
-from learner.runtime.protocol import Report
+from learner.runtime.gateway.protocol import Report
 
 __all__ = ["Monitor"]
 

@@ -15,11 +15,11 @@ from concurrent.futures import Future
 
 from learner.core.guard import Guard
 from learner.errors import StateError
-from learner.runtime import protocol as p
-from learner.runtime.gateway_link import GatewayLink
-from learner.runtime.live_model import LiveModel
-from learner.runtime.monitor import Monitor
-from learner.runtime.state_sync import StateSync
+from learner.runtime.gateway import protocol as p
+from learner.runtime.gateway.link import GatewayLink
+from learner.runtime.model.live_model import LiveModel
+from learner.runtime.model.state_sync import StateSync
+from learner.runtime.shared.monitor import Monitor
 from learner.settings import Settings
 from learner.state.control import ControlPlane
 from learner.state.snapshots import SnapshotStore

@@ -28,7 +28,7 @@ from typing import Any
 
 from learner.core.positions import Position
 from learner.errors import LearnerError, StateError
-from learner.runtime.process import die_with_parent
+from learner.runtime.shared.process import die_with_parent
 from learner.state.snapshots import SnapshotStore, dump_state
 
 __all__ = ["SnapshotJob", "SnapshotRest", "SnapshotWriter", "WriteOutcome"]

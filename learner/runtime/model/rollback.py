@@ -27,13 +27,13 @@ from dataclasses import dataclass
 
 from learner.core.positions import furthest
 from learner.errors import RedisUnavailable, SnapshotRefused, StateError
-from learner.runtime import protocol as p
-from learner.runtime.gateway_link import GatewayLink
-from learner.runtime.live_model import LiveModel
-from learner.runtime.monitor import Monitor
-from learner.runtime.restore import restored_from
-from learner.runtime.snapshot_coordinator import SnapshotCoordinator
-from learner.runtime.state_sync import StateSync
+from learner.runtime.gateway import protocol as p
+from learner.runtime.gateway.link import GatewayLink
+from learner.runtime.model.live_model import LiveModel
+from learner.runtime.model.restore import restored_from
+from learner.runtime.model.snapshot_coordinator import SnapshotCoordinator
+from learner.runtime.model.state_sync import StateSync
+from learner.runtime.shared.monitor import Monitor
 from learner.settings import Settings
 from learner.state.control import ControlView
 from learner.state.snapshots import LoadedSnapshot, RollbackRecord, SnapshotStore

@@ -13,8 +13,8 @@ from collections import deque
 from collections.abc import Callable
 
 from learner.errors import GatewayFailed
-from learner.runtime import protocol as p
-from learner.runtime.pipes import Duplex, duplex_pipes
+from learner.runtime.gateway import protocol as p
+from learner.runtime.shared.pipes import Duplex, duplex_pipes
 from learner.settings import Settings
 
 __all__ = ["GatewayLink"]

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
-from learner.runtime.protocol import Report
+from learner.runtime.gateway.protocol import Report
 
 __all__ = ["Phase", "Readiness"]
 

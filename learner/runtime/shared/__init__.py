@@ -1,0 +1,3 @@
+"""What the processes share: HTTP, health and readiness, metrics, pipes, process tuning."""
+
+__all__: list[str] = []
