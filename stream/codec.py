@@ -1,4 +1,4 @@
-"""Decoding input events and encoding predictions (SPEC R-EVENT, R-PRED).
+"""Decoding input events and encoding predictions (README "Input events", "Predictions").
 
 Decoding is the service's first line of defence: anything that is not exactly an event is
 rejected here with a reason a human can act on, so that nothing malformed reaches the model.
@@ -98,7 +98,7 @@ _LABEL_FIELDS = frozenset({"id", "y"})
 
 
 def decode_label(raw: bytes | None, max_bytes: int = DEFAULT_MAX_BYTES) -> Label:
-    """Parse and validate one message of the labels topic (SPEC R-LABEL): ``{"id": ..., "y": ...}``.
+    """Parse and validate one message of the labels topic (README "Delayed labels"): ``{"id": ..., "y": ...}``.
 
     >>> decode_label(b'{"id": "tx-1029", "y": true}')
     Label(id='tx-1029', y=True)

@@ -1,4 +1,4 @@
-"""Dead letters (SPEC R-DLQ): the raw bytes of a bad message, with why and where it came from."""
+"""Dead letters (README "Input events"): the raw bytes of a bad message, with why and where it came from."""
 
 from __future__ import annotations
 

@@ -257,7 +257,7 @@ def test_docker_compose_config() -> None:
 
 
 def test_one_learner_and_two_serve_replicas(services: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
-    """The learner learns only; two replicas share its input and publish the predictions (SPEC R-SCALE)."""
+    """The learner learns only; two replicas share its input and publish the predictions (README "Scale out")."""
     learner = environment(services["learner"])
     assert learner["LEARNER_ROLE"] == "learn"
     ports = set()

@@ -1,6 +1,6 @@
 """Outages of Redis and of the broker, injected for real, under a steady producer, on 3 partitions.
 
-Each test asserts what SPEC R-FAULT promises: the service never exits, every input event has a
+Each test asserts what the README's "Outages" promises: the service never exits, every input event has a
 prediction, every event is learned exactly once; during a Redis outage predictions go on. The
 recovery times are printed (``-s`` shows them), never asserted: BENCHMARKS.md records them.
 """

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -71,3 +72,17 @@ def test_every_module_declares_its_surface() -> None:
 
     missing = [name for name, tree in modules() if not name.endswith("__main__") and not any(map(declares, tree.body))]
     assert not missing, f"modules without __all__: {missing}"
+
+
+def test_code_cites_the_readme_never_a_document_outside_the_repository() -> None:
+    """References name the README's sections (a maintainer has only the repository), and those sections exist."""
+    # the name of the developers' own specification, spelled so that this file does not cite it
+    OUTSIDE = "SP" + "EC"  # noqa: N806
+    readme = (ROOT / "README.md").read_text().splitlines()
+    headings = [line.lstrip("#").strip() for line in readme if line.startswith("#")]
+    for package in ("stream", "learner", "tests", "bench"):
+        for path in sorted((ROOT / package).rglob("*.py")):
+            text = path.read_text()
+            assert not re.search(rf"\b{OUTSIDE}\b", text), f"{path} cites {OUTSIDE}"
+            for cited in re.findall(r'README(?:\'s)? "([^"]+)"', text):
+                assert any(h.startswith(cited) for h in headings), f"{path} cites a README section {cited!r} that does not exist"

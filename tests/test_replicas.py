@@ -1,4 +1,4 @@
-"""Serve replicas beside a learner that only learns (SPEC R-SCALE), on the real broker and Redis.
+"""Serve replicas beside a learner that only learns (README "Scale out"), on the real broker and Redis.
 
 Three replicas share a 6-partition input in their consumer group, with a read-only Redis user;
 the learner publishes no predictions. Every event is predicted exactly once while the group is

@@ -1,4 +1,4 @@
-"""The guard (SPEC R-GUARD, opt-in with ``--guard-margin``): stop bad learning by itself.
+"""The guard (README "Monitoring", opt-in with ``--guard-margin``): stop bad learning by itself.
 
 When the rolling value of the first online metric is worse than the one recorded in the newest
 pinned snapshot by more than the margin, the service stops learning, rolls back to that snapshot

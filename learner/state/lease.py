@@ -1,4 +1,4 @@
-"""One writer per model (SPEC R-LEASE): a lease in Redis with expiry and a fencing epoch.
+"""One writer per model (README "One writer per model"): a lease in Redis with expiry and a fencing epoch.
 
 A random holder token says who holds the lease; it cannot order two holders. The epoch can: it
 is INCRemented each time the lease changes hands, stored in the lease, and the snapshot write

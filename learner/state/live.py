@@ -1,4 +1,4 @@
-"""The live model: the learner's frequent, lightweight publication for serve replicas (SPEC R-SCALE).
+"""The live model: the learner's frequent, lightweight publication for serve replicas (README "Scale out").
 
 Versions in the history are what operators list, pin and roll back to, at the snapshot cadence
 (``--snapshot-every-events``/``-seconds``). Replicas want fresher models than that, so a learner

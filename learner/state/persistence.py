@@ -1,4 +1,4 @@
-"""What a Redis server keeps across a restart, read at start-up (SPEC R-FAULT).
+"""What a Redis server keeps across a restart, read at start-up (README "Outages").
 
 The fencing epoch only protects the lineage if it never goes backwards: a Redis that restarts
 without its data (no persistence) hands out epochs again from 1, and a paused old holder could then

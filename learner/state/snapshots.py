@@ -1,4 +1,4 @@
-"""Versioned, signed model snapshots in Redis (SPEC R-SNAP, R-EXACT).
+"""Versioned, signed model snapshots in Redis (README "Snapshots, history and rollback", "Exactly-once learning, at-least-once outputs").
 
 A snapshot is one Redis hash (:meth:`Keys.snapshot`) holding the pickled state (model, online
 evaluation, events learned, ...), its metadata as JSON (the position learned up to, lineage,

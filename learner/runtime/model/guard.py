@@ -1,4 +1,4 @@
-"""The guard at run time (SPEC R-GUARD): arming it, and what happens when it trips.
+"""The guard at run time (README "Monitoring" (the guard)): arming it, and what happens when it trips.
 
 The rule itself is pure (:mod:`learner.core.guard`); the gateway watches the guarded rolling
 metric event by event (it scores every prediction). This keeps the reference current (the newest

@@ -1,4 +1,4 @@
-"""Writing snapshots without stalling the stream (SPEC R-SNAP): a forked child pickles and writes.
+"""Writing snapshots without stalling the stream (README "Snapshots, history and rollback"): a forked child pickles and writes.
 
 Pickling a large model takes as long as it takes (an adaptive random forest: a quarter of a
 second and more), so it happens in a forked child: ``fork()`` gives the child a consistent,

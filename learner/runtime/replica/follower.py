@@ -1,4 +1,4 @@
-"""The follower: a serve replica's thread that keeps the model it serves current (SPEC R-SCALE).
+"""The follower: a serve replica's thread that keeps the model it serves current (README "Scale out").
 
 It wakes on an announcement (:mod:`learner.state.announce`) or every ``--follow-poll`` seconds,
 whichever comes first, looks at the head, the rollback count and the live publication

@@ -1,4 +1,4 @@
-"""``learner run --role serve``: a prediction-only replica (SPEC R-SCALE).
+"""``learner run --role serve``: a prediction-only replica (README "Scale out").
 
 One process, no fork: a replica predicts (a fraction of River's per-event cost) and never learns,
 so there is no model core to protect. It joins the serve group (``learner.<name>.serve``) and gets a

@@ -1,4 +1,4 @@
-"""The HTTP endpoint of a running service: /metrics, /healthz, /readyz, /status (SPEC R-MON).
+"""The HTTP endpoint of a running service: /metrics, /healthz, /readyz, /status (README "Monitoring").
 
 Served from a daemon thread, from the start (a hot standby answers /healthz and says why it is not
 ready), so an orchestrator's probes see the process as soon as it runs.

@@ -1,4 +1,4 @@
-"""Prometheus metrics (SPEC R-MON): every metric declared here, on one explicit registry.
+"""Prometheus metrics (README "Monitoring"): every metric declared here, on one explicit registry.
 
 Label values are bounded (model name, outcome, kind, window). The gateway counts what it sees
 (consumed, predicted, dead-lettered, latency, lag) and reports totals every second; the model
