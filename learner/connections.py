@@ -30,6 +30,7 @@ from learner import kafka_properties
 from learner.errors import RedisUnavailable, UsageError
 from learner.settings import Settings
 from learner.state.failures import translate
+from learner.state.signing import Signer
 from learner.state.snapshots import SnapshotStore
 from stream import Admin, AsyncProducer, BatchConsumer
 from stream.admin import require_topics
@@ -243,4 +244,4 @@ class Connections:
     def store(self, wait: bool = False) -> SnapshotStore:
         """The snapshot store of the model these settings name."""
         client = self.redis(wait)
-        return SnapshotStore(client, self.settings.name, self.settings.signer(), reconnect=self._connect)
+        return SnapshotStore(client, self.settings.name, Signer(self.settings.key_bytes()), reconnect=self._connect)

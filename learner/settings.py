@@ -13,8 +13,6 @@ from typing import Annotated, Any, Literal
 from pydantic import BeforeValidator, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from learner.state.signing import Signer
-
 __all__ = ["Settings", "seconds"]
 
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86_400.0}
@@ -174,10 +172,6 @@ class Settings(BaseSettings):
         if self.live_every_seconds is not None:
             return self.live_every_seconds
         return 2.0 if self.role == "learn" else 0.0
-
-    def signer(self) -> Signer:
-        """The snapshot signer these settings call for."""
-        return Signer(self.key_bytes())
 
     def key_bytes(self) -> bytes | None:
         """The HMAC key, or None when the operator chose ``--insecure-no-signing``."""

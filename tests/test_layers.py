@@ -4,6 +4,8 @@
 - ``learner.core`` is pure: no Kafka, no Redis, no processes, nothing above it.
 - ``learner.state`` (Redis) uses the core, never the runtime, the commands or the embedded stack.
 - ``learner.runtime`` never uses the commands or the embedded stack.
+- The shared top (``errors``, ``settings``, ``kafka_properties``) uses none of the layers;
+  ``connections``, which builds every client, uses ``stream`` and the state layer, nothing above.
 - Only the state layer (and ``learner.connections``, which builds the clients) imports redis-py,
   and nothing outside the state layer reaches into a store's client.
 """
@@ -18,13 +20,23 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
+LAYERS = ("learner.core", "learner.state", "learner.runtime", "learner.ops", "learner.local")
+SHARED_TOP = (*LAYERS, "learner.connections", "stream", "river", "redis", "confluent_kafka")
 FORBIDDEN = {
     "stream": ("learner", "river", "redis"),
+    "learner.errors": ("learner.settings", "learner.kafka_properties", *SHARED_TOP),
+    "learner.settings": SHARED_TOP,
+    "learner.kafka_properties": ("learner.settings", *SHARED_TOP),
+    "learner.connections": ("learner.runtime", "learner.ops", "learner.local"),
     "learner.core": ("learner.state", "learner.runtime", "learner.ops", "learner.local", "learner.connections",
-                     "redis", "confluent_kafka", "stream", "multiprocessing", "socket"),
-    "learner.state": ("learner.runtime", "learner.ops", "learner.local", "confluent_kafka", "stream"),
+                     "learner.settings", "learner.kafka_properties", "redis", "confluent_kafka", "stream",
+                     "multiprocessing", "socket"),
+    "learner.state": ("learner.runtime", "learner.ops", "learner.local", "learner.settings", "learner.connections",
+                      "confluent_kafka", "stream"),
     "learner.runtime": ("learner.ops", "learner.local"),
 }
+#: Modules that may use every layer: the package itself and ``python -m learner``.
+ENTRY_POINTS = ("learner", "learner.__main__")
 REDIS_ALLOWED = ("learner.state", "learner.connections")
 
 
@@ -63,6 +75,13 @@ def test_imports_go_one_way(name: str, tree: ast.Module) -> None:
                     if isinstance(node, ast.Attribute) and node.attr in ("redis", "client")
                     and not (isinstance(node.value, ast.Name) and node.value.id == "redis")]
         assert not reaching, f"{name} reaches into a Redis client at lines {reaching}"
+
+
+def test_every_module_has_a_rule() -> None:
+    """A new module lands in a layer (or a top-level module gets a rule of its own here)."""
+    ruled = (*FORBIDDEN, "learner.ops", "learner.local")
+    loose = [name for name, _ in modules() if name not in ENTRY_POINTS and not any(_within(name, r) for r in ruled)]
+    assert not loose, f"modules under no layer rule: {loose}"
 
 
 def test_every_module_declares_its_surface() -> None:

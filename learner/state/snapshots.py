@@ -1,4 +1,5 @@
-"""Versioned, signed model snapshots in Redis (README "Snapshots, history and rollback", "Exactly-once learning, at-least-once outputs").
+"""Versioned, signed model snapshots in Redis (README "Snapshots, history and rollback" and "Exactly-once
+learning, at-least-once outputs").
 
 A snapshot is one Redis hash (:meth:`Keys.snapshot`) holding the pickled state (model, online
 evaluation, events learned, ...), its metadata as JSON (the position learned up to, lineage,
