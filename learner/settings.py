@@ -13,6 +13,8 @@ from typing import Annotated, Any, Literal
 from pydantic import BeforeValidator, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from learner.topics import TopicNames, dead_letter_topic
+
 __all__ = ["Settings", "seconds"]
 
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86_400.0}
@@ -159,12 +161,12 @@ class Settings(BaseSettings):
     @property
     def dead_letter_topic(self) -> str:
         """Where rejected input goes; defaults to ``<input-topic>.dlq``."""
-        return self.dlq_topic or f"{self.input_topic}.dlq"
+        return self.dlq_topic or dead_letter_topic(self.input_topic)
 
     @property
     def consumer_group(self) -> str:
         """The consumer group; defaults to ``learner.<name>`` (``learner.<name>.serve`` for replicas)."""
-        return self.group_id or (f"learner.{self.name}.serve" if self.role == "serve" else f"learner.{self.name}")
+        return self.group_id or TopicNames(self.name).group(self.role)
 
     @property
     def live_every(self) -> float:

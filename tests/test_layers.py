@@ -4,7 +4,7 @@
 - ``learner.core`` is pure: no Kafka, no Redis, no processes, nothing above it.
 - ``learner.state`` (Redis) uses the core, never the runtime, the commands or the embedded stack.
 - ``learner.runtime`` never uses the commands or the embedded stack.
-- The shared top (``errors``, ``settings``, ``kafka_properties``) uses none of the layers;
+- The shared top (``errors``, ``settings``, ``kafka_properties``, ``topics``) uses none of the layers;
   ``connections``, which builds every client, uses ``stream`` and the state layer, nothing above.
 - Only the state layer (and ``learner.connections``, which builds the clients) imports redis-py,
   and nothing outside the state layer reaches into a store's client.
@@ -25,7 +25,8 @@ SHARED_TOP = (*LAYERS, "learner.connections", "stream", "river", "redis", "confl
 FORBIDDEN = {
     "stream": ("learner", "river", "redis"),
     "learner.errors": ("learner.settings", "learner.kafka_properties", *SHARED_TOP),
-    "learner.settings": SHARED_TOP,
+    "learner.settings": ("learner.kafka_properties", *SHARED_TOP),
+    "learner.topics": ("learner.settings", "learner.kafka_properties", "learner.errors", *SHARED_TOP),
     "learner.kafka_properties": ("learner.settings", *SHARED_TOP),
     "learner.connections": ("learner.runtime", "learner.ops", "learner.local"),
     "learner.core": ("learner.state", "learner.runtime", "learner.ops", "learner.local", "learner.connections",

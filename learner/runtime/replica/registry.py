@@ -19,6 +19,7 @@ import orjson
 from learner.connections import Connections
 from learner.errors import LearnerError
 from learner.settings import Settings
+from learner.topics import TopicNames
 from stream import AsyncProducer
 from stream.errors import StreamError
 
@@ -33,7 +34,7 @@ TAIL = 2000
 
 
 def registry_topic(settings: Settings) -> str:
-    return f"learner.{settings.name}.replicas"
+    return TopicNames(settings.name).replicas
 
 
 @dataclass(frozen=True)
@@ -65,7 +66,7 @@ def heard(settings: Settings, timeout: float = 3.0) -> list[Heartbeat]:
     if topic not in counts:
         return []
     ends: dict[int, int] = {}
-    consumer = connections.consumer([topic], group=f"learner.{settings.name}.status",
+    consumer = connections.consumer([topic], group=TopicNames(settings.name).status_reader,
                                     on_assign=lambda tps: {tp: max(0, ends.get(tp[1], 0) - TAIL) for tp in tps})
     latest: dict[str, Heartbeat] = {}
     try:
