@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -11,7 +15,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from learner.local.servers import free_port
-from tests.conftest import Stack
+from tests.conftest import SIGNING_KEY, Stack
 
 pytestmark = pytest.mark.integration
 
@@ -74,3 +78,34 @@ def test_metrics_health_and_status(stack: Stack) -> None:
     assert code == 200 and status["name"] == model and status["service"]["events_learned"] == 500
     assert get(port, "/nope")[0] == 404
     assert stack.stop(service) == 0
+
+
+def _status(stack: Stack, *more: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "learner", "status", *more, "--redis-url", stack.redis.url, "--name",
+                           stack.name], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "LEARNER_SIGNING_KEY": SIGNING_KEY})
+
+
+def test_status_tells_a_clean_stop_from_a_service_not_heard_from(stack: Stack) -> None:
+    """After a clean stop the final status says stopped, and what it learned (the head's count); after a
+    kill -9 the last periodic status shows as not heard from since; ``service`` is for a running one only."""
+    stack.produce([orjson.dumps({"id": i, "x": {"a": i % 5 - 2.0}, "y": i % 2 == 0}) for i in range(300)])
+    service = stack.start("--model", "logreg", "--snapshot-every-events", "1000")
+    stack.wait_done(300)
+    assert stack.stop(service) == 0
+    stopped = orjson.loads(_status(stack, "--json").stdout)
+    head = stack.store().meta(stopped["head"])
+    assert stopped["service"] is None
+    last = stopped["last_service"]
+    assert last["stopped"] >= last["updated"] - 1 and last["events_learned"] == head.events_learned == 300
+    assert last["model_version"] == head.version
+    assert "stopped cleanly at" in _status(stack).stdout
+
+    killed = stack.start("--model", "logreg", "--snapshot-every-events", "1000")
+    running = stack.wait_status(lambda status: status["events_done"] >= 300)
+    assert running["events_learned"] == 300 and "stopped" not in running
+    killed.send_signal(signal.SIGKILL)
+    killed.wait(60)
+    gone = wait_until(lambda: (s := orjson.loads(_status(stack, "--json").stdout))["service"] is None and s, timeout=120)
+    assert "stopped" not in gone["last_service"] and gone["last_service"]["events_learned"] == 300
+    assert "not heard from since" in _status(stack).stdout

@@ -141,6 +141,17 @@ def _replicas(settings: Settings | None) -> tuple[list[dict[str, Any]] | None, s
         return None, str(error)
 
 
+def _not_running(last: dict[str, Any] | None) -> str:
+    """What to say when no service reports: stopped cleanly, not heard from since, or never seen."""
+    if last is None:
+        return "no running service (none has reported in the last 10 s, nor stopped in the last day)"
+    learned = f"model version {last['model_version']}, {last['events_learned']:,} events learned"
+    if last.get("stopped"):
+        return f"no running service: it stopped cleanly at {_when(last['stopped'])} ({learned})"
+    return (f"no running service: not heard from since {_when(last['updated'])} ({learned} then); it did not stop "
+            "cleanly (killed, crashed, or cut off from Redis)")
+
+
 def status(store: SnapshotStore, as_json: bool, settings: Settings | None = None) -> int:
     head = store.head()
     meta = store.meta(head) if head is not None else None
@@ -151,6 +162,7 @@ def status(store: SnapshotStore, as_json: bool, settings: Settings | None = None
         "last_snapshot": None if meta is None else {"version": meta.version, "created": meta.created,
                                                     "events_learned": meta.events_learned, "metrics": meta.metrics},
         "service": control.service_status(),
+        "last_service": control.last_service_status(),
         "lease": None if holder is None else holder.as_dict(),
         "guard_tripped": control.guard_stop(),
     }
@@ -168,7 +180,7 @@ def status(store: SnapshotStore, as_json: bool, settings: Settings | None = None
     print(f"  lease: held by {lease['who']} (epoch {lease['epoch']})" if lease else "  lease: free (no service learns)")
     service = record["service"]
     if service is None:
-        print("  no running service (none has reported in the last 10 s)")
+        print(f"  {_not_running(record['last_service'])}")
     else:
         metrics = ", ".join(f"{n} {w.get('all', 0):.4f}" for n, w in service["metrics"].items())
         if service.get("fallback"):

@@ -20,12 +20,14 @@ from learner.state.failures import translated
 from learner.state.replies import as_bytes, as_int, as_text
 from learner.state.snapshots import SnapshotStore
 
-__all__ = ["POLL_SECONDS", "STATUS_TTL", "ControlPlane", "ControlView"]
+__all__ = ["LAST_STATUS_TTL", "POLL_SECONDS", "STATUS_TTL", "ControlPlane", "ControlView"]
 
 #: Seconds between polls: a rollback is adopted within this (well under the promised 2 s).
 POLL_SECONDS = 0.25
 #: A published status older than this means no service is running.
 STATUS_TTL = 10
+#: Seconds the last status of a service (running, stopped or dead) is kept.
+LAST_STATUS_TTL = 86_400
 
 
 @dataclass(frozen=True)
@@ -55,12 +57,23 @@ class ControlPlane:
         pipe.get(self._keys.head)
         pipe.hget(self._keys.rollback, "seq")
         pipe.lpop(self._keys.requests, 100)
-        pipe.set(self._keys.status, orjson.dumps({**status, "updated": time.time()},
-                                                 option=orjson.OPT_NON_STR_KEYS), ex=STATUS_TTL)
+        raw = orjson.dumps({**status, "updated": time.time()}, option=orjson.OPT_NON_STR_KEYS)
+        pipe.set(self._keys.status, raw, ex=STATUS_TTL)
+        pipe.set(self._keys.last_status, raw, ex=LAST_STATUS_TTL)
         pipe.get(self._keys.guard)
-        head, rollbacks, requests, _, guard = pipe.execute()
+        head, rollbacks, requests, _, _, guard = pipe.execute()
         return ControlView(as_int(head), as_int(rollbacks) or 0, [as_text(r) or "" for r in requests or []],
                            as_text(guard), sent)
+
+    @translated
+    def stopped(self, status: dict[str, Any]) -> None:
+        """A clean stop: the final status, marked stopped and kept; no running service any more."""
+        now = time.time()
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.delete(self._keys.status)
+        pipe.set(self._keys.last_status, orjson.dumps({**status, "updated": now, "stopped": now},
+                                                      option=orjson.OPT_NON_STR_KEYS), ex=LAST_STATUS_TTL)
+        pipe.execute()
 
     @translated
     def reply(self, request: str, answer: str) -> None:
@@ -103,4 +116,10 @@ class ControlPlane:
     def service_status(self) -> dict[str, Any] | None:
         """What the running service last published, or None when none runs."""
         raw = as_bytes(self._redis.get(self._keys.status))
+        return None if raw is None else dict(orjson.loads(raw))
+
+    @translated
+    def last_service_status(self) -> dict[str, Any] | None:
+        """The last status any service published in the last day (``stopped`` set after a clean stop)."""
+        raw = as_bytes(self._redis.get(self._keys.last_status))
         return None if raw is None else dict(orjson.loads(raw))

@@ -41,6 +41,9 @@ class Keys:
         self.requests = self._key("requests")
         #: The running service's last published status (JSON, expires).
         self.status = self._key("status")
+        #: The last status any service of this model published, kept for a day: with ``stopped`` (epoch
+        #: seconds) after a clean stop, so ``learner status`` tells a stopped service from a dead one.
+        self.last_status = self._key("last-status")
         #: Set while learning is stopped by the guard: why.
         self.guard = self._key("guard")
         #: Stream of the audit log.

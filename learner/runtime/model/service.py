@@ -278,6 +278,8 @@ class Service:
                     self._final_snapshot()
             self.sync.stop()
             if self.lease.held:
+                if final_snapshot:
+                    self._say_stopped()
                 try:
                     self.lease.release()
                 except StateError as error:
@@ -288,6 +290,13 @@ class Service:
                 self.http.shutdown()
             log.info("stopped: %r version %d, %d events learned", self.settings.name, self.model.version,
                      self.model.step.learned)
+
+    def _say_stopped(self) -> None:
+        """Leave the final status, marked stopped, for ``learner status`` (a crash leaves the last periodic one)."""
+        try:
+            self.control.stopped(self.status())
+        except StateError as error:
+            log.warning("could not record the stop in Redis (%s): `learner status` shows the last periodic status", error)
 
     def _final_snapshot(self) -> None:
         """The shutdown snapshot, waiting for Redis for a while if it is away; an error if it never came."""
