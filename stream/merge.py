@@ -19,9 +19,12 @@ quiet topic from holding the stream forever, and what makes the order depend on 
 a message that arrives on an idle partition with a key smaller than one already released is
 **late**; it is released at once and counted. Without late messages the order is the logs' own.
 
+>>> from confluent_kafka import TIMESTAMP_CREATE_TIME, Message
+>>> def message(topic, offset, ms):
+...     return Message(topic=topic, partition=0, offset=offset, timestamp=(TIMESTAMP_CREATE_TIME, ms))
 >>> merge = TimestampMerge({"labels": 0, "events": 1}, idle_after=0.5)
 >>> merge.assign([("labels", 0), ("events", 0)], now=0.0)
->>> for m in [Fake("events", 0, 0, 100), Fake("events", 0, 1, 200), Fake("labels", 0, 0, 150)]:
+>>> for m in [message("events", 0, 100), message("events", 1, 200), message("labels", 0, 150)]:
 ...     merge.add(m)
 >>> [(m.topic(), m.offset()) for _, m in merge.release(now=0.1)]  # labels may still bring one before 200
 [('events', 0), ('labels', 0)]
@@ -39,7 +42,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-__all__ = ["Fake", "Keyed", "TimestampMerge"]
+__all__ = ["Keyed", "TimestampMerge"]
 
 #: (topic, partition)
 TP = tuple[str, int]
@@ -158,24 +161,3 @@ class TimestampMerge:
             part.mark = part.arrived_mark = marks.get(tp, NO_MARK)
         self._released = None
 
-
-@dataclass
-class Fake:
-    """A stand-in for a Kafka message, for the examples and the unit tests."""
-
-    name: str
-    number: int
-    position: int
-    stamp: int
-
-    def topic(self) -> str:
-        return self.name
-
-    def partition(self) -> int:
-        return self.number
-
-    def offset(self) -> int:
-        return self.position
-
-    def timestamp(self) -> tuple[int, int]:
-        return (1, self.stamp)

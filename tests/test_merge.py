@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import random
 
-from stream.merge import Fake, TimestampMerge
+from stream.merge import TimestampMerge
+from tests.doubles import Fake
 
 PARTITIONS = [("labels", 0), ("events", 0), ("events", 1), ("events", 2)]
 
