@@ -7,6 +7,7 @@ never changes its configuration behind the operator's back.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -15,7 +16,26 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from learner.topics import TopicNames, dead_letter_topic
 
-__all__ = ["Settings", "seconds"]
+__all__ = ["LEARNERS", "REPLICAS", "ROLE_NAMES", "ReadBy", "RoleName", "Settings", "seconds"]
+
+#: The roles of ``learner run`` (what each runs: :mod:`learner.runtime.roles`).
+RoleName = Literal["all", "learn", "serve"]
+ROLE_NAMES: tuple[RoleName, ...] = ("all", "learn", "serve")
+
+
+@dataclass(frozen=True)
+class ReadBy:
+    """Metadata of a setting that only some roles read; the others ignore it, and say so when it is given.
+
+    >>> Settings(role="serve", snapshot_keep=5, follow_poll=1.0).ignored()
+    ['--snapshot-keep']
+    """
+
+    roles: frozenset[str]
+
+
+LEARNERS = ReadBy(frozenset({"all", "learn"}))
+REPLICAS = ReadBy(frozenset({"serve"}))
 
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86_400.0}
 
@@ -67,54 +87,54 @@ class Settings(BaseSettings):
     redis_sentinel_password_file: Path | None = None
     redis_sentinel_password: SecretStr | None = None
     redis_cluster: bool = False
-    redis_persistence: Literal["warn", "require", "ignore"] = "warn"
+    redis_persistence: Annotated[Literal["warn", "require", "ignore"], LEARNERS] = "warn"
 
     startup_timeout: float = Field(60.0, ge=0)
     name: str = Field("model", pattern=r"^[A-Za-z0-9_.\-]+$", description="model name (the Redis key prefix)")
     model: str = "binary"
     input_topic: str = "events"
     output_topic: str = "predictions"
-    labels_topic: str | None = None
+    labels_topic: Annotated[str | None, LEARNERS] = None
     #: Durations in seconds; "90s", "15m", "2h", "7d" also read.
-    label_ttl: Annotated[float, BeforeValidator(seconds)] = Field(86_400.0, gt=0)
-    label_early_window: Annotated[float, BeforeValidator(seconds)] = Field(1.0, ge=0)
-    max_pending: int = Field(1_000_000, ge=1)
-    merge_wait: Annotated[float, BeforeValidator(seconds)] = Field(0.5, ge=0)
+    label_ttl: Annotated[float, BeforeValidator(seconds), LEARNERS] = Field(86_400.0, gt=0)
+    label_early_window: Annotated[float, BeforeValidator(seconds), LEARNERS] = Field(1.0, ge=0)
+    max_pending: Annotated[int, LEARNERS] = Field(1_000_000, ge=1)
+    merge_wait: Annotated[float, BeforeValidator(seconds), LEARNERS] = Field(0.5, ge=0)
     dlq_topic: str | None = None
     group_id: str | None = None
-    role: Literal["all", "learn", "serve"] = "all"
+    role: RoleName = "all"
     #: How often a learner publishes its live model for serve replicas; default 2 s with
     #: --role learn, off with --role all (0 turns it off).
-    live_every_seconds: float | None = Field(None, ge=0)
+    live_every_seconds: Annotated[float | None, LEARNERS] = Field(None, ge=0)
     #: How often a serve replica looks for a new model when no announcement came.
-    follow_poll: float = Field(0.5, gt=0)
+    follow_poll: Annotated[float, REPLICAS] = Field(0.5, gt=0)
 
-    snapshot_every_events: int = Field(100_000, ge=0)
-    snapshot_every_seconds: float = Field(60.0, ge=0)
-    snapshot_keep: int = Field(20, ge=1)
-    snapshot_in_background: bool = True
+    snapshot_every_events: Annotated[int, LEARNERS] = Field(100_000, ge=0)
+    snapshot_every_seconds: Annotated[float, LEARNERS] = Field(60.0, ge=0)
+    snapshot_keep: Annotated[int, LEARNERS] = Field(20, ge=1)
+    snapshot_in_background: Annotated[bool, LEARNERS] = True
 
     signing_key: SecretStr | None = None
     insecure_no_signing: bool = False
     force: bool = False
 
-    lease_ttl: float = Field(10.0, gt=0.5)
+    lease_ttl: Annotated[float, LEARNERS] = Field(10.0, gt=0.5)
 
     max_event_bytes: int = Field(1_000_000, ge=64)
     batch_size: int = Field(2000, ge=1)
-    gateway_priority: Literal["idle", "low", "normal"] = "idle"
+    gateway_priority: Annotated[Literal["idle", "low", "normal"], LEARNERS] = "idle"
     session_timeout_ms: int = Field(10_000, ge=1000)
 
-    stop_after_events: int = Field(0, ge=0)
+    stop_after_events: Annotated[int, LEARNERS] = Field(0, ge=0)
 
-    guard_margin: float | None = Field(None, gt=0)
+    guard_margin: Annotated[float | None, LEARNERS] = Field(None, gt=0)
 
-    drift_window: int = Field(5000, ge=0)
-    snapshot_on_drift: bool = True
+    drift_window: Annotated[int, LEARNERS] = Field(5000, ge=0)
+    snapshot_on_drift: Annotated[bool, LEARNERS] = True
 
     metrics_port: int = Field(0, ge=0, le=65535)
     #: From the environment as a comma-separated list: ``LEARNER_METRIC=Accuracy,LogLoss``.
-    metric: Annotated[tuple[str, ...], NoDecode] = ()
+    metric: Annotated[tuple[str, ...], NoDecode, LEARNERS] = ()
 
     @field_validator("metric", mode="before")
     @classmethod
@@ -174,6 +194,12 @@ class Settings(BaseSettings):
         if self.live_every_seconds is not None:
             return self.live_every_seconds
         return 2.0 if self.role == "learn" else 0.0
+
+    def ignored(self) -> list[str]:
+        """The options given (on the command line or in the environment) that this role does not read."""
+        fields = type(self).model_fields
+        return [f"--{name.replace('_', '-')}" for name in fields if name in self.model_fields_set
+                and any(isinstance(m, ReadBy) and self.role not in m.roles for m in fields[name].metadata)]
 
     def key_bytes(self) -> bytes | None:
         """The HMAC key, or None when the operator chose ``--insecure-no-signing``."""

@@ -75,3 +75,17 @@ def test_settings_read_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     assert settings.dead_letter_topic == "events.dlq" and settings.consumer_group == "learner.fraud"
     monkeypatch.setenv("LEARNER_METRIC", "Accuracy, LogLoss")  # a list from the environment: comma-separated
     assert Settings().metric == ("Accuracy", "LogLoss")
+
+
+def test_every_role_has_a_program_and_every_role_marked_on_a_setting_exists() -> None:
+    from learner.runtime.roles import ROLES
+    from learner.settings import ROLE_NAMES, ReadBy, Settings
+
+    assert tuple(ROLES) == ROLE_NAMES
+    marked = {role for field in Settings.model_fields.values() for m in field.metadata if isinstance(m, ReadBy)
+              for role in m.roles}
+    assert marked <= set(ROLE_NAMES)
+    learner_only = Settings(role="serve", snapshot_every_events=5, labels_topic="labels", follow_poll=1.0)
+    assert learner_only.ignored() == ["--labels-topic", "--snapshot-every-events"]
+    assert Settings(role="learn", follow_poll=1.0).ignored() == ["--follow-poll"]
+    assert Settings(role="all", snapshot_keep=3).ignored() == []

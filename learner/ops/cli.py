@@ -204,26 +204,17 @@ def cmd_run(args: argparse.Namespace) -> int:
                          "or --insecure-no-signing to accept unsigned pickles")
     hash_seed.pin(settings)  # may start this command again, in a process with the model's hash seed
     signal.signal(signal.SIGTERM, _terminated_while_starting)
-    if settings.role == "serve":
-        from learner.runtime.replica.loop import Replica
+    from learner.runtime.roles import role_of
 
-        try:
-            replica = Replica(settings)  # waits for Kafka and Redis up to --startup-timeout
-        except _Terminated:
-            log.info("stopped (SIGTERM) before serving began")
-            return 0
-        return replica.run()
-    from learner.runtime.model.service import Service
-
-    if "follow_poll" in settings.model_fields_set:
-        log.warning("--follow-poll is a serve replica's setting: --role %s ignores it", settings.role)
+    role = role_of(settings)
+    if said := role.say_ignored(settings):
+        log.warning("%s", said)
+    progress = logs.status_line if sys.stderr.isatty() and args.log_format == "text" else None
     try:
-        service = Service(settings)  # may wait a long time, as a standby, for the lease
+        return role.run(settings, progress)
     except _Terminated:
-        log.info("stopped (SIGTERM) before streaming began: nothing was learned")
+        log.info("stopped (SIGTERM) %s", role.stopped_early)
         return 0
-    service.run(on_progress=logs.status_line if sys.stderr.isatty() and args.log_format == "text" else None)
-    return 0
 
 
 class _Terminated(Exception):

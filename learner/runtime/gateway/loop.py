@@ -40,6 +40,7 @@ from learner.errors import LearnerError, ProtocolError
 from learner.runtime.gateway import protocol as p
 from learner.runtime.gateway.merged_input import MergedInput
 from learner.runtime.gateway.prediction_sink import PredictionSink
+from learner.runtime.roles import role_of
 from learner.runtime.shared.pipes import Duplex
 from learner.runtime.shared.process import die_with_parent, lower_priority, tune_for_streaming
 from learner.settings import Settings
@@ -104,7 +105,7 @@ class Gateway:
         self.guard: GuardWatch | None = None
         self.broker_ok, self.pinged = True, 0.0
         #: ``--role learn`` scores every prediction but publishes none (serve replicas do).
-        self.publishing = settings.role != "learn"
+        self.publishing = role_of(settings).publishes
         self.start_position: Position = {}
         self.scorecard: Scorecard | None = None
         self.kind: ModelKind | None = None

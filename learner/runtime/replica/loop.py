@@ -50,11 +50,6 @@ COMMIT_EVERY = 1.0
 COMMIT_FLUSH_WAIT = 2.0
 #: Seconds between two checks that the broker still answers (for /readyz).
 BROKER_CHECK_EVERY = 5.0
-#: Settings of the learner that a replica has no use for: said once at start, never silently ignored.
-LEARNER_ONLY = ("labels_topic", "label_ttl", "label_early_window", "max_pending", "merge_wait",
-                "snapshot_every_events", "snapshot_every_seconds", "snapshot_keep", "snapshot_in_background",
-                "lease_ttl", "stop_after_events", "guard_margin", "drift_window", "snapshot_on_drift", "metric",
-                "live_every_seconds", "gateway_priority", "redis_persistence")
 
 
 class Replica:
@@ -63,8 +58,6 @@ class Replica:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.who = f"{socket.gethostname()}:{os.getpid()}"
-        if ignored := [f"--{f.replace('_', '-')}" for f in LEARNER_ONLY if f in settings.model_fields_set]:
-            log.warning("--role serve predicts only: %s apply to the learner and are ignored here", ", ".join(ignored))
         self.stopping = False
         self.connections = connections = Connections(settings)
         self.store = connections.store(wait=True)  # read only: a replica never writes to Redis
