@@ -35,6 +35,7 @@ from bench.common import embedded_stack, fill_topic, make_events
 from learner.core.evaluation import metrics_for
 from learner.core.models import build_model, kind_of
 from learner.core.scorecard import Scorecard
+from learner.core.snapshot_state import SnapshotState
 from learner.local.servers import Broker, RedisServer, free_port
 from learner.runtime.model.snapshot_writer import SnapshotJob, SnapshotWriter
 from learner.state.signing import Signer
@@ -57,7 +58,7 @@ def write_model(redis_url: str, name: str, spec: str, train: list[bytes]) -> int
     fields = {"parent": store.head(), "events_learned": len(train), "offsets": {}, "model_spec": spec,
               "model_params": {}, "metrics": {}}
     scorecard = Scorecard.new(kind_of(model).task, metrics_for(kind_of(model), ()), 0)  # what --role all needs
-    job = SnapshotJob({"model": model, "learned": len(train), "scorecard": scorecard}, fields, {}, store.head(), None,
+    job = SnapshotJob(SnapshotState(model, len(train), scorecard), fields, {}, store.head(), None,
                       None, 20)
     outcome = SnapshotWriter(store, background=False).write_now(job)
     assert outcome.ok and outcome.version is not None, outcome

@@ -167,8 +167,8 @@ def through_a_fault(stack: Stack, inject: Callable[[], None], clear: Callable[[]
     assert stack.stop(service) == 0, stack.log()
 
     state = store.load(store.head()).state
-    assert state["learned"] == len(sent) and set(state["model"].seen.values()) == {1}  # exactly once
-    assert len(state["model"].seen) == len(sent)
+    assert state.learned == len(sent) and set(state.model.seen.values()) == {1}  # exactly once
+    assert len(state.model.seen) == len(sent)
     after = [o["ts"] for o in outputs if o["ts"] > cleared]
     during = sum(1 for o in outputs if began + 1 < o["ts"] < cleared - 1)
     return Recovery(min(after) - cleared if after else float("nan"), snapshot, during)

@@ -34,7 +34,7 @@ def test_produce_run_export(stack: Stack, tmp_path: Path) -> None:
     model = pickle.loads(out.read_bytes())
     state = stack.store().load(stack.store().head()).state
     x = {"empty_server_form_handler": 0.5, "popup_window": 0.0, "https": 1.0}
-    assert model.predict_proba_one(x) == state["model"].predict_proba_one(x)
+    assert model.predict_proba_one(x) == state.model.predict_proba_one(x)
 
 
 def test_unreachable_broker_is_one_line(stack: Stack) -> None:

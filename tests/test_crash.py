@@ -101,8 +101,8 @@ def test_kill_minus_nine_loses_and_doubles_nothing(broker, redis_server, partiti
         assert outputs == ids  # every event has a prediction (some twice: outputs are at least once)
 
         loaded = stack.store().load(stack.store().head())
-        assert loaded.meta.events_learned == loaded.state["learned"] == len(sent)
-        recovered = loaded.state["model"]
+        assert loaded.meta.events_learned == loaded.state.learned == len(sent)
+        recovered = loaded.state.model
         if partitions > 1:  # no order is defined across partitions: check each event was learned once
             assert set(recovered.seen.values()) == {1} and len(recovered.seen) == len(sent)
             return

@@ -70,6 +70,6 @@ def test_bad_input_table(stack: Stack) -> None:
         reference.learn_one(event["x"], event["y"])
     loaded = stack.store().load(stack.store().head())
     meta, state = loaded.meta, loaded.state
-    assert state["learned"] == 301
-    assert state["model"]["LogisticRegression"].weights == reference["LogisticRegression"].weights
+    assert state.learned == 301
+    assert state.model["LogisticRegression"].weights == reference["LogisticRegression"].weights
     assert meta.offsets[f"{stack.input}:0"] == len(values) + 1

@@ -92,7 +92,7 @@ def test_drift_detectors_follow_a_rollback(stack: Stack) -> None:
     send(stack, events(0, 1000))
     stack.wait_status(lambda s: s["events_done"] >= 1000)
     good = int(learner(stack, "snapshot").stdout.split()[-1])
-    seen = stack.store().load(good).state["scorecard"].performance.seen
+    seen = stack.store().load(good).state.scorecard.performance.seen
     assert seen == 1000
     send(stack, events(1000, 1000, flip=True))
     stack.wait_status(lambda s: s["events_done"] >= 2000)
@@ -101,7 +101,7 @@ def test_drift_detectors_follow_a_rollback(stack: Stack) -> None:
     send(stack, events(2000, 500))
     stack.wait_status(lambda s: s["events_done"] >= 2500)
     after = int(learner(stack, "snapshot").stdout.split()[-1])
-    scorecard = stack.store().load(after).state["scorecard"]
+    scorecard = stack.store().load(after).state.scorecard
     assert scorecard.performance.seen == 1500  # the version's 1000, then 500: not the discarded 1000
     assert scorecard.evaluation.tracked[0].metric.cm.total_weight == 1500
     assert stack.stop(service) == 0

@@ -86,15 +86,15 @@ def test_equal_to_river_with_delay(labelled: Stack, spec: str, dataset: type, me
         river_said = {str(k).lower(): v for k, v in answer.items()} if field == "proba" else answer
         assert published[i][field] == river_said, (i, published[i][field], river_said)
     state = stack.store().load(stack.store().head()).state
-    assert state["learned"] == len(data)
-    assert state["scorecard"].evaluation.values()[metric]["all"] == expected
+    assert state.learned == len(data)
+    assert state.scorecard.evaluation.values()[metric]["all"] == expected
     assert status["labels"]["joined"] == len(data) and status["labels"]["waiting"] == 0
     # the final model is River's, and each prediction was made before the labels due after it
     probe = data[0][0]
     if spec == "regression":
-        assert state["model"].predict_one(probe) == reference.predict_one(probe)
+        assert state.model.predict_one(probe) == reference.predict_one(probe)
     else:
-        assert state["model"].predict_proba_one(probe) == reference.predict_proba_one(probe)
+        assert state.model.predict_proba_one(probe) == reference.predict_proba_one(probe)
     assert [p["id"] for p in predictions] == list(range(len(data)))
 
 
@@ -130,9 +130,9 @@ def test_a_replayed_rollback_learns_both_topics_again_in_the_same_order(labelled
 
     expected, reference, _ = river_with_delay("logreg", data, delays, metrics.LogLoss())
     state = stack.store().load(stack.store().head()).state
-    assert state["learned"] == 600  # the 350 after the version learned again, once
-    assert state["scorecard"].evaluation.values()["LogLoss"]["all"] == expected
-    assert state["model"].predict_proba_one(data[0][0]) == reference.predict_proba_one(data[0][0])
+    assert state.learned == 600  # the 350 after the version learned again, once
+    assert state.scorecard.evaluation.values()["LogLoss"]["all"] == expected
+    assert state.model.predict_proba_one(data[0][0]) == reference.predict_proba_one(data[0][0])
 
 
 def test_the_cases_real_streams_have(labelled: Stack) -> None:
@@ -178,8 +178,8 @@ def test_the_cases_real_streams_have(labelled: Stack) -> None:
     assert "not valid JSON" in reasons["?"]["error"]
     assert all(r["source.offset"].isdigit() for r in reasons.values())
     state = stack.store().load(stack.store().head()).state
-    assert state["learned"] == 2  # the two joins; nothing else was learned
-    assert state["scorecard"].evaluation.tracked[0].metric._mean.n == 2  # the metric scores joined labels only
+    assert state.learned == 2  # the two joins; nothing else was learned
+    assert state.scorecard.evaluation.tracked[0].metric._mean.n == 2  # the metric scores joined labels only
 
 
 class DelayedProducer:
@@ -252,9 +252,9 @@ def test_kill_minus_nine_with_two_topics_loses_and_doubles_nothing(broker: objec
             stack.output, sent, until=lambda ms: {orjson.loads(m.value())["id"] for m in ms} >= ids)}
         assert outputs == ids
         state = stack.store().load(stack.store().head()).state
-        seen = state["model"].seen
-        assert state["learned"] == sent and len(seen) == sent and set(seen.values()) == {1}
-        assert state["labels"].waiting == 0
+        seen = state.model.seen
+        assert state.learned == sent and len(seen) == sent and set(seen.values()) == {1}
+        assert state.labels.waiting == 0
     finally:
         stack.cleanup()
 
@@ -271,7 +271,7 @@ def test_role_learn_with_delayed_labels_learns_the_same_and_publishes_nothing(la
     assert stack.stop(service) == 0
     expected, reference, _ = river_with_delay("logreg", data, delays, metrics.Accuracy())
     state = stack.store().load(stack.store().head()).state
-    assert state["scorecard"].evaluation.values()["Accuracy"]["all"] == expected
-    assert state["model"].predict_proba_one(data[0][0]) == reference.predict_proba_one(data[0][0])
+    assert state.scorecard.evaluation.values()["Accuracy"]["all"] == expected
+    assert state.model.predict_proba_one(data[0][0]) == reference.predict_proba_one(data[0][0])
     assert stack.read_nowait(stack.output) == []
     assert stack.store().redis.hget(stack.store().keys.live, "meta") is not None  # published for replicas

@@ -104,5 +104,5 @@ def test_code_cites_the_readme_never_a_document_outside_the_repository() -> None
         for path in sorted((ROOT / package).rglob("*.py")):
             text = path.read_text()
             assert not re.search(rf"\b{OUTSIDE}\b", text), f"{path} cites {OUTSIDE}"
-            for cited in re.findall(r'README(?:\'s)? "([^"]+)"', text):
+            for cited in (" ".join(c.split()) for c in re.findall(r'README(?:\'s)? "([^"]+)"', text)):
                 assert any(h.startswith(cited) for h in headings), f"{path} cites a README section {cited!r} that does not exist"

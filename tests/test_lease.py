@@ -39,8 +39,8 @@ def test_standby_takes_over_after_kill(stack: Stack) -> None:
     reference = build_model("logreg")
     for e in all_events:
         reference.learn_one(e["x"], e["y"])
-    assert state["learned"] == len(all_events)
-    assert state["model"]["LogisticRegression"].weights == reference["LogisticRegression"].weights
+    assert state.learned == len(all_events)
+    assert state.model["LogisticRegression"].weights == reference["LogisticRegression"].weights
     assert "acquired" in stack.store().audit.entries()[-1].detail or any(
         "acquired" in e.detail for e in stack.store().audit.entries())
 
@@ -64,7 +64,7 @@ def test_paused_holder_cannot_overwrite(stack: Stack) -> None:
     assert stack.store().head() >= head_before
     assert stack.stop(standby) == 0
     state = stack.store().load(stack.store().head()).state
-    assert state["learned"] == len(first) + len(second)
+    assert state.learned == len(first) + len(second)
     assert any("lost" in e.detail for e in stack.store().audit.entries())
 
 

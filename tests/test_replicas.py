@@ -227,6 +227,7 @@ def test_a_replica_waits_for_a_first_model(stack: Stack) -> None:
 
 def test_the_live_model_is_signed_fenced_and_never_a_version(stack: Stack) -> None:
     from learner.core.models import build_model
+    from learner.core.snapshot_state import SnapshotState
     from learner.errors import BadSignature, Fenced
     from learner.state.lease import Lease
     from learner.state.live import LiveStore
@@ -238,12 +239,12 @@ def test_the_live_model_is_signed_fenced_and_never_a_version(stack: Stack) -> No
     live = LiveStore(store)
     subscription = store.announcements()
     subscription.wait(0.01)  # subscribed from now on
-    meta = live.publish({"model": build_model("logreg"), "learned": 7}, v1, 0, 7, lease.epoch)
+    meta = live.publish(SnapshotState(build_model("logreg"), 7), v1, 0, lease.epoch)
     assert subscription.wait(5.0)  # announced
-    assert live.meta() == meta and live.load(meta)["learned"] == 7
+    assert live.meta() == meta and live.load(meta).learned == 7
     assert store.versions() == [v1] and store.head() == v1  # not a version, the head stays
     with pytest.raises(Fenced):
-        live.publish({"model": build_model("logreg"), "learned": 8}, v1, 0, 8, lease.epoch + 1)
+        live.publish(SnapshotState(build_model("logreg"), 8), v1, 0, lease.epoch + 1)
     assert live.meta() == meta
     store.redis.hset(store.keys.live, "sig", "forged")
     with pytest.raises(BadSignature):
@@ -299,6 +300,7 @@ def test_a_replica_rides_out_a_redis_outage(broker: Broker) -> None:
 def test_a_replica_predicts_what_the_model_it_serves_predicts(stack: Stack, spec: str) -> None:
     """The predictions of a replica are those of the version it serves, in the format of --role all."""
     from learner.core.models import build_model
+    from learner.core.snapshot_state import SnapshotState
     from learner.core.step import LearningStep
     from learner.runtime.model.snapshot_writer import SnapshotJob, SnapshotWriter
 
@@ -312,7 +314,7 @@ def test_a_replica_predicts_what_the_model_it_serves_predicts(stack: Stack, spec
     fields = {"parent": None, "events_learned": step.learned, "offsets": {}, "model_spec": spec,
               "model_params": {}, "metrics": {}}
     outcome = SnapshotWriter(store, background=False).write_now(
-        SnapshotJob({"model": model, "learned": step.learned}, fields, {}, None, None, None, 10))
+        SnapshotJob(SnapshotState(model, step.learned), fields, {}, None, None, None, 10))
     assert outcome.ok
     expected = LearningStep(model, step.learned)
     expected.learning = False

@@ -98,7 +98,7 @@ def test_each_snapshot_scores_exactly_the_events_it_learned(stack: Stack) -> Non
     for version in store.versions():
         loaded = store.load(version)
         meta, state = loaded.meta, loaded.state
-        accuracy = state["scorecard"].evaluation.tracked[0]
+        accuracy = state.scorecard.evaluation.tracked[0]
         assert accuracy.name == "Accuracy"
         assert accuracy.metric.cm.total_weight == sum(meta.offsets.values()) == meta.events_learned, version
 

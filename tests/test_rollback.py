@@ -12,6 +12,7 @@ import pytest
 import river
 
 from learner.core.models import build_model
+from learner.core.snapshot_state import SnapshotState
 from learner.errors import OtherRiverVersion, RolledBack
 from learner.runtime.model.snapshot_writer import SnapshotJob, SnapshotRest, SnapshotWriter
 from learner.state.snapshots import SnapshotMeta, SnapshotStore
@@ -40,9 +41,9 @@ def send(stack: Stack, batch: list[dict]) -> None:
     stack.produce([orjson.dumps(e) for e in batch], [str(e["id"]).encode() for e in batch])
 
 
-def tally_of(state: dict) -> set[int]:
+def tally_of(state: SnapshotState) -> set[int]:
     """A Tally model's counts: each event must have been learned exactly once."""
-    return set(state["model"].seen.values())
+    return set(state.model.seen.values())
 
 
 @pytest.fixture(params=[1, 3], ids=["1 partition", "3 partitions"])
@@ -81,7 +82,7 @@ def test_live_rollback_serves_the_snapshot(stack: Stack) -> None:
     assert len(after) == 100
     for output, probe in zip(after, probes, strict=True):
         assert output["model_version"] == good
-        proba = state["model"].predict_proba_one(probe["x"])
+        proba = state.model.predict_proba_one(probe["x"])
         assert output["proba"] == {str(k).lower(): v for k, v in proba.items()}
 
     log = learner(stack, "snapshots", "log").stdout
@@ -107,14 +108,14 @@ def test_replay_relearns_from_the_snapshot_offsets(stacked: Stack) -> None:
     assert stack.stop(service) == 0
 
     state = stack.store().load(stack.store().head()).state
-    assert state["learned"] == 2500  # each once: the replay learned `second` again, not twice
+    assert state.learned == 2500  # each once: the replay learned `second` again, not twice
     if several:
-        assert tally_of(state) == {1} and len(state["model"].seen) == 2500
+        assert tally_of(state) == {1} and len(state.model.seen) == 2500
         return
     reference = build_model("logreg")
     for e in first + second + third:
         reference.learn_one(e["x"], e["y"])
-    assert state["model"]["LogisticRegression"].weights == reference["LogisticRegression"].weights
+    assert state.model["LogisticRegression"].weights == reference["LogisticRegression"].weights
 
 
 def test_history_rules(stack: Stack) -> None:
@@ -181,15 +182,15 @@ def test_crash_after_rollback_does_not_relearn_what_it_discarded(stacked: Stack)
     wait_status(stack, lambda s: s["events_done"] >= 2100)
     assert stack.stop(restarted) == 0
     state = stack.store().load(stack.store().head()).state
-    assert state["learned"] == 1100  # the discarded (flipped) thousand was not learned again
+    assert state.learned == 1100  # the discarded (flipped) thousand was not learned again
     if stack.partitions > 1:
-        assert tally_of(state) == {1} and len(state["model"].seen) == 1100
+        assert tally_of(state) == {1} and len(state.model.seen) == 1100
 
 
 def _job(parent: int | None, position: int, rollbacks: int | None = None) -> SnapshotJob:
     fields = {"parent": parent, "events_learned": position, "offsets": {"in:0": position}, "model_spec": "logreg",
               "model_params": {}, "metrics": {}}
-    state = {"model": build_model("logreg"), "learned": position}
+    state = SnapshotState(build_model("logreg"), position)
     return SnapshotJob(state, fields, {("in", 0): position}, parent, None, rollbacks, 10)
 
 
@@ -207,7 +208,7 @@ def test_rollback_to_the_head_beats_a_snapshot_in_flight(stack: Stack) -> None:
     writer = SnapshotWriter(store, background=True)
     version = writer.start(_job(first, 100, rollbacks=0), completed_later=True)
     store.rollback(first, replay=False)  # the operator: "discard what was learned since"
-    writer.complete(SnapshotRest({"scorecard": None}, {"metrics": {}}))
+    writer.complete(SnapshotRest(None, {}))
     outcome = writer.wait()
     assert outcome is not None and isinstance(outcome.error, RolledBack)
     assert store.head() == first and version not in store.versions()
@@ -319,6 +320,6 @@ def test_a_head_that_goes_back_without_a_rollback_is_a_lost_write(stack: Stack) 
     reference = build_model("logreg")
     for e in events(0, 1100):
         reference.learn_one(e["x"], e["y"])
-    assert state["learned"] == 1100  # nothing learned twice either
-    assert state["model"]["LogisticRegression"].weights == reference["LogisticRegression"].weights
+    assert state.learned == 1100  # nothing learned twice either
+    assert state.model["LogisticRegression"].weights == reference["LogisticRegression"].weights
     assert any(e.action == "lost write" for e in store.audit.entries())

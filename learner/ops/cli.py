@@ -304,7 +304,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     if version is None:
         raise SnapshotMissing(f"{settings.name!r} has no snapshots")
     loaded = store.load(int(version), force=settings.force)
-    Path(args.out).write_bytes(pickle.dumps(loaded.state["model"], protocol=pickle.HIGHEST_PROTOCOL))
+    Path(args.out).write_bytes(pickle.dumps(loaded.state.model, protocol=pickle.HIGHEST_PROTOCOL))
     print(f"wrote {args.out}: {settings.name!r} version {loaded.meta.version}, {loaded.meta.events_learned} events learned")
     return 0
 

@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass
-from typing import Any
 
 import orjson
 import redis
 
+from learner.core.snapshot_state import SnapshotState
 from learner.errors import BadSignature, CorruptSnapshot, Fenced, OtherRiverVersion
 from learner.state import scripts
 from learner.state.announce import announce
@@ -63,10 +63,10 @@ class LiveStore:
         self._write = store.redis.register_script(scripts.WRITE_LIVE)
 
     @translated
-    def publish(self, state: dict[str, Any], head: int | None, rollbacks: int, learned: int, epoch: int) -> LiveMeta:
-        """Pickle, sign and write ``state`` (``model``, ``learned``) if ``epoch`` still holds the lease."""
+    def publish(self, state: SnapshotState, head: int | None, rollbacks: int, epoch: int) -> LiveMeta:
+        """Pickle, sign and write ``state`` (the model and its count) if ``epoch`` still holds the lease."""
         blob = dump_state(state)
-        meta = LiveMeta(self.store.name, head, rollbacks, learned, epoch, time.time(), RIVER_VERSION, len(blob),
+        meta = LiveMeta(self.store.name, head, rollbacks, state.learned, epoch, time.time(), RIVER_VERSION, len(blob),
                         checksum(blob))
         raw = meta.to_json()
         try:
@@ -92,7 +92,7 @@ class LiveStore:
             raise CorruptSnapshot(f"the live model of {self.store.name!r} has unreadable metadata: {error}") from None
 
     @translated
-    def load(self, meta: LiveMeta, force: bool = False) -> dict[str, Any]:
+    def load(self, meta: LiveMeta, force: bool = False) -> SnapshotState:
         """The state ``meta`` describes, verified (checksum, river version unless ``force``) then unpickled."""
         if meta.river_version != RIVER_VERSION and not force:
             raise OtherRiverVersion(f"the live model of {self.store.name!r} was written by river "

@@ -31,6 +31,7 @@ import river
 
 from learner import __version__
 from learner.core.positions import Position, from_json_keys, furthest, to_json_keys
+from learner.core.snapshot_state import SnapshotState
 from learner.errors import (
     BadSignature,
     CorruptSnapshot,
@@ -110,7 +111,7 @@ class LoadedSnapshot:
     """A verified, unpickled snapshot; ``fallback`` says why it is not the head, when it is not."""
 
     meta: SnapshotMeta
-    state: dict[str, Any]
+    state: SnapshotState
     fallback: str | None = None
 
 
@@ -395,9 +396,9 @@ def _signature_problem(name: str, version: int, signature: bytes | None, signer:
     return f"snapshot {version} of {name!r} has a bad signature (tampered, or another signing key): not loaded"
 
 
-def dump_state(state: dict[str, Any]) -> bytes:
+def dump_state(state: SnapshotState) -> bytes:
     """Pickle a snapshot's state (highest protocol: large models serialise much faster)."""
-    return pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
+    return pickle.dumps(state.to_dict(), protocol=pickle.HIGHEST_PROTOCOL)
 
 
 #: Modules of earlier releases whose classes snapshots may hold, and where those classes live now.
@@ -416,11 +417,15 @@ class _Unpickler(pickle.Unpickler):
         return super().find_class(_MOVED_MODULES.get(module, module), name)
 
 
-def load_state(blob: bytes) -> dict[str, Any]:
+def load_state(blob: bytes) -> SnapshotState:
     """Unpickle a verified blob; any failure is a CorruptSnapshot (it will not load on a retry either).
 
-    >>> load_state(dump_state({"learned": 3}))
-    {'learned': 3}
+    >>> load_state(dump_state(SnapshotState("a model", learned=3)))
+    SnapshotState(model='a model', learned=3, scorecard=None, evaluation=None, labels=None, marks={})
+    >>> load_state(pickle.dumps({"learned": 3}))
+    Traceback (most recent call last):
+    ...
+    learner.errors.CorruptSnapshot: does not hold a usable snapshot state: it holds no model
     >>> load_state(b"\\x80\\x04cno_such_module\\nThing\\n)\\x81.")
     Traceback (most recent call last):
     ...
@@ -432,4 +437,7 @@ def load_state(blob: bytes) -> dict[str, Any]:
         raise CorruptSnapshot(f"does not unpickle: {type(error).__name__}: {error}") from None
     if not isinstance(state, dict):
         raise CorruptSnapshot(f"does not hold a snapshot state but {type(state).__name__}")
-    return state
+    try:
+        return SnapshotState.from_dict(state)
+    except (TypeError, ValueError) as error:
+        raise CorruptSnapshot(f"does not hold a usable snapshot state: {error}") from None

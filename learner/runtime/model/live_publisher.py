@@ -15,6 +15,7 @@ import os
 import signal
 import time
 
+from learner.core.snapshot_state import SnapshotState
 from learner.errors import Fenced, LearnerError, RedisUnavailable
 from learner.runtime.model.live_model import LiveModel
 from learner.runtime.model.snapshot_coordinator import SnapshotCoordinator
@@ -74,8 +75,8 @@ class LivePublisher:
             signal.signal(signal.SIGINT, signal.SIG_IGN)
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
             head, rollbacks, learned = current
-            state = {"model": self.model.step.model, "learned": learned}
-            LiveStore(self.store.reconnected()).publish(state, head, rollbacks, learned, epoch)
+            LiveStore(self.store.reconnected()).publish(SnapshotState(self.model.step.model, learned), head, rollbacks,
+                                                        epoch)
             code = _OK
         except Fenced:
             code = _FENCED

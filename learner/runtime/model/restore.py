@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Any
 
 from learner.core.evaluation import metrics_for
 from learner.core.labels import LabelJoin
 from learner.core.models import build_model, kind_of
 from learner.core.positions import Position
 from learner.core.scorecard import Scorecard
+from learner.core.snapshot_state import SnapshotState
 from learner.core.step import LearningStep
 from learner.errors import CorruptSnapshot
 from learner.settings import Settings
@@ -43,13 +43,9 @@ class Restored:
 def restored_from(loaded: LoadedSnapshot, settings: Settings, position: Position | None = None) -> Restored:
     """A loaded snapshot as a model to stream on with (from its own offsets unless told otherwise)."""
     state = loaded.state
-    try:
-        step = LearningStep(state["model"], int(state["learned"]))
-        scorecard = _scorecard(state, settings)
-    except (KeyError, TypeError, ValueError) as error:
-        raise CorruptSnapshot(f"snapshot {loaded.meta.version} of {settings.name!r} holds no usable model: "
-                              f"{type(error).__name__}: {error}") from None
-    join = state.get("labels") if isinstance(state.get("labels"), LabelJoin) else None
+    step = LearningStep(state.model, state.learned)
+    scorecard = _scorecard(state, settings, loaded.meta.version)
+    join = state.labels
     if not settings.labels_topic:
         join = None  # no labels topic any more: nothing will join
     elif join is None:
@@ -58,7 +54,7 @@ def restored_from(loaded: LoadedSnapshot, settings: Settings, position: Position
         join.ttl_ms, join.max_pending, join.early_ms = _join_limits(settings)
     return Restored(step, scorecard, loaded.meta.version, loaded.meta.model_spec,
                     loaded.meta.position() if position is None else position, join=join,
-                    marks=dict(state.get("marks") or {}))
+                    marks=dict(state.marks))
 
 
 def _join_limits(settings: Settings) -> tuple[int, int, int]:
@@ -70,11 +66,12 @@ def new_join(settings: Settings) -> LabelJoin | None:
     return LabelJoin(*_join_limits(settings)) if settings.labels_topic else None
 
 
-def _scorecard(state: dict[str, Any], settings: Settings) -> Scorecard:
-    scorecard = state.get("scorecard")
-    if isinstance(scorecard, Scorecard):
-        return scorecard
-    return Scorecard.of(state["evaluation"], settings.drift_window)  # written before detectors were kept
+def _scorecard(state: SnapshotState, settings: Settings, version: int) -> Scorecard:
+    if state.scorecard is not None:
+        return state.scorecard
+    if state.evaluation is not None:  # written before detectors were kept
+        return Scorecard.of(state.evaluation, settings.drift_window)
+    raise CorruptSnapshot(f"snapshot {version} of {settings.name!r} holds no usable model: no evaluation")
 
 
 def restore(store: SnapshotStore, settings: Settings) -> Restored:

@@ -24,10 +24,10 @@ from __future__ import annotations
 import itertools
 import logging
 import time
-from dataclasses import replace
 
 from learner.core.positions import to_json_keys
 from learner.core.scorecard import Scorecard
+from learner.core.snapshot_state import SnapshotState
 from learner.errors import Fenced, HeadMoved, LearnerError, LeaseLost, RolledBack
 from learner.runtime.gateway import protocol as p
 from learner.runtime.gateway.link import GatewayLink
@@ -89,16 +89,15 @@ class SnapshotCoordinator:
         position = model.checkpoint.taken()
         fields = {"parent": model.head, "events_learned": model.step.learned, "offsets": to_json_keys(position),
                   "model_spec": model.spec, "model_params": model.params, "reason": reason}
-        state: dict[str, object] = {"model": model.step.model, "learned": model.step.learned}
-        if model.join is not None:  # the features waiting for their labels, and where the merge stands
-            state |= {"labels": model.join, "marks": dict(model.checkpoint.marks)}
+        # with a labels topic, the features waiting for their labels and where the merge stands
+        state = SnapshotState(model.step.model, model.step.learned, labels=model.join,
+                              marks=dict(model.checkpoint.marks) if model.join is not None else {})
         job = SnapshotJob(state, fields, position, model.head, self.lease.epoch, self.rollbacks,
                           self.settings.snapshot_keep)
         self._answering, self.requests = self._answering + self.requests, []
         if background is False or not self.writer.background:
             rest = _rest(self._barrier_now())
-            self.collect(self.writer.write_now(replace(job, state={**job.state, **rest.state},
-                                                       fields={**job.fields, **rest.fields})))
+            self.collect(self.writer.write_now(rest.completes(job)))
         else:
             self._barrier = next(self._tokens)
             self.link.send(p.Flush(self._barrier))
@@ -179,4 +178,4 @@ class SnapshotCoordinator:
 
 def _rest(scorecard: Scorecard) -> SnapshotRest:
     """What the barrier adds to a snapshot: the scorecard, and its metrics in the metadata."""
-    return SnapshotRest({"scorecard": scorecard}, {"metrics": scorecard.evaluation.values()})
+    return SnapshotRest(scorecard, scorecard.evaluation.values())

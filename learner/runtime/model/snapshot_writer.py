@@ -27,6 +27,8 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from learner.core.positions import Position
+from learner.core.scorecard import Scorecard
+from learner.core.snapshot_state import SnapshotState
 from learner.errors import LearnerError, StateError
 from learner.runtime.shared.process import die_with_parent
 from learner.state.snapshots import SnapshotStore, dump_state
@@ -40,7 +42,7 @@ log = logging.getLogger(__name__)
 class SnapshotJob:
     """One snapshot to write: the state at a boundary and what its write must check."""
 
-    state: dict[str, Any]
+    state: SnapshotState
     fields: dict[str, Any]  # SnapshotMeta fields the writer knows (parent, offsets, spec, reason, ...)
     position: Position
     expected_head: int | None
@@ -51,10 +53,15 @@ class SnapshotJob:
 
 @dataclass(frozen=True)
 class SnapshotRest:
-    """What completes a job after the barrier: more state (the scorecard) and metadata (metrics)."""
+    """What completes a job after the barrier: the scorecard of exactly the events its offsets cover
+    (``None`` in tests that need no evaluation), and its metric values for the metadata."""
 
-    state: dict[str, Any]
-    fields: dict[str, Any]
+    scorecard: Scorecard | None
+    metrics: dict[str, dict[str, float]]
+
+    def completes(self, job: SnapshotJob) -> SnapshotJob:
+        return replace(job, state=replace(job.state, scorecard=self.scorecard),
+                       fields={**job.fields, "metrics": self.metrics})
 
 
 @dataclass(frozen=True)
@@ -193,7 +200,7 @@ def _wait_for_rest(job: SnapshotJob, pipe: int) -> SnapshotJob | None:
     if not data:
         return None
     rest: SnapshotRest = pickle.loads(data)
-    return replace(job, state={**job.state, **rest.state}, fields={**job.fields, **rest.fields})
+    return rest.completes(job)
 
 
 def _child(job: SnapshotJob, parent: SnapshotStore, report: int, rest: int | None) -> None:

@@ -170,10 +170,7 @@ class Follower:
             state = self.live.load(meta, self.force)
         else:
             state = self.store.load(target.version, self.force).state
-        try:
-            step = LearningStep(state["model"], int(state["learned"]))
-        except (KeyError, TypeError, ValueError) as error:
-            raise StateError(f"{target.source} {target.version} holds no usable model: {error}") from None
+        step = LearningStep(state.model, state.learned)
         step.learning = False  # a replica predicts only
         return step
 
