@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["Guard"]
+__all__ = ["ArmedGuard", "Guard"]
 
 
 @dataclass(frozen=True)
@@ -39,3 +39,12 @@ class Guard:
     def reference(self, metrics: dict[str, dict[str, float]]) -> float | None:
         """The value this guard compares with, from a snapshot's recorded metrics."""
         return metrics.get(self.metric, {}).get(self.window)
+
+
+@dataclass(frozen=True, slots=True)
+class ArmedGuard:
+    """What the guard compares with: its rule, the reference value, and the pinned version it came from."""
+
+    rule: Guard
+    reference: float
+    version: int

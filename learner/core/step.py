@@ -19,23 +19,39 @@ shows the three together, in the order the service runs them.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from river import base
 
 from learner.core.evaluation import Evaluation
+from learner.core.items import EventItem, Item, LabelItem
 from learner.core.labels import LabelJoin, Lost
 from learner.core.models import ModelKind, Task, kind_of
 from learner.core.predictions import Prediction, label_of
 
-__all__ = ["ItemsDone", "LabelRejected", "LearningStep", "Outcome", "prequential"]
+__all__ = ["ItemOutcome", "ItemsDone", "Join", "LabelOutcome", "LabelRejected", "LearningStep", "Outcome", "Probabilities",
+           "prequential"]
 
-#: What :meth:`LearningStep.process_batch` gives per event: the class probabilities as River
-#: returned them (a classifier whose label is its most probable class: the label is left to the
-#: caller, off the model's core), a ``(prediction, probabilities or None)`` pair, or why the event
-#: was refused. River's own types, unconverted: :mod:`learner.core.predictions` makes them plain.
-Outcome = Any
+#: River's class probabilities as it returned them (a dict, a Counter), unconverted; None when it had none.
+Probabilities = Mapping[Any, float] | None
+
+#: What :meth:`LearningStep.process_batch` gives per event: the class probabilities alone (a
+#: classifier whose label is its most probable class: the label is left to the caller, off the
+#: model's core), a ``(prediction, probabilities or None)`` pair, or why the event was refused.
+#: River's own types, unconverted: :mod:`learner.core.predictions` makes them plain.
+Outcome = Probabilities | Prediction | str
+
+#: A label's outcome in a batch with a labels topic: None (joined, or waiting for its event), or
+#: ``(kind, reason)`` when it is lost.
+LabelOutcome = tuple[str, str] | None
+
+#: Per item of a batch with a labels topic: an event's outcome, or a label's.
+ItemOutcome = Outcome | LabelOutcome
+
+#: A label joined with its event: (index of the item it happened at, the outcome of the prediction,
+#: the label, milliseconds it waited).
+Join = tuple[int, Probabilities | Prediction, Any, int]
 
 
 class LabelRejected(ValueError):
@@ -46,7 +62,7 @@ class LabelRejected(ValueError):
 #: event's outcome, or for a label None (joined, or waiting for its event) or ``(kind, reason)``
 #: (lost); the joins, as ``(index of the item they happened at, the outcome of the prediction,
 #: the label, milliseconds it waited)``; and the early labels that expired without their event.
-ItemsDone = tuple[list[Outcome], list[tuple[int, Outcome, Any, int]], list[Lost]]
+ItemsDone = tuple[list[ItemOutcome], list[Join], list[Lost]]
 
 
 class LearningStep:
@@ -102,17 +118,17 @@ class LearningStep:
                 results.append(f"the model rejected the event: {type(error).__name__}: {error}")
         return results
 
-    def process_items(self, items: list[dict[str, Any]], join: LabelJoin) -> ItemsDone:
+    def process_items(self, items: list[Item], join: LabelJoin) -> ItemsDone:
         """Events and labels, in the merged order (see :mod:`learner.core.labels`).
 
-        An event ``{"t": ms, "k": id, "x": ..., "y": ...}`` is predicted, and learned at once when it
-        carries its label; without one its features wait in ``join``. A label ``{"t": ms, "l": id,
-        "y": ..., "s": [partition, offset]}`` learns the features its event was predicted with.
+        An event (:class:`~learner.core.items.EventItem`) is predicted, and learned at once when it
+        carries its label; without one its features wait in ``join``. A label
+        (:class:`~learner.core.items.LabelItem`) learns the features its event was predicted with.
         """
         if self.kind.predicts == "proba" and not self.kind.learns_unlabelled:
             return self._probability_items(items, join)
-        outcomes: list[Outcome] = []
-        joins: list[tuple[int, Outcome, Any, int]] = []
+        outcomes: list[ItemOutcome] = []
+        joins: list[Join] = []
         lost: list[Lost] = []
         for index, item in enumerate(items):
             lost += join.advance(item["t"])
@@ -131,14 +147,14 @@ class LearningStep:
                 outcomes.append(reason if "l" not in item else ("rejected", reason))
         return outcomes, joins, lost
 
-    def _probability_items(self, items: list[dict[str, Any]], join: LabelJoin) -> ItemsDone:
+    def _probability_items(self, items: list[Item], join: LabelJoin) -> ItemsDone:
         """:meth:`process_items` for a classifier whose label is its most probable class: the same
         rules, in one loop (this is the model's core with a labels topic, as
         :meth:`_probabilities_loop` is without one), the label left to the caller."""
         predict, learn, learning = self.model.predict_proba_one, self.model.learn_one, self.learning
         advance, arrive, label = join.advance, join.arrive, join.label
-        outcomes: list[Outcome] = []
-        joins: list[tuple[int, Outcome, Any, int]] = []
+        outcomes: list[ItemOutcome] = []
+        joins: list[Join] = []
         lost: list[Lost] = []
         append, joined, learned = outcomes.append, joins.append, 0
         try:
@@ -181,7 +197,7 @@ class LearningStep:
             self.learned += learned
         return outcomes, joins, lost
 
-    def _event_item(self, index: int, item: dict[str, Any], join: LabelJoin, joins: list[tuple[int, Outcome, Any, int]]
+    def _event_item(self, index: int, item: EventItem, join: LabelJoin, joins: list[Join]
                ) -> Outcome:
         x, y = item["x"], item.get("y")
         if y is not None:
@@ -195,8 +211,8 @@ class LearningStep:
             joins.append((index, outcome, early.y, early.waited_ms))
         return outcome
 
-    def _label_item(self, index: int, item: dict[str, Any], join: LabelJoin, joins: list[tuple[int, Outcome, Any, int]]
-               ) -> Outcome:
+    def _label_item(self, index: int, item: LabelItem, join: LabelJoin, joins: list[Join]
+               ) -> LabelOutcome:
         y = item["y"]
         self._check_label(y)
         source = item.get("s")

@@ -8,6 +8,8 @@ hands River the same feature-name objects every event, which makes River's own d
 measurably faster than with unpickled copies. A classifier answers with its probabilities alone;
 the label (the most probable class) is taken here, off the model's core.
 
+It keeps its loop and threads only: reading a batch is :mod:`learner.runtime.shared.intake`'s,
+publishing :mod:`learner.runtime.shared.publish`'s, scoring :mod:`learner.core.scoring`'s (pure).
 The messages are in :mod:`learner.runtime.gateway.protocol`. Three threads: the main loop (consume,
 forward, publish, report), a reader that drains the pipe from the model process (so the model
 never blocks on a send) and a writer that sends to it (a batch is larger than the pipe, and a
@@ -16,7 +18,6 @@ blocking write must not stop the main loop from publishing meanwhile).
 
 from __future__ import annotations
 
-import copy
 import logging
 import queue
 import signal
@@ -24,30 +25,27 @@ import sys
 import threading
 import time
 from collections import deque
-from typing import Any
 
-import orjson
 from confluent_kafka import OFFSET_BEGINNING, Message
 
 from learner.connections import Connections
-from learner.core.drift import Detection
-from learner.core.evaluation import RollingValue
 from learner.core.models import ModelKind
 from learner.core.positions import Position
-from learner.core.predictions import label_of, plain, plain_proba
+from learner.core.predictions import label_of
 from learner.core.scorecard import Scorecard
+from learner.core.scoring import Scoring
 from learner.errors import LearnerError, ProtocolError
 from learner.runtime.gateway import protocol as p
 from learner.runtime.gateway.merged_input import MergedInput
-from learner.runtime.gateway.prediction_sink import PredictionSink
 from learner.runtime.roles import role_of
+from learner.runtime.shared.intake import LABEL, Intake, Reader
 from learner.runtime.shared.pipes import Duplex
 from learner.runtime.shared.process import die_with_parent, lower_priority, tune_for_streaming
+from learner.runtime.shared.publish import Publisher
 from learner.settings import Settings
-from stream import DeadLetters, InvalidEvent, decode_event, decode_label, encode_prediction
 from stream.errors import StreamError
 
-__all__ = ["Gateway", "GuardWatch", "gateway_main"]
+__all__ = ["Gateway", "gateway_main"]
 
 log = logging.getLogger(__name__)
 
@@ -55,31 +53,10 @@ log = logging.getLogger(__name__)
 MAX_IN_FLIGHT = 6
 #: Seconds between metric reports to the model process.
 METRICS_EVERY = 1.0
-#: Labelled events between two guard checks: a dip of the rolling metric is shorter than a batch.
-GUARD_EVERY = 100
 #: Seconds between checks that the broker still answers (for /readyz).
 BROKER_CHECK_EVERY = 5.0
 #: Seconds the main loop waits for the model's answer while a batch is in flight and Kafka is quiet.
 ANSWER_WAIT = 0.005
-
-
-class GuardWatch:
-    """The guarded metric's rolling value, kept current event by event while the guard is armed."""
-
-    def __init__(self, armed: p.ArmedGuard, scorecard: Scorecard) -> None:
-        self.armed = armed
-        self.value = RollingValue(scorecard.evaluation, armed.rule.metric)
-        self.countdown = GUARD_EVERY
-
-    def update(self, y: Any, prediction: Any, proba: Any) -> float | None:
-        """Score one labelled event; every GUARD_EVERY, the value when it crossed the margin."""
-        self.value.update(y, prediction, proba)
-        self.countdown -= 1
-        if self.countdown:
-            return None
-        self.countdown = GUARD_EVERY
-        rule, current = self.armed.rule, self.value.get()
-        return current if rule.tripped_by({rule.metric: {rule.window: current}}, self.armed.reference) else None
 
 
 class Gateway:
@@ -91,9 +68,8 @@ class Gateway:
         self.channel = p.gateway_side(conn)
         self.inbox: queue.Queue[p.ToGateway] = queue.Queue()
         self.outbox: queue.Queue[p.ToModel | None] = queue.Queue()
-        #: Per batch in flight: (message, id, label) of each event sent to the model (with a labels
-        #: topic, of each event or label: the id is None for a label), and the events' features.
-        self.pending: dict[int, tuple[list[tuple[Message, Any, Any]], list[dict[str, Any]]]] = {}
+        #: The batches in flight, by their number: their answers are matched with what was kept of them.
+        self.pending: dict[int, Intake] = {}
         self.seq = 0
         self.running = True
         self.reported = 0.0
@@ -101,21 +77,18 @@ class Gateway:
         self.consumed = self.predicted = 0
         self.latencies: list[float] = []
         self.positions: dict[int, int] = {}
-        self.drifts: list[Detection] = []
-        self.guard: GuardWatch | None = None
         self.broker_ok, self.pinged = True, 0.0
         #: ``--role learn`` scores every prediction but publishes none (serve replicas do).
         self.publishing = role_of(settings).publishes
         self.start_position: Position = {}
-        self.scorecard: Scorecard | None = None
-        self.kind: ModelKind | None = None
+        self.scoring: Scoring | None = None
         self.writer: threading.Thread | None = None
         self.flushing: int | None = None  # the barrier being served: messages after it wait in `held`
         self.held: deque[p.ToGateway] = deque()
         self.admin = connections.admin()
         self.producer = connections.producer()
-        self.dead_letters = DeadLetters(self.producer, settings.dead_letter_topic)
-        self.sink = PredictionSink(self.producer, settings.output_topic, settings.name)
+        self.publisher = Publisher(self.producer, settings.output_topic, settings.dead_letter_topic, settings.name)
+        self.reader = Reader(settings.max_event_bytes, self.publisher.dead, settings.labels_topic)
         self.topics = [settings.input_topic, *([settings.labels_topic] if settings.labels_topic else [])]
         self.consumer = connections.consumer(self.topics, on_assign=self._on_assign)
         self.start_marks: dict[tuple[str, int], int] = {}
@@ -139,7 +112,7 @@ class Gateway:
     def run(self) -> None:
         """Serve the model process until it says stop (or goes away)."""
         start = self._wait_for_start()
-        self.start_position, self.scorecard, self.kind = start.position, start.scorecard, start.kind
+        self.start_position, self.scoring = start.position, Scoring(start.scorecard, start.kind)
         self.start_marks = dict(start.marks)
         self.consumer.start(join_group=False)
         tune_for_streaming()
@@ -151,19 +124,17 @@ class Gateway:
             self._handle(block=len(self.pending) >= MAX_IN_FLIGHT and self.flushing is None)
             if self.running and len(self.pending) < MAX_IN_FLIGHT:
                 messages = self.consumer.consume(self.settings.batch_size, 0 if self.pending else 0.05)
+                self.consumed += len(messages)
                 if self.merged is not None:
-                    released = self.merged.take(messages, self.settings.batch_size)
-                    self.consumed += len(messages)
-                    if released:
-                        self._forward_items(released)
+                    if released := self.merged.take(messages, self.settings.batch_size):
+                        self._forward(self.reader.merged(released))
                     elif self.pending:
                         self._handle(block=True, timeout=ANSWER_WAIT)
                 elif messages:
-                    self._forward(messages)
+                    self._forward(self.reader.events(messages, self.settings.input_topic))
                 elif self.pending:
                     self._handle(block=True, timeout=ANSWER_WAIT)
-            self.producer.poll()
-            self.producer.check()
+            self.publisher.check()
             self._report()
         self.outbox.put(None)
         self.consumer.close()
@@ -223,177 +194,77 @@ class Gateway:
             case p.Seek(epoch, position, scorecard, kind, marks):
                 self._seek(epoch, position, scorecard, kind, marks)
             case p.Rescore(scorecard, kind):
-                self._use(scorecard, kind)
+                self._rescore(scorecard, kind)
             case p.Commit(position):
                 self.consumer.commit(position)
             case p.ArmGuard(armed):
-                self.guard = None if armed is None or self.scorecard is None else GuardWatch(armed, self.scorecard)
+                if self.scoring is not None:
+                    self.scoring.arm(armed)
             case p.Stop():
                 self.running = False
             case _:
                 raise ProtocolError(f"the gateway does not handle {type(message).__name__}")
 
-    def _forward(self, messages: list[Message]) -> None:
-        """Decode a batch; send the good events to the model, the bad ones to the dead-letter topic."""
-        self.consumed += len(messages)
-        events: list[bytes] = []
-        kept: list[tuple[Message, Any, Any]] = []
-        features: list[dict[str, Any]] = []
-        done: dict[Any, int] = {}
-        max_bytes, dead = self.settings.max_event_bytes, self.dead_letters.send
-        for message in messages:
-            try:
-                event = decode_event(message.value(), max_bytes)
-            except InvalidEvent as error:
-                dead(message, str(error))
-            else:
-                events.append(event.raw)
-                kept.append((message, event.id, event.y))
-                features.append(event.x)
-            done[message.partition()] = message.offset()  # type: ignore[assignment]
-        self.positions.update((partition, offset + 1) for partition, offset in done.items())
-        self.seq += 1
-        self.pending[self.seq] = (kept, features)
-        topic = self.settings.input_topic
-        self.outbox.put(p.Batch(self.seq, self.epoch, b"[" + b",".join(events) + b"]",
-                                {(topic, partition): offset + 1 for partition, offset in done.items()}, len(messages)))
-
-    def _forward_items(self, released: list[tuple[tuple[int, int, int, int], Message]]) -> None:
-        """Events and labels in the merged order: decoded, bad ones dead-lettered, the rest to the model.
-
-        Each item carries its merged timestamp ``t`` (the stream's clock for label expiry); an event
-        its id ``k`` (given, or topic:partition:offset); a label its source ``s`` (partition, offset).
-        """
-        assert self.merged is not None
-        items: list[bytes] = []
-        kept: list[tuple[Message, Any, Any]] = []
-        features: list[dict[str, Any]] = []
-        done: dict[tuple[str, int], int] = {}
-        max_bytes, dead, is_label = self.settings.max_event_bytes, self.dead_letters.send, self.merged.is_label
-        for key, message in released:
-            topic, partition, offset = str(message.topic()), int(message.partition() or 0), int(message.offset() or 0)
-            done[(topic, partition)] = offset + 1
-            try:
-                if is_label(message):
-                    label = decode_label(message.value(), max_bytes)
-                    items.append(orjson.dumps({"t": key[0], "l": label.id, "y": label.y, "s": [partition, offset]}))
-                    kept.append((message, None, label.y))
-                    continue
-                event = decode_event(message.value(), max_bytes)
-            except InvalidEvent as error:
-                dead(message, str(error))
-                continue
-            given = event.id if event.id is not None else f"{topic}:{partition}:{offset}"
-            items.append(b'{"t":%d,"k":%s,' % (key[0], orjson.dumps(given)) + event.raw[1:])
-            kept.append((message, event.id, event.y))
-            features.append(event.x)
+    def _forward(self, intake: Intake) -> None:
+        """Send a decoded batch to the model and keep it until its answers come back."""
         input_topic = self.settings.input_topic
-        self.positions.update((p, o) for (t, p), o in done.items() if t == input_topic)
+        self.positions.update((partition, offset) for (topic, partition), offset in intake.done.items()
+                              if topic == input_topic)
         self.seq += 1
-        self.pending[self.seq] = (kept, features)
-        marks = self.merged.merge.marks()
-        self.outbox.put(p.Batch(self.seq, self.epoch, b"[" + b",".join(items) + b"]", done, len(released),
-                                {tp: marks[tp] for tp in done if tp in marks}))
+        self.pending[self.seq] = intake
+        marks: dict[tuple[str, int], int] = {}
+        if self.merged is not None:
+            merged = self.merged.merge.marks()
+            marks = {tp: merged[tp] for tp in intake.done if tp in merged}
+        self.outbox.put(p.Batch(self.seq, self.epoch, intake.payload(), intake.done, intake.count, marks))
 
     def _publish(self, results: p.Results) -> None:
-        """Publish the predictions of one batch and score them: the model's answers, in order."""
-        batch = self.pending.pop(results.seq, None)
-        if batch is None:
+        """Publish and score the answers to one batch, in order: a prediction per event, a dead letter
+        per event the model refused and per label lost, and each join of a label scored where it
+        happened (with the prediction made at the time). The service's hottest loop: locals bound once."""
+        intake = self.pending.pop(results.seq, None)
+        if intake is None:
             return  # a batch dropped by a seek
-        kept, features = batch
-        if self.merged is not None:
-            self._publish_items(results, kept, features)
-            return
-        assert self.scorecard is not None and self.kind is not None
-        produce, out_topic = self.producer.produce_fast, self.settings.output_topic
-        dead, guard = self.dead_letters.send, self.guard
-        # the scorecard's two per-event updates, bound once (Scorecard.score does the same, per call)
-        update, drift, label = self.scorecard.evaluation.update, self.scorecard.performance.update, label_of
-        name, version, ts = self.settings.name, results.version, time.time()
-        # the rule of ModelKind.learns, per event: labelled events, and every event for some detectors
-        learned, learning, learns_unlabelled = results.learned, results.learning, self.kind.learns_unlabelled
-        publishing = self.publishing
-        for (message, given_id, y), result in zip(kept, results.outcomes, strict=True):
-            kind = type(result)
-            if kind is tuple:
-                prediction, proba = result
-            elif kind is str:
-                dead(message, result)
-                continue
-            else:  # a classifier's probabilities (a dict, a Counter): its label is the most probable class
-                proba, prediction = result, label(result)
-            if publishing:
-                event_id = given_id if given_id is not None else f"{message.topic()}:{message.partition()}:{message.offset()}"
-                try:
-                    value = encode_prediction(event_id, prediction, proba, name, version, learned, ts)
-                except TypeError:  # NumPy scalars and the like: made plain only when the encoder refuses them
-                    prediction, proba = plain(prediction), plain_proba(proba)
-                    value = encode_prediction(event_id, prediction, proba, name, version, learned, ts)
-                try:
-                    produce(out_topic, value, message.key())
-                except BufferError:
-                    self.producer.produce(out_topic, value, message.key())
-            if y is not None:
-                update(y, prediction, proba)
-                if drifted := drift(y, prediction):
-                    self.drifts.append(drifted)
-                if guard is not None and (current := guard.update(y, prediction, proba)) is not None:
-                    self.guard = guard = None  # one report; the model process re-arms when learning resumes
-                    self.outbox.put(p.GuardTripped(current))
-                learned += learning
-            elif learns_unlabelled:
-                learned += learning
-        self.drifts += self.scorecard.observe_batch(features)
-        self.predicted += len(kept)
-        if kept:
-            self._sample_latency(kept[-1][0], ts)
-
-    def _publish_items(self, results: p.Results, kept: list[tuple[Message, Any, Any]],
-                       features: list[dict[str, Any]]) -> None:
-        """:meth:`_publish` with a labels topic: predictions for the events, dead letters for the labels
-        that are lost, and each join scored where it happened (the prediction made at the time)."""
-        assert self.scorecard is not None and self.kind is not None and self.merged is not None
-        update, drift = self.scorecard.evaluation.update, self.scorecard.performance.update
-        version, ts = results.version, time.time()
-        learned, learning, learns_unlabelled = results.learned, results.learning, self.kind.learns_unlabelled
+        scoring, publisher = self.scoring, self.publisher
+        assert scoring is not None
+        send = publisher.prediction if self.publishing else None
+        dead, label, score, learns_unlabelled = publisher.dead, label_of, scoring.labelled, scoring.learns_unlabelled
+        version, ts, learned, learning = results.version, time.time(), results.learned, results.learning
         joins = iter(results.joins)
         upcoming = next(joins, None)
         predicted = 0
-        for index, ((message, given_id, y), result) in enumerate(zip(kept, results.outcomes, strict=True)):
-            if self.merged.is_label(message):
+        for index, ((message, given_id, y), result) in enumerate(zip(intake.kept, results.outcomes, strict=True)):
+            if given_id is LABEL:
                 if result is not None:  # lost: (kind, reason)
-                    self.dead_letters.send(message, str(result[1]))
-            elif type(result) is str:
-                self.dead_letters.send(message, result)
-            else:
-                prediction, proba = result if type(result) is tuple else (label_of(result), result)
-                if self.publishing:
-                    self.sink.send(message, given_id, prediction, proba, version, learned, ts)
+                    dead(message, str(result[1]))
+            elif isinstance(result, str):
+                dead(message, result)
+            else:  # a classifier's probabilities alone (a dict, a Counter): its label is the most probable class
+                prediction, proba = result if isinstance(result, tuple) else (label(result), result)
+                if send is not None:
+                    send(message, given_id, prediction, proba, version, learned, ts)
                 predicted += 1
                 if y is not None:
-                    update(y, prediction, proba)
-                    if drifted := drift(y, prediction):
-                        self.drifts.append(drifted)
+                    if (tripped := score(y, prediction, proba)) is not None:
+                        self.outbox.put(p.GuardTripped(tripped))  # once; re-armed when learning resumes
                     learned += learning
                 elif learns_unlabelled:
                     learned += learning
             while upcoming is not None and upcoming[0] == index:  # labels learned at this item
-                _, outcome, label, _ = upcoming
-                prediction, proba = outcome if type(outcome) is tuple else (label_of(outcome), outcome)
-                update(label, prediction, proba)
-                if drifted := drift(label, prediction):
-                    self.drifts.append(drifted)
+                _, outcome, answer, _ = upcoming
+                prediction, proba = outcome if isinstance(outcome, tuple) else (label(outcome), outcome)
+                if (tripped := score(answer, prediction, proba)) is not None:
+                    self.outbox.put(p.GuardTripped(tripped))
                 if learning and not learns_unlabelled:
                     learned += 1
                 upcoming = next(joins, None)
-        for lost in results.lost:  # early labels whose event never came
-            partition, offset = lost.source or (None, None)
-            self.dead_letters.send_value(orjson.dumps({"id": lost.id, "y": lost.y}), None, lost.reason,
-                                         self.merged.labels_topic, partition, offset)
-        self.drifts += self.scorecard.observe_batch(features)
+        if self.merged is not None:
+            for lost in results.lost:  # early labels whose event never came
+                publisher.lost_label(lost, self.merged.labels_topic)
+        scoring.observe(intake.features)
         self.predicted += predicted
-        if kept:
-            self._sample_latency(kept[-1][0], ts)
+        if intake.kept:
+            self._sample_latency(intake.kept[-1][0], ts)
 
     def _complete_flush(self) -> None:
         """Once every prediction produced before the barrier is acknowledged (however long the broker
@@ -404,26 +275,30 @@ class Gateway:
         """
         if self.flushing is None:
             return
-        if self.producer.outstanding():
+        if self.publisher.outstanding():
             self.producer.wait(0.005)
             return
+        assert self.scoring is not None
         token, self.flushing = self.flushing, None
-        self.outbox.put(p.Flushed(token, copy.deepcopy(self.scorecard)))  # type: ignore[arg-type]
+        self.outbox.put(p.Flushed(token, self.scoring.copy_card()))
 
     def _seek(self, epoch: int, position: Position, scorecard: Scorecard, kind: ModelKind,
               marks: dict[tuple[str, int], int]) -> None:
         """Reposition (a rollback with replay): unanswered batches are dropped, the model drops them too."""
         self.pending.clear()
         self.epoch = epoch
-        self._use(scorecard, kind)
+        self._rescore(scorecard, kind)
         if self.merged is not None:
             self.merged.clear(marks)
         for topic, partition in sorted(self.consumer.assigned):  # partitions it never saw: from the start
             self.consumer.seek(topic, partition, position.get((topic, partition), OFFSET_BEGINNING))
 
-    def _use(self, scorecard: Scorecard, kind: ModelKind) -> None:
+    def _rescore(self, scorecard: Scorecard, kind: ModelKind) -> None:
         """Score from this scorecard on (a rollback); the guard is re-armed by the model process."""
-        self.scorecard, self.kind, self.guard = scorecard, kind, None
+        if self.scoring is None:
+            self.scoring = Scoring(scorecard, kind)
+        else:
+            self.scoring.use(scorecard, kind)
 
     def _sample_latency(self, message: Message, now: float) -> None:
         """One latency sample per batch: its last event, from its Kafka timestamp to now."""
@@ -433,7 +308,7 @@ class Gateway:
 
     def _report(self) -> None:
         now = time.monotonic()
-        if now - self.reported < METRICS_EVERY or self.scorecard is None:
+        if now - self.reported < METRICS_EVERY or self.scoring is None:
             return
         self.reported = now
         if now - self.pinged >= BROKER_CHECK_EVERY:
@@ -449,10 +324,10 @@ class Gateway:
             high = self.consumer.high_watermark(topic, partition)
             if high is not None:
                 lag[str(partition)] = max(0, high - position)
-        self.outbox.put(p.Report(self.scorecard.evaluation.values(), self.consumed, self.predicted,
-                                 self.dead_letters.count, self.latencies, lag, len(self.consumer.assigned),
-                                 self.broker_ok, self.drifts, self.merged.merge.late if self.merged else 0))
-        self.latencies, self.drifts = [], []
+        self.outbox.put(p.Report(self.scoring.card.evaluation.values(), self.consumed, self.predicted,
+                                 self.publisher.dead_lettered, self.latencies, lag, len(self.consumer.assigned),
+                                 self.broker_ok, self.scoring.take_drifts(), self.merged.merge.late if self.merged else 0))
+        self.latencies = []
 
     def _broker_answers(self) -> bool:
         try:

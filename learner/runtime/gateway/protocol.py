@@ -24,19 +24,22 @@ events. ``epoch`` grows at each seek: batches read before it are dropped by both
 from __future__ import annotations
 
 import pickle
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from learner.core.drift import Detection
-from learner.core.guard import Guard
+from learner.core.guard import ArmedGuard
+from learner.core.labels import Lost
 from learner.core.models import ModelKind
 from learner.core.positions import Position
 from learner.core.scorecard import Scorecard
+from learner.core.step import ItemOutcome, Join
 from learner.errors import GatewayFailed, ProtocolError
 from learner.runtime.shared.pipes import Duplex
 
 __all__ = [
-    "ArmGuard", "ArmedGuard", "Batch", "Channel", "Commit", "Failure", "Flush", "Flushed", "GatewayReady",
+    "ArmGuard", "Batch", "Channel", "Commit", "Failure", "Flush", "Flushed", "GatewayReady",
     "GuardTripped", "Report", "Rescore", "Results", "Seek", "Start", "Stop", "ToGateway", "ToModel",
 ]
 
@@ -133,11 +136,11 @@ class Results:
     learned: int
     version: int
     learning: bool
-    outcomes: list[Any]
-    #: With a labels topic: (index of the item, outcome of the prediction, label, ms waited) per join,
-    #: and the early labels that expired without their event (:class:`learner.core.labels.Lost`).
-    joins: list[tuple[int, Any, Any, int]] = field(default_factory=list)
-    lost: list[Any] = field(default_factory=list)
+    outcomes: Sequence[ItemOutcome]
+    #: With a labels topic: the joins of labels with their events' predictions, and the early labels
+    #: that expired without their event.
+    joins: list[Join] = field(default_factory=list)
+    lost: list[Lost] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,15 +174,6 @@ class Commit:
     """Commit this position to the consumer group: what a snapshot made durable, for lag tools."""
 
     position: Position
-
-
-@dataclass(frozen=True, slots=True)
-class ArmedGuard:
-    """What the guard compares with: its rule, the reference value, and the pinned version it came from."""
-
-    rule: Guard
-    reference: float
-    version: int
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from concurrent.futures import Future
 
-from learner.core.guard import Guard
+from learner.core.guard import ArmedGuard, Guard
 from learner.errors import StateError
 from learner.runtime.gateway import protocol as p
 from learner.runtime.gateway.link import GatewayLink
@@ -36,8 +36,8 @@ class GuardKeeper:
                  sync: StateSync, monitor: Monitor, settings: Settings) -> None:
         self.model, self.store, self.control, self.link = model, store, control, link
         self.sync, self.monitor, self.settings = sync, monitor, settings
-        self.armed: p.ArmedGuard | None = None
-        self._lookup: Future[p.ArmedGuard | None] | None = None
+        self.armed: ArmedGuard | None = None
+        self._lookup: Future[ArmedGuard | None] | None = None
         self._recording = False  # a trip whose stop flag is not in Redis yet: a poll without it is stale
 
     def rule(self) -> Guard | None:
@@ -63,15 +63,15 @@ class GuardKeeper:
             except StateError as error:
                 log.warning("the guard cannot read its reference now: %s", error)
 
-    def _reference(self, rule: Guard) -> p.ArmedGuard | None:
+    def _reference(self, rule: Guard) -> ArmedGuard | None:
         """On the Redis thread: the newest pinned version's value of the guarded metric."""
         pinned = self.store.pinned()
         if not pinned:
             return None
         reference = rule.reference(self.store.meta(max(pinned)).metrics)
-        return None if reference is None else p.ArmedGuard(rule, reference, max(pinned))
+        return None if reference is None else ArmedGuard(rule, reference, max(pinned))
 
-    def _arm(self, armed: p.ArmedGuard | None) -> None:
+    def _arm(self, armed: ArmedGuard | None) -> None:
         if armed != self.armed:
             self.armed = armed
             self.link.send(p.ArmGuard(armed))

@@ -8,16 +8,16 @@ at a batch boundary, never in the middle of a batch.
 from __future__ import annotations
 
 import time
-from typing import Any
+from collections.abc import Sequence
 
 import orjson
 
 from learner.core.checkpoint import Checkpoint
-from learner.core.labels import LabelJoin
+from learner.core.labels import LabelJoin, Lost
 from learner.core.models import describe_params
 from learner.core.positions import Position
 from learner.core.scorecard import Scorecard
-from learner.core.step import LearningStep
+from learner.core.step import ItemOutcome, Join, LearningStep
 from learner.runtime.gateway import protocol as p
 from learner.runtime.model.restore import Restored
 from learner.settings import Settings
@@ -66,10 +66,11 @@ class LiveModel:
             self.started_at = time.perf_counter()
         learned, events = self.step.learned, orjson.loads(batch.events)
         started = time.perf_counter()
+        outcomes: Sequence[ItemOutcome]
         if self.join is None:
             outcomes = self.step.process_batch(events)
-            joins: list[tuple[int, Any, Any, int]] = []
-            lost: list[Any] = []
+            joins: list[Join] = []
+            lost: list[Lost] = []
         else:
             outcomes, joins, lost = self.step.process_items(events, self.join)
         self.model_seconds += time.perf_counter() - started

@@ -30,14 +30,14 @@ from confluent_kafka import Message
 from learner.connections import Connections
 from learner.core.predictions import label_of
 from learner.errors import LearnerError
-from learner.runtime.gateway.prediction_sink import PredictionSink
 from learner.runtime.replica.follower import Follower, Served
 from learner.runtime.replica.registry import HEARTBEAT_EVERY, Heartbeat, registry_topic
 from learner.runtime.shared.http import serve
+from learner.runtime.shared.intake import Reader
 from learner.runtime.shared.monitor import Monitor
 from learner.runtime.shared.process import tune_for_streaming
+from learner.runtime.shared.publish import Publisher
 from learner.settings import Settings
-from stream import DeadLetters, InvalidEvent, decode_event
 from stream.errors import StreamError
 
 __all__ = ["Replica"]
@@ -72,8 +72,8 @@ class Replica:
         self.registry, self.beat_at = registry_topic(settings), 0.0
         # Kafka clients connect lazily: built now, so /status and /readyz can look at them from the start.
         self.producer = connections.producer()
-        self.dead_letters = DeadLetters(self.producer, settings.dead_letter_topic)
-        self.sink = PredictionSink(self.producer, settings.output_topic, settings.name)
+        self.publisher = Publisher(self.producer, settings.output_topic, settings.dead_letter_topic, settings.name)
+        self.reader = Reader(settings.max_event_bytes, self.publisher.dead)
         self.consumer = connections.consumer([settings.input_topic], on_revoke=self._revoked)
         self.http = serve(settings.metrics_port, self.monitor.registry, self.status,
                           self.not_ready) if settings.metrics_port else None
@@ -114,7 +114,7 @@ class Replica:
             "last_reload_seconds": served.seconds if served else None,
             "reload_failures": follower.failures, "last_reload_failure": follower.last_failure,
             "partitions": sorted(p for _, p in list(self.consumer.assigned)),  # copied at once: the HTTP thread reads it
-            "consumed": self.consumed, "predicted": self.predicted, "dead_lettered": self.dead_letters.count,
+            "consumed": self.consumed, "predicted": self.predicted, "dead_lettered": self.publisher.dead_lettered,
             "redis": {"up": follower.redis_problem is None, "problem": follower.redis_problem},
         }
 
@@ -164,8 +164,7 @@ class Replica:
         messages = self.consumer.consume(self.settings.batch_size, 0.05)
         if messages:
             self._serve(messages)
-        self.producer.poll()
-        self.producer.check()
+        self.publisher.check()
         now = time.monotonic()
         if now - self.committed_at >= COMMIT_EVERY:
             self.committed_at = now
@@ -178,27 +177,17 @@ class Replica:
     def _serve(self, messages: list[Message]) -> None:
         assert self.served is not None
         self.consumed += len(messages)
-        kept: list[tuple[Message, Any]] = []
-        events: list[dict[str, Any]] = []
-        dead, max_bytes = self.dead_letters.send, self.settings.max_event_bytes
-        for message in messages:
-            try:
-                event = decode_event(message.value(), max_bytes)
-            except InvalidEvent as error:
-                dead(message, str(error))
-            else:
-                kept.append((message, event.id))
-                events.append({"x": event.x, "y": event.y})
-            self.positions[(str(message.topic()), int(message.partition() or 0))] = int(message.offset() or 0) + 1
-        step = self.served.step
-        outcomes = step.process_batch(events)
-        version, learned, ts, send = self.served.target.version, step.learned, time.time(), self.sink.send
-        for (message, given_id), result in zip(kept, outcomes, strict=True):
-            kind = type(result)
-            if kind is str:
+        intake = self.reader.events(messages, self.settings.input_topic)
+        self.positions.update(intake.done)
+        step, kept = self.served.step, intake.kept
+        outcomes = step.process_batch(intake.events())
+        version, learned, ts = self.served.target.version, step.learned, time.time()
+        send, dead = self.publisher.prediction, self.publisher.dead
+        for (message, given_id, _), result in zip(kept, outcomes, strict=True):
+            if isinstance(result, str):
                 dead(message, result)
                 continue
-            prediction, proba = result if kind is tuple else (label_of(result), result)
+            prediction, proba = result if isinstance(result, tuple) else (label_of(result), result)
             send(message, given_id, prediction, proba, version, learned, ts)
             self.predicted += 1
         if kept:
@@ -242,7 +231,7 @@ class Replica:
 
     def _observe(self, now: float) -> None:
         name, monitor, follower, served = self.settings.name, self.monitor, self.follower, self.served
-        monitor.observe_totals(self.consumed, self.predicted, self.dead_letters.count)
+        monitor.observe_totals(self.consumed, self.predicted, self.publisher.dead_lettered)
         monitor.observe_follower(served.target.version if served else None, served.step.learned if served else None,
                                  follower.behind, follower.failures, follower.redis_problem is None)
         for topic, partition in self.consumer.assigned:
