@@ -143,7 +143,7 @@ def service_memory(waiting: int) -> None:
             try:
                 store = SnapshotStore(redis.Redis.from_url(redis_server.url), f"mem-{mode}", Signer(b"bench"))
                 control = ControlPlane(store)
-                while not ((status := control.service_status()) and status["events_done"] >= waiting):
+                while not ((status := control.service_status()) and status.events_done >= waiting):
                     assert service.poll() is None, "the service exited"
                     time.sleep(0.2)
                 time.sleep(1)  # let the gateway's buffers settle

@@ -66,6 +66,7 @@ def run_service(settings: Settings, count: int, broker_pid: int) -> dict[str, ob
 
 def _service_worker(conn: Connection, settings: Settings, count: int, broker_pid: int) -> None:
     service = Service(settings)
+    service.start()
     model = service.model
     pids = {"model": os.getpid(), "gateway": service.link.pid, "broker": broker_pid}
     while model.started_at is None:

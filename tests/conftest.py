@@ -176,8 +176,8 @@ class Stack:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             status = control.service_status()
-            if status and check(status):
-                return status
+            if status and check(shown := status.to_json()):
+                return shown
             time.sleep(0.05)
         raise AssertionError(f"status never matched; last: {control.service_status()}")
 

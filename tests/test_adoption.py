@@ -9,9 +9,16 @@ from learner.runtime.model.rollback import RollbackAdopter
 from learner.state.control import ControlView
 
 
+class Snapshots(SimpleNamespace):
+    """A stand-in for the snapshot coordinator: what adoption reads of it, and what it tells it."""
+
+    def rebased(self, rollbacks: int) -> None:
+        self.rollbacks, self.owed = rollbacks, True
+
+
 def adopter(head: int, written_at: float) -> tuple[RollbackAdopter, Any]:
     model = SimpleNamespace(head=head)
-    snapshots = SimpleNamespace(busy=False, rollbacks=0, written_at=written_at, owed=False)
+    snapshots = Snapshots(busy=False, rollbacks=0, written_at=written_at, owed=False)
     sync = SimpleNamespace(submit=lambda *_: None)
     return RollbackAdopter(model, None, None, snapshots, sync, None, SimpleNamespace(name="m")), snapshots  # type: ignore[arg-type]
 

@@ -106,3 +106,23 @@ def test_code_cites_the_readme_never_a_document_outside_the_repository() -> None
             assert not re.search(rf"\b{OUTSIDE}\b", text), f"{path} cites {OUTSIDE}"
             for cited in (" ".join(c.split()) for c in re.findall(r'README(?:\'s)? "([^"]+)"', text)):
                 assert any(h.startswith(cited) for h in headings), f"{path} cites a README section {cited!r} that does not exist"
+
+
+#: A module is one concept: past this many lines it is two (README "How it is built").
+MODULE_LINES = 400
+#: A class has one job: past this many lines it has several.
+CLASS_LINES = 250
+
+
+def test_modules_and_classes_stay_small() -> None:
+    long_modules, long_classes = [], []
+    for name, tree in modules():
+        path = ROOT / (name.replace(".", "/") + ".py")
+        if not path.exists():
+            path = ROOT / name.replace(".", "/") / "__init__.py"
+        if len(path.read_text().splitlines()) > MODULE_LINES:
+            long_modules.append(name)
+        long_classes += [f"{name}.{node.name}" for node in ast.walk(tree) if isinstance(node, ast.ClassDef)
+                         and (node.end_lineno or 0) - node.lineno + 1 > CLASS_LINES]
+    assert not long_modules, f"modules over {MODULE_LINES} lines: {long_modules}"
+    assert not long_classes, f"classes over {CLASS_LINES} lines: {long_classes}"

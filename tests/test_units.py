@@ -89,3 +89,23 @@ def test_every_role_has_a_program_and_every_role_marked_on_a_setting_exists() ->
     assert learner_only.ignored() == ["--labels-topic", "--snapshot-every-events"]
     assert Settings(role="learn", follow_poll=1.0).ignored() == ["--follow-poll"]
     assert Settings(role="all", snapshot_keep=3).ignored() == []
+
+
+def test_each_role_declares_the_metrics_it_reports_and_the_readme_lists_them() -> None:
+    from pathlib import Path
+
+    from learner.runtime.model.metrics import LearnerMetrics
+    from learner.runtime.replica.metrics import ReplicaMetrics
+    from learner.runtime.shared.monitor import StreamMetrics
+
+    def names(metrics: StreamMetrics) -> set[str]:
+        return {f"{family.name}_total" if family.type == "counter" else family.name
+                for family in metrics.registry.collect()}
+
+    shared, learner, replica = names(StreamMetrics("m")), names(LearnerMetrics("m")), names(ReplicaMetrics("m"))
+    assert shared <= learner and shared <= replica
+    assert {"learner_snapshot_seconds", "learner_metric", "learner_lease_held"} <= learner - replica
+    assert {"learner_reload_seconds", "learner_versions_behind"} <= replica - learner
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    assert all(f"`{name}`" in readme for name in learner | replica), sorted(
+        name for name in learner | replica if f"`{name}`" not in readme)

@@ -58,7 +58,8 @@ def run_demo(demo: Demo) -> int:
         _say(f"broker {broker.bootstrap_servers} (Tansu), redis {redis_server.url}")
         if demo.keep:
             _say(_try_these(settings, key) + "\n(the learner keeps running after the dataset; Ctrl-C stops everything)\n")
-        service = Service(settings)  # forks the gateway: before any thread of ours
+        service = Service(settings)
+        service.start()  # forks the gateway: before any thread of ours
         feed = connections.producer(**{"linger.ms": 10})  # after the fork: librdkafka starts threads
         threading.Thread(target=_feed, args=(feed, stream, demo.rate), daemon=True).start()
         service.run(on_progress=_progress)

@@ -13,10 +13,11 @@ from typing import Any
 
 import orjson
 
+from learner.core.status import ServiceStatus
 from learner.errors import LearnerError, SnapshotMissing, StateError
+from learner.ops.fleet import gather
 from learner.settings import Settings
 from learner.state.control import ControlPlane
-from learner.state.lease import holder as lease_holder
 from learner.state.snapshots import SnapshotMeta, SnapshotStore
 
 __all__ = ["delete", "list_snapshots", "pin", "resume", "rollback", "show_log", "show_snapshot", "snapshot_now",
@@ -128,79 +129,53 @@ def show_log(store: SnapshotStore, as_json: bool, count: int = 100) -> int:
     return 0
 
 
-def _replicas(settings: Settings | None) -> tuple[list[dict[str, Any]] | None, str | None]:
-    """The serve replicas heard from lately, or why they could not be listed; (None, None) unless
-    the command was pointed at a Kafka (--bootstrap-servers, the Kafka properties, or their variables)."""
-    if settings is None or not {"bootstrap_servers", "kafka_config", "kafka_config_file"} & settings.model_fields_set:
-        return None, None
-    from learner.runtime.replica.registry import heard
-
-    try:
-        return [asdict(beat) for beat in heard(settings, timeout=2.0)], None
-    except LearnerError as error:
-        return None, str(error)
-
-
-def _not_running(last: dict[str, Any] | None) -> str:
+def _not_running(last: ServiceStatus | None) -> str:
     """What to say when no service reports: stopped cleanly, not heard from since, or never seen."""
     if last is None:
         return "no running service (none has reported in the last 10 s, nor stopped in the last day)"
-    learned = f"model version {last['model_version']}, {last['events_learned']:,} events learned"
-    if last.get("stopped"):
-        return f"no running service: it stopped cleanly at {_when(last['stopped'])} ({learned})"
-    return (f"no running service: not heard from since {_when(last['updated'])} ({learned} then); it did not stop "
+    learned = f"model version {last.model_version}, {last.events_learned:,} events learned"
+    if last.stopped:
+        return f"no running service: it stopped cleanly at {_when(last.stopped)} ({learned})"
+    return (f"no running service: not heard from since {_when(last.updated)} ({learned} then); it did not stop "
             "cleanly (killed, crashed, or cut off from Redis)")
 
 
 def status(store: SnapshotStore, as_json: bool, settings: Settings | None = None) -> int:
-    head = store.head()
-    meta = store.meta(head) if head is not None else None
-    control = ControlPlane(store)
-    holder = lease_holder(store)
-    record: dict[str, Any] = {
-        "name": store.name, "head": head,
-        "last_snapshot": None if meta is None else {"version": meta.version, "created": meta.created,
-                                                    "events_learned": meta.events_learned, "metrics": meta.metrics},
-        "service": control.service_status(),
-        "last_service": control.last_service_status(),
-        "lease": None if holder is None else holder.as_dict(),
-        "guard_tripped": control.guard_stop(),
-    }
-    record["replicas"], record["replicas_problem"] = _replicas(settings)
+    fleet = gather(store, settings)
     if as_json:
-        _print_json(record)
+        _print_json(fleet.to_json())
         return 0
+    head, meta = fleet.head, fleet.last_snapshot
     print(f"model {store.name!r}: head version {head if head is not None else '(none)'}")
     if meta is not None:
         print(f"  last snapshot: version {meta.version} at {_when(meta.created)}, {meta.events_learned:,} events learned, "
               f"{_first_metric(meta)}")
-    if record["guard_tripped"]:
-        print(f"  GUARD TRIPPED: {record['guard_tripped']}; learning is stopped until `learner resume`")
-    lease = record["lease"]
-    print(f"  lease: held by {lease['who']} (epoch {lease['epoch']})" if lease else "  lease: free (no service learns)")
-    service = record["service"]
+    if fleet.guard_tripped:
+        print(f"  GUARD TRIPPED: {fleet.guard_tripped}; learning is stopped until `learner resume`")
+    lease = fleet.lease
+    print(f"  lease: held by {lease.who} (epoch {lease.epoch})" if lease else "  lease: free (no service learns)")
+    service = fleet.service
     if service is None:
-        print(f"  {_not_running(record['last_service'])}")
+        print(f"  {_not_running(fleet.last_service)}")
     else:
-        metrics = ", ".join(f"{n} {w.get('all', 0):.4f}" for n, w in service["metrics"].items())
-        if service.get("fallback"):
-            print(f"  WARNING at start: {service['fallback']}")
-        lag = sum(service.get("lag", {}).values())
-        print(f"  running service: model version {service['model_version']}, {service['events_learned']:,} events learned, "
-              f"learning {'on' if service['learning'] else 'OFF'}, lag {lag:,}; {metrics}")
-        if labels := service.get("labels"):
+        metrics = ", ".join(f"{n} {w.get('all', 0):.4f}" for n, w in service.metrics.items())
+        if service.fallback:
+            print(f"  WARNING at start: {service.fallback}")
+        print(f"  running service: model version {service.model_version}, {service.events_learned:,} events learned, "
+              f"learning {'on' if service.learning else 'OFF'}, lag {sum(service.lag.values()):,}; {metrics}")
+        if labels := service.labels:
             print(f"  labels: {labels['waiting']:,} events waiting; " + ", ".join(
                 f"{labels.get(k, 0):,} {k}" for k in ("received", "joined", "expired", "unknown", "duplicate", "early",
                                                       "rejected", "late")))
-        for drift in service.get("drift", [])[-5:]:
-            print(f"  drift at {_when(drift['at'])} after event {drift['event']:,}: {drift['detail']}")
-    if record["replicas_problem"]:
-        print(f"  serve replicas: unknown ({record['replicas_problem']})")
-    elif record["replicas"]:
-        print(f"  serve replicas: {len(record['replicas'])}")
-        for beat in record["replicas"]:
-            served = ("no model yet" if beat["model_version"] is None else
-                      f"version {beat['model_version']} ({beat['source']}, {beat['learned']:,} events learned)")
-            print(f"    {beat['replica']}: {served}, partitions {','.join(map(str, beat['partitions'])) or 'none'}, "
-                  f"{beat['predicted']:,} predicted")
+        for drift in service.drift[-5:]:
+            print(f"  drift at {_when(drift.at)} after event {drift.event:,}: {drift.detail}")
+    if fleet.replicas_problem:
+        print(f"  serve replicas: unknown ({fleet.replicas_problem})")
+    elif fleet.replicas:
+        print(f"  serve replicas: {len(fleet.replicas)}")
+        for beat in fleet.replicas:
+            served = ("no model yet" if beat.model_version is None else
+                      f"version {beat.model_version} ({beat.source}, {beat.learned:,} events learned)")
+            print(f"    {beat.replica}: {served}, partitions {','.join(map(str, beat.partitions)) or 'none'}, "
+                  f"{beat.predicted:,} predicted")
     return 0

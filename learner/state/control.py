@@ -11,10 +11,10 @@ from __future__ import annotations
 import time
 import uuid
 from dataclasses import dataclass
-from typing import Any
 
 import orjson
 
+from learner.core.status import ServiceStatus
 from learner.errors import NoServiceAnswered
 from learner.state.failures import translated
 from learner.state.replies import as_bytes, as_int, as_text
@@ -50,28 +50,28 @@ class ControlPlane:
     # -- the service's side -------------------------------------------------------------------------
 
     @translated
-    def poll(self, status: dict[str, Any]) -> ControlView:
-        """Publish ``status``; return what an operator may have changed since the last poll."""
+    def poll(self, status: ServiceStatus | None) -> ControlView:
+        """Publish ``status`` (if there is one yet); return what an operator may have changed since the last poll."""
         sent = time.monotonic()
         pipe = self._redis.pipeline(transaction=False)
         pipe.get(self._keys.head)
         pipe.hget(self._keys.rollback, "seq")
         pipe.lpop(self._keys.requests, 100)
-        raw = orjson.dumps({**status, "updated": time.time()}, option=orjson.OPT_NON_STR_KEYS)
-        pipe.set(self._keys.status, raw, ex=STATUS_TTL)
-        pipe.set(self._keys.last_status, raw, ex=LAST_STATUS_TTL)
+        if status is not None:
+            raw = orjson.dumps(status.stamped(time.time()).to_json(), option=orjson.OPT_NON_STR_KEYS)
+            pipe.set(self._keys.status, raw, ex=STATUS_TTL)
+            pipe.set(self._keys.last_status, raw, ex=LAST_STATUS_TTL)
         pipe.get(self._keys.guard)
-        head, rollbacks, requests, _, _, guard = pipe.execute()
+        head, rollbacks, requests, *_, guard = pipe.execute()
         return ControlView(as_int(head), as_int(rollbacks) or 0, [as_text(r) or "" for r in requests or []],
                            as_text(guard), sent)
 
     @translated
-    def stopped(self, status: dict[str, Any]) -> None:
+    def stopped(self, status: ServiceStatus) -> None:
         """A clean stop: the final status, marked stopped and kept; no running service any more."""
-        now = time.time()
         pipe = self._redis.pipeline(transaction=False)
         pipe.delete(self._keys.status)
-        pipe.set(self._keys.last_status, orjson.dumps({**status, "updated": now, "stopped": now},
+        pipe.set(self._keys.last_status, orjson.dumps(status.stamped(time.time(), stopped=True).to_json(),
                                                       option=orjson.OPT_NON_STR_KEYS), ex=LAST_STATUS_TTL)
         pipe.execute()
 
@@ -113,13 +113,13 @@ class ControlPlane:
         return as_text(answer[1]) or ""
 
     @translated
-    def service_status(self) -> dict[str, Any] | None:
+    def service_status(self) -> ServiceStatus | None:
         """What the running service last published, or None when none runs."""
         raw = as_bytes(self._redis.get(self._keys.status))
-        return None if raw is None else dict(orjson.loads(raw))
+        return None if raw is None else ServiceStatus.from_json(orjson.loads(raw))
 
     @translated
-    def last_service_status(self) -> dict[str, Any] | None:
+    def last_service_status(self) -> ServiceStatus | None:
         """The last status any service published in the last day (``stopped`` set after a clean stop)."""
         raw = as_bytes(self._redis.get(self._keys.last_status))
-        return None if raw is None else dict(orjson.loads(raw))
+        return None if raw is None else ServiceStatus.from_json(orjson.loads(raw))

@@ -25,9 +25,10 @@ from learner.errors import BadSignature, CorruptSnapshot, Fenced, OtherRiverVers
 from learner.state import scripts
 from learner.state.announce import announce
 from learner.state.failures import translated
+from learner.state.pickled import dump_state, load_state
 from learner.state.replies import as_bytes
 from learner.state.signing import checksum
-from learner.state.snapshots import RIVER_VERSION, SnapshotStore, dump_state, load_state
+from learner.state.snapshots import RIVER_VERSION, SnapshotStore
 
 __all__ = ["LiveMeta", "LiveStore"]
 

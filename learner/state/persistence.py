@@ -8,14 +8,19 @@ schedule needs ``CONFIG GET save``, which an ACL may (rightly) not allow: then i
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any
 
+from learner.errors import StateError
 from learner.state.failures import translated
 from learner.state.replies import as_text
 from learner.state.snapshots import SnapshotStore
 
-__all__ = ["Persistence", "persistence"]
+__all__ = ["Persistence", "check_persistence", "persistence"]
+
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -54,6 +59,20 @@ def persistence(store: SnapshotStore) -> Persistence:
     answer: dict[Any, Any] = raw if isinstance(raw, dict) else {}
     schedule = answer.get("save", answer.get(b"save", ""))
     return Persistence(aof, as_text(schedule) or "")
+
+
+def check_persistence(store: SnapshotStore, choice: str) -> None:
+    """Say (``warn``), refuse (``require``) or ignore a Redis whose fencing epoch could go backwards."""
+    if choice == "ignore":
+        return
+    kept = persistence(store)
+    if kept.durable:
+        return
+    if choice == "require":
+        raise StateError(f"Redis has {kept.describe()}; --redis-persistence require refuses it "
+                         "(turn on appendonly, or pass --redis-persistence warn)")
+    log.warning("Redis has %s: run it with appendonly yes in production (--redis-persistence ignore "
+                "silences this)", kept.describe())
 
 
 def _info(client: Any) -> list[dict[str, Any]]:

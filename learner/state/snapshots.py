@@ -16,9 +16,7 @@ checksum, so callers fall back or refuse the same way.
 
 from __future__ import annotations
 
-import io
 import logging
-import pickle
 import platform
 import time
 from collections.abc import Callable
@@ -50,11 +48,11 @@ from learner.state.announce import Announcements, announce
 from learner.state.audit import AuditLog
 from learner.state.failures import translated
 from learner.state.keys import Keys
+from learner.state.pickled import load_state
 from learner.state.replies import as_bytes, as_int
 from learner.state.signing import UNSIGNED, Signer, checksum
 
-__all__ = ["RIVER_VERSION", "LoadedSnapshot", "RollbackRecord", "SnapshotMeta", "SnapshotStore", "dump_state",
-           "load_state"]
+__all__ = ["RIVER_VERSION", "LoadedSnapshot", "RollbackRecord", "SnapshotMeta", "SnapshotStore"]
 
 #: The river version this process runs, recorded in every snapshot and checked at every load.
 RIVER_VERSION: str = river.__version__  # type: ignore[attr-defined]
@@ -346,46 +344,10 @@ class SnapshotStore:
         return LoadedSnapshot(meta, state)
 
     def load_head(self, force: bool = False) -> LoadedSnapshot | None:
-        """The head, or (loudly) its newest ancestor that loads; None for a new model.
+        """The head, or (loudly) its newest ancestor that loads; None for a new model (see :mod:`learner.state.lineage`)."""
+        from learner.state.lineage import load_head
 
-        Ancestors, not merely older versions: after a rollback, older numbers include the branch
-        the operator discarded. Only when a version's own metadata is unreadable (so its parent is
-        unknown) does the walk fall back to the next older number. A head written by another river
-        version is not corrupt: that is refused (``--force`` loads it), never skipped.
-        """
-        head = self.head()
-        if head is None:
-            return None
-        version: int | None = head
-        while version is not None:
-            try:
-                loaded = self.load(version, force)
-            except OtherRiverVersion:
-                if version == head:
-                    raise
-                log.error("version %d of %r was written by another river version; trying its parent", version,
-                          self.name)
-            except (SnapshotMissing, SnapshotRefused) as error:
-                log.error("%s; trying its parent", error)
-            else:
-                if version == head:
-                    return loaded
-                fallback = f"head {head} of {self.name!r} is unusable: fell back to version {version}"
-                log.error("%s", fallback)
-                return LoadedSnapshot(loaded.meta, loaded.state, fallback)
-            version = self._parent_or_older(version)
-        raise SnapshotRefused(f"no snapshot of {self.name!r} can be loaded (head was {head})")
-
-    def _parent_or_older(self, version: int) -> int | None:
-        """Where the walk to a loadable ancestor goes next from ``version``."""
-        try:
-            parent = self.meta(version).parent
-        except (SnapshotMissing, SnapshotRefused):
-            parent = None
-        else:
-            if parent is None or parent < version:
-                return parent
-        return next((v for v in reversed(self.versions()) if v < version), None)
+        return load_head(self, force)
 
 
 def _signature_problem(name: str, version: int, signature: bytes | None, signer: Signer) -> str:
@@ -394,50 +356,3 @@ def _signature_problem(name: str, version: int, signature: bytes | None, signer:
     if not signer.enabled:
         return f"snapshot {version} of {name!r} is signed; give --signing-key to load it"
     return f"snapshot {version} of {name!r} has a bad signature (tampered, or another signing key): not loaded"
-
-
-def dump_state(state: SnapshotState) -> bytes:
-    """Pickle a snapshot's state (highest protocol: large models serialise much faster)."""
-    return pickle.dumps(state.to_dict(), protocol=pickle.HIGHEST_PROTOCOL)
-
-
-#: Modules of earlier releases whose classes snapshots may hold, and where those classes live now.
-_MOVED_MODULES = {
-    "learner.evaluation": "learner.core.evaluation",
-    "learner.step": "learner.core.step",
-    "learner.drift": "learner.core.drift",
-    "learner.models": "learner.core.models",
-}
-
-
-class _Unpickler(pickle.Unpickler):
-    """Finds classes that moved between releases, so older snapshots still load."""
-
-    def find_class(self, module: str, name: str) -> Any:
-        return super().find_class(_MOVED_MODULES.get(module, module), name)
-
-
-def load_state(blob: bytes) -> SnapshotState:
-    """Unpickle a verified blob; any failure is a CorruptSnapshot (it will not load on a retry either).
-
-    >>> load_state(dump_state(SnapshotState("a model", learned=3)))
-    SnapshotState(model='a model', learned=3, scorecard=None, evaluation=None, labels=None, marks={})
-    >>> load_state(pickle.dumps({"learned": 3}))
-    Traceback (most recent call last):
-    ...
-    learner.errors.CorruptSnapshot: does not hold a usable snapshot state: it holds no model
-    >>> load_state(b"\\x80\\x04cno_such_module\\nThing\\n)\\x81.")
-    Traceback (most recent call last):
-    ...
-    learner.errors.CorruptSnapshot: does not unpickle: ModuleNotFoundError: No module named 'no_such_module'
-    """
-    try:
-        state = _Unpickler(io.BytesIO(blob)).load()
-    except Exception as error:  # unpickling can raise anything: all mean "cannot load"
-        raise CorruptSnapshot(f"does not unpickle: {type(error).__name__}: {error}") from None
-    if not isinstance(state, dict):
-        raise CorruptSnapshot(f"does not hold a snapshot state but {type(state).__name__}")
-    try:
-        return SnapshotState.from_dict(state)
-    except (TypeError, ValueError) as error:
-        raise CorruptSnapshot(f"does not hold a usable snapshot state: {error}") from None

@@ -38,6 +38,7 @@ from learner.errors import LearnerError, ProtocolError
 from learner.runtime.gateway import protocol as p
 from learner.runtime.gateway.merged_input import MergedInput
 from learner.runtime.roles import role_of
+from learner.runtime.shared.broker_watch import BrokerWatch, lag
 from learner.runtime.shared.intake import LABEL, Intake, Reader
 from learner.runtime.shared.pipes import Duplex
 from learner.runtime.shared.process import die_with_parent, lower_priority, tune_for_streaming
@@ -53,8 +54,6 @@ log = logging.getLogger(__name__)
 MAX_IN_FLIGHT = 6
 #: Seconds between metric reports to the model process.
 METRICS_EVERY = 1.0
-#: Seconds between checks that the broker still answers (for /readyz).
-BROKER_CHECK_EVERY = 5.0
 #: Seconds the main loop waits for the model's answer while a batch is in flight and Kafka is quiet.
 ANSWER_WAIT = 0.005
 
@@ -76,8 +75,7 @@ class Gateway:
         self.epoch = 0
         self.consumed = self.predicted = 0
         self.latencies: list[float] = []
-        self.positions: dict[int, int] = {}
-        self.broker_ok, self.pinged = True, 0.0
+        self.positions: Position = {}  # of the input topic's partitions, for the lag
         #: ``--role learn`` scores every prediction but publishes none (serve replicas do).
         self.publishing = role_of(settings).publishes
         self.start_position: Position = {}
@@ -89,25 +87,13 @@ class Gateway:
         self.producer = connections.producer()
         self.publisher = Publisher(self.producer, settings.output_topic, settings.dead_letter_topic, settings.name)
         self.reader = Reader(settings.max_event_bytes, self.publisher.dead, settings.labels_topic)
+        self.broker = BrokerWatch(self.producer, connections.describe_kafka(), "nothing is lost; outputs wait in the "
+                                  "producer's queue and are retried, and the stream resumes when it is back")
         self.topics = [settings.input_topic, *([settings.labels_topic] if settings.labels_topic else [])]
         self.consumer = connections.consumer(self.topics, on_assign=self._on_assign)
         self.start_marks: dict[tuple[str, int], int] = {}
         #: With a labels topic: events and labels, merged in timestamp order.
         self.merged = MergedInput(settings, self.consumer) if settings.labels_topic else None
-
-    def prepare_topics(self) -> None:
-        """Wait for the broker (up to --startup-timeout); fail early and clearly on a missing input
-        topic; create the output topics if needed."""
-        settings = self.settings
-        counts = self.connections.wait_for_kafka(self.admin, tuple(self.topics))
-        partitions = counts[settings.input_topic]
-        outputs = {settings.dead_letter_topic: partitions}
-        if self.publishing:
-            outputs[settings.output_topic] = partitions
-        created = self.admin.ensure(outputs)
-        for name in created:
-            log.info("created topic %r with %d partitions", name, partitions)
-        self.producer.ping()
 
     def run(self) -> None:
         """Serve the model process until it says stop (or goes away)."""
@@ -208,8 +194,7 @@ class Gateway:
     def _forward(self, intake: Intake) -> None:
         """Send a decoded batch to the model and keep it until its answers come back."""
         input_topic = self.settings.input_topic
-        self.positions.update((partition, offset) for (topic, partition), offset in intake.done.items()
-                              if topic == input_topic)
+        self.positions.update((tp, offset) for tp, offset in intake.done.items() if tp[0] == input_topic)
         self.seq += 1
         self.pending[self.seq] = intake
         marks: dict[tuple[str, int], int] = {}
@@ -311,36 +296,30 @@ class Gateway:
         if now - self.reported < METRICS_EVERY or self.scoring is None:
             return
         self.reported = now
-        if now - self.pinged >= BROKER_CHECK_EVERY:
-            self.pinged = now
-            answers = self._broker_answers()
-            if answers != self.broker_ok:
-                log.warning("Kafka at %s %s", self.connections.describe_kafka(),
-                            "answers again" if answers else "does not answer: nothing is lost; outputs wait in the "
-                            "producer's queue and are retried, and the stream resumes when it is back")
-            self.broker_ok = answers
-        topic, lag = self.settings.input_topic, {}
-        for partition, position in self.positions.items():
-            high = self.consumer.high_watermark(topic, partition)
-            if high is not None:
-                lag[str(partition)] = max(0, high - position)
         self.outbox.put(p.Report(self.scoring.card.evaluation.values(), self.consumed, self.predicted,
-                                 self.publisher.dead_lettered, self.latencies, lag, len(self.consumer.assigned),
-                                 self.broker_ok, self.scoring.take_drifts(), self.merged.merge.late if self.merged else 0))
+                                 self.publisher.dead_lettered, self.latencies, lag(self.consumer, self.positions),
+                                 len(self.consumer.assigned), self.broker.check(now), self.scoring.take_drifts(),
+                                 self.merged.merge.late if self.merged else 0))
         self.latencies = []
-
-    def _broker_answers(self) -> bool:
-        try:
-            self.producer.ping(timeout=2.0)
-        except StreamError:
-            return False
-        return True
 
     def _on_assign(self, partitions: list[tuple[str, int]]) -> dict[tuple[str, int], int | None]:
         """Start each partition at the snapshot's offset; partitions it never saw, from the beginning."""
         if self.merged is not None:
             self.merged.assign(partitions, self.start_marks)
         return {tp: self.start_position.get(tp, OFFSET_BEGINNING) for tp in partitions}
+
+
+def prepare_topics(gateway: Gateway) -> None:
+    """Wait for the broker (up to --startup-timeout); fail early and clearly on a missing input
+    topic; create the output topics if needed."""
+    settings = gateway.settings
+    partitions = gateway.connections.wait_for_kafka(gateway.admin, tuple(gateway.topics))[settings.input_topic]
+    outputs = {settings.dead_letter_topic: partitions}
+    if gateway.publishing:
+        outputs[settings.output_topic] = partitions
+    for name in gateway.admin.ensure(outputs):
+        log.info("created topic %r with %d partitions", name, partitions)
+    gateway.producer.ping()
 
 
 def gateway_main(settings: Settings, conn: Duplex) -> None:
@@ -353,7 +332,7 @@ def gateway_main(settings: Settings, conn: Duplex) -> None:
     gateway: Gateway | None = None
     try:
         gateway = Gateway(settings, Connections(settings), conn)
-        gateway.prepare_topics()
+        prepare_topics(gateway)
         gateway.channel.send(p.GatewayReady())
         gateway.run()
     except EOFError:

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
 
+from learner.core.status import ServiceStatus
 from learner.runtime.model.guard import GuardKeeper
 from learner.runtime.model.rollback import RollbackAdopter
 from learner.runtime.model.snapshot_coordinator import SnapshotCoordinator
@@ -23,7 +23,7 @@ __all__ = ["ControlLoop"]
 class ControlLoop:
     """Publishes the status and dispatches what the control plane showed."""
 
-    def __init__(self, sync: StateSync, status: Callable[[], dict[str, Any]], snapshots: SnapshotCoordinator,
+    def __init__(self, sync: StateSync, status: Callable[[], ServiceStatus], snapshots: SnapshotCoordinator,
                  adopter: RollbackAdopter, guard: GuardKeeper) -> None:
         self.sync, self.status = sync, status
         self.snapshots, self.adopter, self.guard = snapshots, adopter, guard
@@ -36,7 +36,7 @@ class ControlLoop:
             self.sync.publish(self.status())
         view = self.sync.take_view()
         if view is not None:
-            self.snapshots.requests += view.requests
+            self.snapshots.requested(view.requests)
             self.guard.follow(view.guard_stop)
             self.adopter.consider(view)
         self.adopter.adopt_if_loaded()

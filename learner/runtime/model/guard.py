@@ -18,8 +18,8 @@ from learner.errors import StateError
 from learner.runtime.gateway import protocol as p
 from learner.runtime.gateway.link import GatewayLink
 from learner.runtime.model.live_model import LiveModel
+from learner.runtime.model.metrics import LearnerMetrics
 from learner.runtime.model.state_sync import StateSync
-from learner.runtime.shared.monitor import Monitor
 from learner.settings import Settings
 from learner.state.control import ControlPlane
 from learner.state.snapshots import SnapshotStore
@@ -33,7 +33,7 @@ class GuardKeeper:
     """Arms the gateway's guard watch, and acts on its trips and on the operator's resume."""
 
     def __init__(self, model: LiveModel, store: SnapshotStore, control: ControlPlane, link: GatewayLink,
-                 sync: StateSync, monitor: Monitor, settings: Settings) -> None:
+                 sync: StateSync, monitor: LearnerMetrics, settings: Settings) -> None:
         self.model, self.store, self.control, self.link = model, store, control, link
         self.sync, self.monitor, self.settings = sync, monitor, settings
         self.armed: ArmedGuard | None = None

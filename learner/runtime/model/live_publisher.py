@@ -18,9 +18,9 @@ import time
 from learner.core.snapshot_state import SnapshotState
 from learner.errors import Fenced, LearnerError, RedisUnavailable
 from learner.runtime.model.live_model import LiveModel
+from learner.runtime.model.metrics import LearnerMetrics
 from learner.runtime.model.snapshot_coordinator import SnapshotCoordinator
 from learner.runtime.model.state_sync import StateSync
-from learner.runtime.shared.monitor import Monitor
 from learner.runtime.shared.process import die_with_parent
 from learner.state.lease import Lease
 from learner.state.live import LiveStore
@@ -40,7 +40,7 @@ class LivePublisher:
     """Forks a child that publishes the live model, one at a time, when one is due."""
 
     def __init__(self, model: LiveModel, store: SnapshotStore, lease: Lease, snapshots: SnapshotCoordinator,
-                 sync: StateSync, monitor: Monitor, every: float) -> None:
+                 sync: StateSync, monitor: LearnerMetrics, every: float) -> None:
         self.model, self.store, self.lease, self.snapshots = model, store, lease, snapshots
         self.sync, self.monitor, self.every = sync, monitor, every
         self.enabled = every > 0 and hasattr(os, "fork")

@@ -30,10 +30,10 @@ from learner.errors import RedisUnavailable, SnapshotRefused, StateError
 from learner.runtime.gateway import protocol as p
 from learner.runtime.gateway.link import GatewayLink
 from learner.runtime.model.live_model import LiveModel
+from learner.runtime.model.metrics import LearnerMetrics
 from learner.runtime.model.restore import restored_from
 from learner.runtime.model.snapshot_coordinator import SnapshotCoordinator
 from learner.runtime.model.state_sync import StateSync
-from learner.runtime.shared.monitor import Monitor
 from learner.settings import Settings
 from learner.state.control import ControlView
 from learner.state.snapshots import LoadedSnapshot, RollbackRecord, SnapshotStore
@@ -55,7 +55,7 @@ class RollbackAdopter:
     """Adopts a new head that this process did not write."""
 
     def __init__(self, model: LiveModel, store: SnapshotStore, link: GatewayLink, snapshots: SnapshotCoordinator,
-                 sync: StateSync, monitor: Monitor, settings: Settings) -> None:
+                 sync: StateSync, monitor: LearnerMetrics, settings: Settings) -> None:
         self.model, self.store, self.link, self.snapshots, self.sync = model, store, link, snapshots, sync
         self.monitor, self.settings = monitor, settings
         self.refused: int | None = None  # a head this service could not adopt (not tried again)
@@ -89,8 +89,7 @@ class RollbackAdopter:
         detail = f"head {self.model.head} lost by Redis (now {view.head}); the running service saves its model again"
         self.sync.submit("audit", lambda: self.store.audit.append("lost write", detail))
         self.model.head = view.head
-        self.snapshots.rollbacks = view.rollbacks
-        self.snapshots.owed = True
+        self.snapshots.rebased(view.rollbacks)
 
     def fetch(self, version: int, rollbacks: int) -> None:
         """Load ``version`` on the Redis thread; :meth:`adopt_if_loaded` swaps it in when it is there."""
@@ -98,7 +97,7 @@ class RollbackAdopter:
         future = self.sync.request("load", lambda: _Fetched(self.store.load(version, force=force),
                                                             self.store.last_rollback()))
         self._loading = (version, rollbacks, future)
-        self.snapshots.held = True
+        self.snapshots.hold()
 
     def adopt_if_loaded(self) -> None:
         """At a batch boundary: adopt the version being loaded, once it is."""
@@ -106,17 +105,17 @@ class RollbackAdopter:
             return
         version, rollbacks, future = self._loading
         self._loading = None
-        self.snapshots.held = False
+        self.snapshots.release()
         try:
             fetched = future.result()
         except RedisUnavailable as error:  # the next look at the control plane tries again
             log.warning("cannot load version %d now (%s); trying again when Redis answers", version, error)
             return
         except StateError as error:
-            self.snapshots.rollbacks = rollbacks
+            self.snapshots.adopted(rollbacks)
             self._refuse(version, error)
             return
-        self.snapshots.rollbacks = rollbacks
+        self.snapshots.adopted(rollbacks)
         self.adopt(version, fetched)
 
     def _refuse(self, version: int, error: Exception) -> None:
@@ -140,7 +139,7 @@ class RollbackAdopter:
         self.refused = None
         seek = position != self.model.position
         self.model.replace(restored, seek=seek)
-        self.snapshots.reason = ""  # the state a pending drift snapshot was meant to keep is gone
+        self.snapshots.replaced()
         if seek:
             self.link.drop_batches()
             self.link.send(p.Seek(self.model.epoch, position, restored.scorecard, restored.step.kind,

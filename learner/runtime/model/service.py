@@ -22,12 +22,13 @@ import logging
 import signal
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 from learner.connections import Connections
 from learner.core.drift import Detection
 from learner.core.positions import total
+from learner.core.status import GuardView, RedisHealth, ServiceStatus
 from learner.errors import GatewayFailed, ProtocolError, RedisUnavailable, StateError
 from learner.runtime.gateway import protocol as p
 from learner.runtime.gateway.link import GatewayLink
@@ -36,25 +37,24 @@ from learner.runtime.model.control import ControlLoop
 from learner.runtime.model.guard import GuardKeeper
 from learner.runtime.model.live_model import LiveModel
 from learner.runtime.model.live_publisher import LivePublisher
+from learner.runtime.model.metrics import LearnerMetrics
 from learner.runtime.model.restore import restore
 from learner.runtime.model.rollback import RollbackAdopter
 from learner.runtime.model.snapshot_coordinator import SnapshotCoordinator
+from learner.runtime.model.standby import wait_for_lease
 from learner.runtime.model.state_sync import StateSync
 from learner.runtime.shared.http import serve
-from learner.runtime.shared.monitor import Monitor
 from learner.runtime.shared.process import tune_for_streaming
 from learner.runtime.shared.readiness import Readiness
 from learner.settings import Settings
 from learner.state.control import ControlPlane
 from learner.state.lease import Lease
-from learner.state.persistence import persistence
+from learner.state.persistence import check_persistence
 
 __all__ = ["Progress", "Service"]
 
 log = logging.getLogger(__name__)
 
-#: Seconds between two looks at the lease while waiting for it as a standby.
-STANDBY_POLL = 0.5
 #: Drift detections kept for /status and ``learner status``.
 DRIFTS_KEPT = 20
 #: Seconds the last snapshot may wait for Redis at a stop.
@@ -80,65 +80,37 @@ class Service:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.stopping = False
-        connections = Connections(settings)
-        self.store = connections.store(wait=True)
-        self._check_persistence()
-        self.control = ControlPlane(self.store)
-        self.monitor = Monitor(settings.name)
-        self.link = GatewayLink(settings, gateway_main)
-        self.readiness = Readiness(settings.bootstrap_servers, gateway_alive=lambda: self.link.alive)
+        self.started = False
+        self.monitor = LearnerMetrics(settings.name)
         self.drifts: list[Detection] = []
         self.fallback: str | None = None
-        self._status: dict[str, Any] = {"name": settings.name, "service": None}
+        self._status: dict[str, Any] = {"name": settings.name, "service": None}  # /status, as last built
+
+    def start(self) -> None:
+        """Connect, fork the gateway, serve HTTP, wait for the lease, restore (see the module's docstring).
+
+        Called by :meth:`run` when it was not called before; call it first to fork the gateway before
+        threads of your own start (a fork copies only the thread that forks).
+        """
+        if self.started:
+            return
+        settings = self.settings
+        self.store = Connections(settings).store(wait=True)
+        check_persistence(self.store, settings.redis_persistence)
+        self.control = ControlPlane(self.store)
+        self.link = GatewayLink(settings, gateway_main)
+        self.readiness = Readiness(settings.bootstrap_servers, gateway_alive=lambda: self.link.alive)
         self.lease = Lease(self.store, settings.lease_ttl)
         self.http = serve(settings.metrics_port, self.monitor.registry, lambda: self._status,
                           self.readiness.reason) if settings.metrics_port else None
         try:
             self.link.wait_ready()
-            self._wait_for_lease()
+            wait_for_lease(self.lease, self.readiness, self.link)
             self._start()
         except BaseException:
             self._abandon()
             raise
-
-    def _check_persistence(self) -> None:
-        """Say (or refuse, with --redis-persistence require) when the fencing epoch could go backwards."""
-        choice = self.settings.redis_persistence
-        if choice == "ignore":
-            return
-        kept = persistence(self.store)
-        if kept.durable:
-            return
-        if choice == "require":
-            raise StateError(f"Redis has {kept.describe()}; --redis-persistence require refuses it "
-                             "(turn on appendonly, or pass --redis-persistence warn)")
-        log.warning("Redis has %s: run it with appendonly yes in production (--redis-persistence ignore "
-                    "silences this)", kept.describe())
-
-    def _wait_for_lease(self) -> None:
-        """Block as a hot standby until the lease is ours (the gateway is connected meanwhile)."""
-        announced, unavailable = False, False
-        while True:
-            try:
-                if self.lease.try_acquire():
-                    break
-                holder = self.lease.holder()
-            except RedisUnavailable as error:  # a standby rides out an outage too
-                if not unavailable:
-                    log.warning("standby: %s; waiting", error)
-                unavailable = True
-                time.sleep(STANDBY_POLL * 4)
-                continue
-            unavailable = False
-            self.readiness.phase, self.readiness.lease_holder = "standby", holder.who if holder else None
-            if not announced:
-                log.warning("standby: %s holds the lease; taking over when it expires",
-                            holder.who if holder else "another process")
-                announced = True
-            if not self.link.alive:
-                raise GatewayFailed("the gateway process died")
-            time.sleep(STANDBY_POLL)
-        self.readiness.phase = "starting"
+        self.started = True
 
     def _start(self) -> None:
         settings = self.settings
@@ -181,6 +153,7 @@ class Service:
     def run(self, on_progress: Callable[[Service], None] | None = None, every: float = 0.5) -> None:
         """Stream until SIGTERM, Ctrl-C or ``--stop-after-events`` (a second Ctrl-C stops at once,
         without a final snapshot); ``on_progress`` is called every ``every`` seconds."""
+        self.start()
         self._install_signals()
         s = self.settings
         log.info("streaming %s -> %s (dead letters: %s)", s.input_topic, s.output_topic, s.dead_letter_topic)
@@ -231,7 +204,8 @@ class Service:
 
     def _reported(self, report: p.Report) -> None:
         self.readiness.report = report
-        self.monitor.observe_gateway(report)
+        self.monitor.observe_stream(report.consumed, report.predicted, report.dead_lettered, report.latencies,
+                                    report.lag, report.metrics, report.late)
         self.monitor.observe_learned(self.model.step.learned, self.model.model_seconds)
         if (join := self.model.join) is not None:
             delays, join.delays_ms = join.delays_ms, []
@@ -246,7 +220,7 @@ class Service:
         self.monitor.drift.labels(self.settings.name, detection.kind).inc()
         self.drifts = [*self.drifts, detection][-DRIFTS_KEPT:]
         if self.settings.snapshot_on_drift and self.model.learning:  # stopped: nothing new to keep
-            self.snapshots.reason = f"drift: {detection.detail}"
+            self.snapshots.early(f"drift: {detection.detail}")
 
     def _install_signals(self) -> None:
         def stop(signum: int, _frame: Any) -> None:
@@ -315,25 +289,24 @@ class Service:
 
     # -- what it reports --------------------------------------------------------------------------
 
-    def status(self) -> dict[str, Any]:
+    def status(self) -> ServiceStatus:
         """What ``learner status`` shows about this process (published at each control poll)."""
         model, report = self.model, self.readiness.report
         armed = self.guard.armed
-        service = {
-            "model_version": model.version, "head": model.head, "events_learned": model.step.learned,
-            "events_done": total(model.position, self.settings.input_topic), "metrics": report.metrics if report else {},
-            "lag": report.lag if report else {}, "dead_lettered": report.dead_lettered if report else 0,
-            "learning": model.learning, "model": model.spec, "fallback": self.fallback,
-            "rollbacks": self.snapshots.rollbacks,  # rollbacks of this model adopted (or seen at the start)
-            "redis": {"up": self.sync.up, "problem": self.sync.problem},
-            "labels": None if model.join is None else {"waiting": model.join.waiting, **model.join.counts,
-                                                       "late": report.late if report else 0},
-            "drift": [asdict(d) for d in self.drifts],
-            "guard": None if armed is None else {"metric": armed.rule.metric, "window": armed.rule.window,
-                                                 "reference": armed.reference, "pinned_version": armed.version},
-        }
+        service = ServiceStatus(
+            model_version=model.version, head=model.head, events_learned=model.step.learned,
+            events_done=total(model.position, self.settings.input_topic), metrics=report.metrics if report else {},
+            lag=report.lag if report else {}, dead_lettered=report.dead_lettered if report else 0,
+            learning=model.learning, model=model.spec, fallback=self.fallback, rollbacks=self.snapshots.rollbacks,
+            redis=RedisHealth(self.sync.up, self.sync.problem),
+            labels=None if model.join is None else {"waiting": model.join.waiting, **model.join.counts,
+                                                    "late": report.late if report else 0},
+            drift=list(self.drifts),
+            guard=None if armed is None else GuardView(armed.rule.metric, armed.rule.window, armed.reference,
+                                                       armed.version),
+        )
         lease = {"who": self.lease.who, "epoch": self.lease.epoch} if self.lease.held else None
-        self._status = {"name": self.settings.name, "head": model.head, "lease": lease, "service": service}
+        self._status = {"name": self.settings.name, "head": model.head, "lease": lease, "service": service.to_json()}
         return service
 
     def progress(self) -> Progress:

@@ -32,9 +32,9 @@ from learner.errors import Fenced, HeadMoved, LearnerError, LeaseLost, RolledBac
 from learner.runtime.gateway import protocol as p
 from learner.runtime.gateway.link import GatewayLink
 from learner.runtime.model.live_model import LiveModel
+from learner.runtime.model.metrics import LearnerMetrics
 from learner.runtime.model.snapshot_writer import SnapshotJob, SnapshotRest, SnapshotWriter, WriteOutcome
 from learner.runtime.model.state_sync import StateSync
-from learner.runtime.shared.monitor import Monitor
 from learner.settings import Settings
 from learner.state.control import ControlPlane
 from learner.state.lease import Lease
@@ -52,7 +52,7 @@ class SnapshotCoordinator:
     """Takes the model's snapshots: on schedule, on request, on drift, at shutdown."""
 
     def __init__(self, model: LiveModel, store: SnapshotStore, link: GatewayLink, lease: Lease,
-                 control: ControlPlane, sync: StateSync, monitor: Monitor, settings: Settings) -> None:
+                 control: ControlPlane, sync: StateSync, monitor: LearnerMetrics, settings: Settings) -> None:
         self.model, self.store, self.link, self.lease = model, store, link, lease
         self.control, self.sync, self.monitor, self.settings = control, sync, monitor, settings
         self.writer = SnapshotWriter(store, settings.snapshot_in_background)
@@ -71,6 +71,36 @@ class SnapshotCoordinator:
     @property
     def busy(self) -> bool:
         return self.writer.busy
+
+    # -- what the other parts tell it ----------------------------------------------------------------
+
+    def requested(self, requests: list[str]) -> None:
+        """Operators asked for a snapshot (``learner snapshot``): the next boundary takes one and answers them."""
+        self.requests += requests
+
+    def early(self, reason: str) -> None:
+        """Take the next snapshot at the next boundary, for this reason (a drift: keep what came before it)."""
+        self.reason = reason
+
+    def hold(self) -> None:
+        """A rollback is being adopted: the model about to be replaced is not saved meanwhile."""
+        self.held = True
+
+    def release(self) -> None:
+        self.held = False
+
+    def adopted(self, rollbacks: int) -> None:
+        """The lineage now includes ``rollbacks`` rollbacks: snapshot writes check that count."""
+        self.rollbacks = rollbacks
+
+    def replaced(self) -> None:
+        """The model was replaced (a rollback adopted): what an early snapshot was to keep is gone with it."""
+        self.reason = ""
+
+    def rebased(self, rollbacks: int) -> None:
+        """Redis lost writes of this process: save the model again, on top of what it kept."""
+        self.rollbacks = rollbacks
+        self.owed = True
 
     def take_if_due(self) -> None:
         if self.writer.busy or self.held or not (self.model.checkpoint.due() or self.owed or self.requests or self.reason):

@@ -31,7 +31,8 @@ from learner.core.scorecard import Scorecard
 from learner.core.snapshot_state import SnapshotState
 from learner.errors import LearnerError, StateError
 from learner.runtime.shared.process import die_with_parent
-from learner.state.snapshots import SnapshotStore, dump_state
+from learner.state.pickled import dump_state
+from learner.state.snapshots import SnapshotStore
 
 __all__ = ["SnapshotJob", "SnapshotRest", "SnapshotWriter", "WriteOutcome"]
 

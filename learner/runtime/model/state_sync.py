@@ -27,8 +27,9 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any, TypeVar
 
+from learner.core.status import ServiceStatus
 from learner.errors import LeaseLost, StateError
-from learner.runtime.shared.monitor import Monitor
+from learner.runtime.model.metrics import LearnerMetrics
 from learner.state.control import POLL_SECONDS, ControlPlane, ControlView
 from learner.state.lease import Lease
 from learner.state.snapshots import SnapshotStore
@@ -48,12 +49,12 @@ TICK = 0.05
 class StateSync:
     """Runs the Redis side of a streaming model process (see the module's docstring)."""
 
-    def __init__(self, store: SnapshotStore, lease: Lease, control: ControlPlane, monitor: Monitor) -> None:
+    def __init__(self, store: SnapshotStore, lease: Lease, control: ControlPlane, monitor: LearnerMetrics) -> None:
         self.store, self.lease, self.control, self.monitor = store, lease, control, monitor
         self.lost: LeaseLost | None = None
         self.problem: str | None = None  # why Redis is unavailable, while it is
         self.down_since: float | None = None
-        self._status: dict[str, Any] = {}
+        self._status: ServiceStatus | None = None
         self._view: ControlView | None = None
         self._requests: list[str] = []
         self._tasks: deque[tuple[str, Callable[[], Any], Future[Any] | None]] = deque()
@@ -75,7 +76,7 @@ class StateSync:
     def start(self) -> None:
         self._thread.start()
 
-    def publish(self, status: dict[str, Any]) -> None:
+    def publish(self, status: ServiceStatus) -> None:
         """The status to publish at the next poll (the latest wins)."""
         self._status = status
 

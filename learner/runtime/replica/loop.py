@@ -29,12 +29,14 @@ from confluent_kafka import Message
 
 from learner.connections import Connections
 from learner.core.predictions import label_of
+from learner.core.status import Heartbeat, RedisHealth, ReplicaStatus
 from learner.errors import LearnerError
 from learner.runtime.replica.follower import Follower, Served
-from learner.runtime.replica.registry import HEARTBEAT_EVERY, Heartbeat, registry_topic
+from learner.runtime.replica.metrics import ReplicaMetrics
+from learner.runtime.replica.registry import HEARTBEAT_EVERY, registry_topic, send
+from learner.runtime.shared.broker_watch import BrokerWatch, lag
 from learner.runtime.shared.http import serve
 from learner.runtime.shared.intake import Reader
-from learner.runtime.shared.monitor import Monitor
 from learner.runtime.shared.process import tune_for_streaming
 from learner.runtime.shared.publish import Publisher
 from learner.settings import Settings
@@ -48,8 +50,6 @@ log = logging.getLogger(__name__)
 COMMIT_EVERY = 1.0
 #: Seconds a commit waits for the broker to acknowledge the predictions before it; skipped if longer.
 COMMIT_FLUSH_WAIT = 2.0
-#: Seconds between two checks that the broker still answers (for /readyz).
-BROKER_CHECK_EVERY = 5.0
 
 
 class Replica:
@@ -61,21 +61,21 @@ class Replica:
         self.stopping = False
         self.connections = connections = Connections(settings)
         self.store = connections.store(wait=True)  # read only: a replica never writes to Redis
-        self.monitor = Monitor(settings.name)
+        self.monitor = ReplicaMetrics(settings.name)
         self.follower = Follower(self.store, settings.follow_poll, force=settings.force)
         self.served: Served | None = None
         self.consumed = self.predicted = 0
         self.swaps = 0
         self.positions: dict[tuple[str, int], int] = {}
         self.committed_at = 0.0
-        self.broker_ok, self.pinged = True, 0.0
         self.registry, self.beat_at = registry_topic(settings), 0.0
         # Kafka clients connect lazily: built now, so /status and /readyz can look at them from the start.
         self.producer = connections.producer()
         self.publisher = Publisher(self.producer, settings.output_topic, settings.dead_letter_topic, settings.name)
         self.reader = Reader(settings.max_event_bytes, self.publisher.dead)
+        self.broker = BrokerWatch(self.producer, connections.describe_kafka(), "predictions wait in the producer's queue")
         self.consumer = connections.consumer([settings.input_topic], on_revoke=self._revoked)
-        self.http = serve(settings.metrics_port, self.monitor.registry, self.status,
+        self.http = serve(settings.metrics_port, self.monitor.registry, lambda: self.status().to_json(),
                           self.not_ready) if settings.metrics_port else None
         try:
             self.admin = connections.admin()
@@ -98,25 +98,23 @@ class Replica:
             return f"waiting for a first model of {self.settings.name!r} (a snapshot or a live model from the learner)"
         if not self.consumer.assigned:
             return "no input partition assigned yet (the serve group is balancing, or every partition has a replica)"
-        if not self.broker_ok:
+        if not self.broker.ok:
             return f"Kafka at {self.connections.describe_kafka()} does not answer"
         return None
 
-    def status(self) -> dict[str, Any]:
+    def status(self) -> ReplicaStatus:
         """What /status shows (a replica's view; the learner's is in ``learner status``)."""
         served, follower = self.served, self.follower
-        return {
-            "name": self.settings.name, "role": "serve", "replica": self.who, "group": self.settings.consumer_group,
-            "model_version": served.target.version if served else None,
-            "source": served.target.source if served else None,
-            "learned": served.step.learned if served else None,
-            "head": follower.head, "versions_behind": follower.behind, "reloads": self.swaps,
-            "last_reload_seconds": served.seconds if served else None,
-            "reload_failures": follower.failures, "last_reload_failure": follower.last_failure,
-            "partitions": sorted(p for _, p in list(self.consumer.assigned)),  # copied at once: the HTTP thread reads it
-            "consumed": self.consumed, "predicted": self.predicted, "dead_lettered": self.publisher.dead_lettered,
-            "redis": {"up": follower.redis_problem is None, "problem": follower.redis_problem},
-        }
+        return ReplicaStatus(
+            name=self.settings.name, replica=self.who, group=self.settings.consumer_group,
+            model_version=served.target.version if served else None, source=served.target.source if served else None,
+            learned=served.step.learned if served else None, head=follower.head, versions_behind=follower.behind,
+            reloads=self.swaps, last_reload_seconds=served.seconds if served else None,
+            reload_failures=follower.failures, last_reload_failure=follower.last_failure,
+            partitions=sorted(p for _, p in list(self.consumer.assigned)),  # copied at once: the HTTP thread reads it
+            consumed=self.consumed, predicted=self.predicted, dead_lettered=self.publisher.dead_lettered,
+            redis=RedisHealth(follower.redis_problem is None, follower.redis_problem),
+        )
 
     # -- the loop -----------------------------------------------------------------------------------
 
@@ -206,10 +204,10 @@ class Replica:
     def _heartbeat(self, stopped: bool = False) -> None:
         """Tell ``learner status`` this replica is here, and what it serves."""
         served = self.served
-        Heartbeat(self.who, self.settings.consumer_group, served.target.version if served else None,
-                  served.target.source if served else None, served.step.learned if served else None,
-                  sorted(p for _, p in self.consumer.assigned), self.predicted, time.time(),
-                  stopped).send(self.producer, self.registry)
+        send(Heartbeat(self.who, self.settings.consumer_group, served.target.version if served else None,
+                       served.target.source if served else None, served.step.learned if served else None,
+                       sorted(p for _, p in self.consumer.assigned), self.predicted, time.time(), stopped),
+             self.producer, self.registry)
 
     def _commit(self, partitions: list[tuple[str, int]], wait: bool = False) -> None:
         """Commit the offsets of ``partitions`` once the broker has every prediction before them."""
@@ -234,21 +232,10 @@ class Replica:
         monitor.observe_totals(self.consumed, self.predicted, self.publisher.dead_lettered)
         monitor.observe_follower(served.target.version if served else None, served.step.learned if served else None,
                                  follower.behind, follower.failures, follower.redis_problem is None)
-        for topic, partition in self.consumer.assigned:
-            high = self.consumer.high_watermark(topic, partition)
-            if high is not None and (topic, partition) in self.positions:
-                monitor.lag.labels(name, str(partition)).set(max(0, high - self.positions[(topic, partition)]))
-        if now - self.pinged >= BROKER_CHECK_EVERY:
-            self.pinged = now
-            try:
-                self.producer.ping(timeout=2.0)
-                answers = True
-            except StreamError:
-                answers = False
-            if answers != self.broker_ok:
-                log.warning("Kafka at %s %s", self.connections.describe_kafka(),
-                            "answers again" if answers else "does not answer: predictions wait in the producer's queue")
-            self.broker_ok = answers
+        assigned = set(self.consumer.assigned)
+        for partition, behind in lag(self.consumer, {tp: o for tp, o in self.positions.items() if tp in assigned}).items():
+            monitor.lag.labels(name, partition).set(behind)
+        self.broker.check(now)
 
     def _shutdown(self) -> None:
         self.stopping = True

@@ -12,18 +12,18 @@ retention is enough).
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
 
 import orjson
 
 from learner.connections import Connections
+from learner.core.status import Heartbeat
 from learner.errors import LearnerError
 from learner.settings import Settings
 from learner.topics import TopicNames
 from stream import AsyncProducer
 from stream.errors import StreamError
 
-__all__ = ["FRESH", "HEARTBEAT_EVERY", "Heartbeat", "heard", "registry_topic"]
+__all__ = ["FRESH", "HEARTBEAT_EVERY", "heard", "registry_topic", "send"]
 
 #: Seconds between two heartbeats of a replica.
 HEARTBEAT_EVERY = 2.0
@@ -37,22 +37,9 @@ def registry_topic(settings: Settings) -> str:
     return TopicNames(settings.name).replicas
 
 
-@dataclass(frozen=True)
-class Heartbeat:
-    """One replica, as it last said: the version it serves and its share of the input."""
-
-    replica: str
-    group: str
-    model_version: int | None
-    source: str | None
-    learned: int | None
-    partitions: list[int]
-    predicted: int
-    at: float
-    stopped: bool = False
-
-    def send(self, producer: AsyncProducer, topic: str) -> None:
-        producer.produce(topic, orjson.dumps(asdict(self)), self.replica.encode())
+def send(beat: Heartbeat, producer: AsyncProducer, topic: str) -> None:
+    """Say it on the heartbeat topic, keyed by the replica (one partition: the order of its words)."""
+    producer.produce(topic, orjson.dumps(beat.to_json()), beat.replica.encode())
 
 
 def heard(settings: Settings, timeout: float = 3.0) -> list[Heartbeat]:
@@ -77,7 +64,7 @@ def heard(settings: Settings, timeout: float = 3.0) -> list[Heartbeat]:
         while remaining and time.monotonic() < deadline:
             for message in consumer.consume(1000, 0.2):
                 try:
-                    beat = Heartbeat(**orjson.loads(message.value() or b"{}"))
+                    beat = Heartbeat.from_json(orjson.loads(message.value() or b"{}"))
                 except (orjson.JSONDecodeError, TypeError):  # not a heartbeat: someone else's message
                     continue
                 latest[beat.replica] = beat

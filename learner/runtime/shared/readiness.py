@@ -31,6 +31,10 @@ class Readiness:
     redis_problem: str | None = None  # why Redis did not answer the last look, if it did not
     notes: list[str] = field(default_factory=list)
 
+    def standby(self, holder: str | None) -> None:
+        """Waiting for the lease that ``holder`` (when known) holds."""
+        self.phase, self.lease_holder = "standby", holder
+
     def reason(self) -> str | None:
         """Why the service is not ready, or None when it is."""
         if self.phase == "standby":
