@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
 import time
 
 from learner.core.snapshot_state import SnapshotState
@@ -21,7 +20,7 @@ from learner.runtime.model.live_model import LiveModel
 from learner.runtime.model.metrics import LearnerMetrics
 from learner.runtime.model.snapshot_coordinator import SnapshotCoordinator
 from learner.runtime.model.state_sync import StateSync
-from learner.runtime.shared.process import die_with_parent
+from learner.runtime.shared.forked import Forked
 from learner.state.lease import Lease
 from learner.state.live import LiveStore
 from learner.state.snapshots import SnapshotStore
@@ -30,10 +29,9 @@ __all__ = ["LivePublisher"]
 
 log = logging.getLogger(__name__)
 
-#: The child's exit codes, and what they mean.
-_OK, _FENCED, _UNAVAILABLE, _FAILED = 0, 3, 4, 5
-_MEANING = {_FENCED: "the lease changed hands", _UNAVAILABLE: "Redis does not answer",
-            _FAILED: "the model did not pickle or Redis refused"}
+#: What the child reports: published, or why not.
+_PUBLISHED = "published"
+_FENCED, _UNAVAILABLE, _FAILED = "the lease changed hands", "Redis does not answer", "the model did not pickle or Redis refused"
 
 
 class LivePublisher:
@@ -46,7 +44,7 @@ class LivePublisher:
         self.enabled = every > 0 and hasattr(os, "fork")
         self.published_at = 0.0
         self._last: tuple[int | None, int, int] | None = None  # (head, rollbacks, learned) of the last one
-        self._child: int | None = None
+        self._child: Forked[str] | None = None  # what the child publishing now will report
         self._failing = False
 
     def publish_if_due(self) -> None:
@@ -56,46 +54,34 @@ class LivePublisher:
         now = time.monotonic()
         if self._child is not None or now - self.published_at < self.every:
             return
-        if self.snapshots.busy or not self.sync.up or not self.lease.held or self.lease.epoch is None:
+        epoch = self.lease.epoch
+        if self.snapshots.busy or not self.sync.up or not self.lease.held or epoch is None:
             return
         step, model = self.model.step, self.model
         current = (model.head, self.snapshots.rollbacks, step.learned)
         if current == self._last:
             return
         self.published_at, self._last = now, current
-        pid = os.fork()
-        if pid == 0:  # the child: never returns
-            self._publish_in_child(current, self.lease.epoch)
-        self._child = pid
+        self._child = Forked(lambda: self._publish_in_child(current, epoch), _why_not)
 
-    def _publish_in_child(self, current: tuple[int | None, int, int], epoch: int) -> None:
-        code = _FAILED
-        try:
-            die_with_parent()
-            signal.signal(signal.SIGINT, signal.SIG_IGN)
-            signal.signal(signal.SIGTERM, signal.SIG_DFL)
-            head, rollbacks, learned = current
-            LiveStore(self.store.reconnected()).publish(SnapshotState(self.model.step.model, learned), head, rollbacks,
-                                                        epoch)
-            code = _OK
-        except Fenced:
-            code = _FENCED
-        except RedisUnavailable:
-            code = _UNAVAILABLE
-        except BaseException:  # whatever it is, the child reports it by its exit code
-            code = _FAILED
-        finally:
-            os._exit(code)
+    def _publish_in_child(self, current: tuple[int | None, int, int], epoch: int) -> str:
+        """The forked child's work: the model as of the fork, pickled, signed and written (fenced)."""
+        head, rollbacks, learned = current
+        LiveStore(self.store.reconnected()).publish(SnapshotState(self.model.step.model, learned), head, rollbacks, epoch)
+        return _PUBLISHED
 
     def _collect(self, block: bool = False) -> None:
         if self._child is None:
             return
-        pid, status = os.waitpid(self._child, 0 if block else os.WNOHANG)
-        if pid == 0:
-            return
+        if block:
+            why_not = self._child.wait()
+        else:
+            finished, why_not = self._child.poll()
+            if not finished:
+                return
         self._child = None
-        code = os.waitstatus_to_exitcode(status)
-        if code == _OK:
+        why_not = why_not or "the publishing process died"
+        if why_not == _PUBLISHED:
             self.monitor.live_published.labels(self.store.name).inc()
             if self._failing:
                 log.info("live model published again")
@@ -103,8 +89,7 @@ class LivePublisher:
             return
         self._last = None  # try again at the next interval
         if not self._failing:
-            log.warning("live model not published (%s): serve replicas keep the model they have; retrying",
-                        _MEANING.get(code, f"exit {code}"))
+            log.warning("live model not published (%s): serve replicas keep the model they have; retrying", why_not)
         self._failing = True
 
     def wait(self) -> None:
@@ -113,3 +98,12 @@ class LivePublisher:
             self._collect(block=True)
         except (ChildProcessError, LearnerError):
             self._child = None
+
+
+def _why_not(error: BaseException) -> str:
+    """What the child reports when its publication raised."""
+    if isinstance(error, Fenced):
+        return _FENCED
+    if isinstance(error, RedisUnavailable):
+        return _UNAVAILABLE
+    return _FAILED

@@ -21,7 +21,6 @@ from __future__ import annotations
 import logging
 import os
 import pickle
-import signal
 import time
 from dataclasses import dataclass, replace
 from typing import Any
@@ -30,7 +29,7 @@ from learner.core.positions import Position
 from learner.core.scorecard import Scorecard
 from learner.core.snapshot_state import SnapshotState
 from learner.errors import LearnerError, StateError
-from learner.runtime.shared.process import die_with_parent
+from learner.runtime.shared.forked import Forked
 from learner.state.pickled import dump_state
 from learner.state.snapshots import SnapshotStore
 
@@ -82,8 +81,7 @@ class WriteOutcome:
 
 @dataclass
 class _InFlight:
-    pid: int
-    report: int  # read end of the pipe the child reports on
+    child: Forked[WriteOutcome]
     position: Position
     started: float
     rest: int | None = None  # write end of the pipe the child waits on for the rest of its state
@@ -112,18 +110,13 @@ class SnapshotWriter:
 
         With ``completed_later`` the child waits for :meth:`complete` before it writes.
         """
-        report_read, report_write = os.pipe()
         rest_read, rest_write = os.pipe() if completed_later else (None, None)
-        pid = os.fork()
-        if pid == 0:  # the child: never returns
-            os.close(report_read)
-            if rest_write is not None:
-                os.close(rest_write)
-            _child(job, self.store, report_write, rest_read)
-        os.close(report_write)
+        store = self.store
+        child = Forked(lambda: _in_child(job, store, rest_read), lambda error: _failed(job, error),
+                       close_in_child=() if rest_write is None else (rest_write,))
         if rest_read is not None:
             os.close(rest_read)
-        self._in_flight = _InFlight(pid, report_read, dict(job.position), time.monotonic(), rest_write)
+        self._in_flight = _InFlight(child, dict(job.position), time.monotonic(), rest_write)
 
     def complete(self, rest: SnapshotRest) -> None:
         """Hand the waiting child the rest of its state and metadata; it writes the snapshot now."""
@@ -150,10 +143,8 @@ class SnapshotWriter:
         job = self._in_flight
         if job is None:
             return None
-        pid, _status = os.waitpid(job.pid, os.WNOHANG)
-        if pid == 0:
-            return None
-        return self._collect(job)
+        finished, outcome = job.child.poll()
+        return self._collected(job, outcome) if finished else None
 
     def wait(self) -> WriteOutcome | None:
         """Block until the snapshot in flight (if any) has finished; one still waiting is abandoned."""
@@ -161,19 +152,13 @@ class SnapshotWriter:
         if job is None:
             return None
         self.abandon()
-        os.waitpid(job.pid, 0)
-        return self._collect(job)
+        return self._collected(job, job.child.wait())
 
-    def _collect(self, job: _InFlight) -> WriteOutcome:
+    def _collected(self, job: _InFlight, outcome: WriteOutcome | None) -> WriteOutcome:
         self._in_flight = None
-        chunks = []
-        while chunk := os.read(job.report, 65536):
-            chunks.append(chunk)
-        os.close(job.report)
         seconds = time.monotonic() - job.started
-        if not chunks:
+        if outcome is None:
             return WriteOutcome(None, job.position, StateError("the snapshot process died"), seconds=seconds)
-        outcome: WriteOutcome = pickle.loads(b"".join(chunks))
         return replace(outcome, position=job.position, seconds=seconds)
 
 
@@ -204,24 +189,13 @@ def _wait_for_rest(job: SnapshotJob, pipe: int) -> SnapshotJob | None:
     return rest.completes(job)
 
 
-def _child(job: SnapshotJob, parent: SnapshotStore, report: int, rest: int | None) -> None:
-    """Body of the forked child: write, report on the pipe, and leave without running any cleanup."""
-    outcome = WriteOutcome(None, job.position, StateError("the snapshot process failed"))
-    try:
-        die_with_parent()
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        completed = job if rest is None else _wait_for_rest(job, rest)
-        if completed is None:
-            outcome = WriteOutcome(None, job.position,
-                                   StateError("abandoned: the stream stopped before its outputs were confirmed"))
-            return
-        # New connections: the parent's may be mid-use by another thread at fork time.
-        outcome = _write(completed, parent.reconnected())
-    except BaseException as error:  # the child must always report and exit
-        outcome = WriteOutcome(None, job.position, StateError(f"{type(error).__name__}: {error}"))
-    finally:
-        try:
-            os.write(report, pickle.dumps(outcome, protocol=pickle.HIGHEST_PROTOCOL))
-        finally:
-            os._exit(0)
+def _in_child(job: SnapshotJob, parent: SnapshotStore, rest: int | None) -> WriteOutcome:
+    """The forked child's work: wait for the rest (if it comes later), then write."""
+    completed = job if rest is None else _wait_for_rest(job, rest)
+    if completed is None:
+        return WriteOutcome(None, job.position, StateError("abandoned: the stream stopped before its outputs were confirmed"))
+    return _write(completed, parent.reconnected())  # new connections: the parent's may be mid-use at fork time
+
+
+def _failed(job: SnapshotJob, error: BaseException) -> WriteOutcome:
+    return WriteOutcome(None, job.position, StateError(f"{type(error).__name__}: {error}"))
