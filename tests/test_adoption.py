@@ -16,8 +16,15 @@ class Snapshots(SimpleNamespace):
         self.rollbacks, self.owed = rollbacks, True
 
 
+class Model(SimpleNamespace):
+    """A stand-in for the live model: its head, and being told of a lost write."""
+
+    def rebase(self, head: int) -> None:
+        self.head = head
+
+
 def adopter(head: int, written_at: float) -> tuple[RollbackAdopter, Any]:
-    model = SimpleNamespace(head=head)
+    model = Model(head=head)
     snapshots = Snapshots(busy=False, rollbacks=0, written_at=written_at, owed=False)
     sync = SimpleNamespace(submit=lambda *_: None)
     return RollbackAdopter(model, None, None, snapshots, sync, None, SimpleNamespace(name="m")), snapshots  # type: ignore[arg-type]

@@ -46,6 +46,14 @@ class LiveModel:
         self.params = describe_params(restored.step.model)
         self.join: LabelJoin | None = restored.join  # with a labels topic
 
+    def scored(self, scorecard: Scorecard) -> None:
+        """The gateway's scorecard as of a snapshot barrier: what the next restore of this lineage brings back."""
+        self.scorecard = scorecard
+
+    def rebase(self, head: int) -> None:
+        """Redis lost writes of ours: the next snapshot descends from ``head``, what Redis kept."""
+        self.head = head
+
     @property
     def position(self) -> Position:
         return self.checkpoint.position

@@ -88,7 +88,7 @@ class RollbackAdopter:
                     self.settings.name, view.head, self.model.head, view.head)
         detail = f"head {self.model.head} lost by Redis (now {view.head}); the running service saves its model again"
         self.sync.submit("audit", lambda: self.store.audit.append("lost write", detail))
-        self.model.head = view.head
+        self.model.rebase(view.head)
         self.snapshots.rebased(view.rollbacks)
 
     def fetch(self, version: int, rollbacks: int) -> None:

@@ -140,7 +140,7 @@ class SnapshotCoordinator:
         token = next(self._tokens)
         self.link.send(p.Flush(token))
         scorecard = self.link.flushed(token).scorecard
-        self.model.scorecard = scorecard
+        self.model.scored(scorecard)
         return scorecard
 
     def barrier_passed(self, flushed: p.Flushed) -> None:
@@ -148,7 +148,7 @@ class SnapshotCoordinator:
         if flushed.token != self._barrier:
             return
         self._barrier = None
-        self.model.scorecard = flushed.scorecard
+        self.model.scored(flushed.scorecard)
         self.writer.complete(_rest(flushed.scorecard))
 
     def settle(self) -> None:
