@@ -24,6 +24,7 @@ import redis
 from river import datasets, forest, tree
 
 from learner.core.models import build_model
+from learner.core.snapshot_state import SnapshotState
 from learner.local.servers import RedisServer
 from learner.runtime.model.snapshot_writer import SnapshotJob, SnapshotWriter
 from learner.state.signing import Signer
@@ -54,11 +55,11 @@ def main() -> None:
         writer = SnapshotWriter(store, background=True)
         for name, factory in MODELS.items():
             model = trained(factory, args.events)
-            state = {"model": model, "learned": args.events}
+            state = SnapshotState(model, args.events)
             plain, pauses, totals = [], [], []
             for _ in range(args.repeat):
                 started = time.perf_counter()
-                blob = pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
+                blob = pickle.dumps(state.to_dict(), protocol=pickle.HIGHEST_PROTOCOL)
                 plain.append(time.perf_counter() - started)
                 fields = {"parent": store.head(), "events_learned": args.events, "offsets": {}, "metrics": {},
                           "model_spec": name, "model_params": {}, "reason": "bench"}

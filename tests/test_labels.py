@@ -105,7 +105,10 @@ def test_a_replayed_rollback_learns_both_topics_again_in_the_same_order(labelled
     data, delays = list(datasets.Phishing())[:600], [50] * 600
     messages = sorted([(start + STEP_MS * i, 1, i) for i in range(len(data))] +  # events, then labels
                       [(start + STEP_MS * (i + d), 0, i) for i, d in enumerate(delays)])  # (labels first on ties)
-    producer = Producer(stack.client(**{"linger.ms": 5}))
+    # Each half in one produce request to both topics (one linger), so that the merge sees the events and
+    # their labels arrive together: both partitions are idle between the halves, and an idle partition's
+    # messages that come after the other's are applied late (README "Delayed labels", the order's limits).
+    producer = Producer(stack.client(**{"linger.ms": 1000}))
 
     def send(part: list[tuple[int, int, int]]) -> None:
         for ts, is_event, i in part:

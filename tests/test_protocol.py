@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import multiprocessing
 import pickle
+from collections import deque
 from typing import Any
 
 import orjson
@@ -140,3 +141,26 @@ def test_a_gateway_failure_is_its_one_line() -> None:
     with pytest.raises(GatewayFailed, match=r"^cannot reach Kafka at nowhere:9092: refused$"):
         link.wait_ready(timeout=30)
     link.stop(timeout=10)
+
+
+class _Piped:
+    """A stand-in for the model's end of the pipe: the messages the gateway has written, in order."""
+
+    def __init__(self, messages: list[p.ToModel]) -> None:
+        self.messages = list(messages)
+
+    def ready(self, timeout: float = 0.0) -> bool:
+        return bool(self.messages)
+
+    def receive(self) -> p.ToModel:
+        return self.messages.pop(0)
+
+
+def test_the_model_takes_control_messages_before_the_batches_read_with_them() -> None:
+    """A barrier's answer behind batches of a slow model would hold the snapshot back for seconds."""
+    batches = [p.Batch(seq, 0, b"[]", {}, 0) for seq in (1, 2, 3)]
+    flushed = p.Flushed(7, Scorecard.new("binary", ("Accuracy",)))
+    link = object.__new__(GatewayLink)
+    link.channel, link._backlog = _Piped([batches[0], batches[1], flushed, batches[2]]), deque()  # type: ignore[assignment]
+    taken = [link.next(0.0) for _ in range(5)]
+    assert taken == [flushed, *batches, None]  # batches in their order, the control message first

@@ -59,13 +59,19 @@ class GatewayLink:
         self.channel.send(message)
 
     def next(self, timeout: float) -> p.ToModel | None:
-        """The next message (backlog first), if one comes within ``timeout`` seconds."""
-        if self._backlog:
-            return self._backlog.popleft()
-        if not self.channel.ready(timeout):
+        """The next message, if one comes within ``timeout`` seconds: what the pipe holds is read at once,
+        and a control message (a barrier's answer, a report, a guard trip, a failure) is handed out
+        before the batches read with it (see :mod:`learner.runtime.gateway.outbox`)."""
+        while self.channel.ready(0 if self._backlog else timeout):
+            self._backlog.append(self.channel.receive())
+            timeout = 0
+        if not self._backlog:
             return None
-        message: p.ToModel = self.channel.receive()
-        return message
+        for message in self._backlog:
+            if not isinstance(message, p.Batch):
+                self._backlog.remove(message)
+                return message
+        return self._backlog.popleft()
 
     def flushed(self, token: int, timeout: float = FLUSH_TIMEOUT) -> p.Flushed:
         """Wait for the answer to ``Flush(token)``; whatever comes before it is kept for later."""

@@ -37,6 +37,7 @@ from learner.core.scoring import Scoring
 from learner.errors import LearnerError, ProtocolError
 from learner.runtime.gateway import protocol as p
 from learner.runtime.gateway.merged_input import MergedInput
+from learner.runtime.gateway.outbox import Outbox
 from learner.runtime.roles import role_of
 from learner.runtime.shared.broker_watch import BrokerWatch, lag
 from learner.runtime.shared.intake import LABEL, Intake, Reader
@@ -66,7 +67,7 @@ class Gateway:
         self.connections = connections
         self.channel = p.gateway_side(conn)
         self.inbox: queue.Queue[p.ToGateway] = queue.Queue()
-        self.outbox: queue.Queue[p.ToModel | None] = queue.Queue()
+        self.outbox = Outbox()  # control messages ahead of batches (see outbox.py)
         #: The batches in flight, by their number: their answers are matched with what was kept of them.
         self.pending: dict[int, Intake] = {}
         self.seq = 0
