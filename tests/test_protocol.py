@@ -164,3 +164,20 @@ def test_the_model_takes_control_messages_before_the_batches_read_with_them() ->
     link.channel, link._backlog = _Piped([batches[0], batches[1], flushed, batches[2]]), deque()  # type: ignore[assignment]
     taken = [link.next(0.0) for _ in range(5)]
     assert taken == [flushed, *batches, None]  # batches in their order, the control message first
+
+
+def test_a_sliced_batch_answers_as_a_whole_one_and_looks_at_its_messages_between_slices(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A slow model's batch is stepped in slices so that a snapshot's barrier answer is not held for
+    seconds; the answers and what is learned are those of the batch stepped at once."""
+    from learner.runtime.model import live_model
+
+    monkeypatch.setattr(live_model, "SLICE_SECONDS", 0.0)  # look between every slice
+    events = [{"x": {"a": (i % 7) - 3.0, "b": "?" if i == 100 else i % 3}, "y": i % 2 == 0} for i in range(300)]
+    batch = p.Batch(1, 0, orjson.dumps(events), {("in", 0): 300}, 300)
+    settings = Settings(snapshot_every_events=0, snapshot_every_seconds=0)
+    whole, sliced, looks = _live(settings), _live(settings), []
+    expected, answered = whole.learn(batch), sliced.learn(batch, lambda: looks.append(1))
+    assert expected is not None and answered is not None
+    assert answered.outcomes == expected.outcomes and sliced.step.learned == whole.step.learned == 299
+    assert len(looks) == -(-300 // live_model.SLICE)

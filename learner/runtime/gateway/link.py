@@ -73,6 +73,15 @@ class GatewayLink:
                 return message
         return self._backlog.popleft()
 
+    def take_flushed(self) -> list[p.Flushed]:
+        """The barriers' answers already in the pipe, without waiting (a slow model, mid-batch)."""
+        while self.channel.ready(0):
+            self._backlog.append(self.channel.receive())
+        answers = [m for m in self._backlog if isinstance(m, p.Flushed)]
+        for answer in answers:
+            self._backlog.remove(answer)
+        return answers
+
     def flushed(self, token: int, timeout: float = FLUSH_TIMEOUT) -> p.Flushed:
         """Wait for the answer to ``Flush(token)``; whatever comes before it is kept for later."""
         for message in self._backlog:

@@ -8,7 +8,8 @@ at a batch boundary, never in the middle of a batch.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import orjson
 
@@ -17,12 +18,17 @@ from learner.core.labels import LabelJoin, Lost
 from learner.core.models import describe_params
 from learner.core.positions import Position
 from learner.core.scorecard import Scorecard
-from learner.core.step import ItemOutcome, Join, LearningStep
+from learner.core.step import ItemOutcome, Join, LearningStep, Outcome
 from learner.runtime.gateway import protocol as p
 from learner.runtime.model.restore import Restored
 from learner.settings import Settings
 
-__all__ = ["LiveModel"]
+__all__ = ["SLICE", "SLICE_SECONDS", "LiveModel"]
+
+#: Events stepped between two looks at the clock when a batch is sliced.
+SLICE = 64
+#: Seconds of model work after which a sliced batch lets the model process look at its messages.
+SLICE_SECONDS = 0.05
 
 
 class LiveModel:
@@ -66,8 +72,13 @@ class LiveModel:
     def learning(self, on: bool) -> None:
         self.step.learning = on
 
-    def learn(self, batch: p.Batch) -> p.Results | None:
-        """Step the model over one batch, in order; None for a batch read before a seek."""
+    def learn(self, batch: p.Batch, between: Callable[[], None] | None = None) -> p.Results | None:
+        """Step the model over one batch, in order; None for a batch read before a seek.
+
+        With ``between``, a batch without a labels topic is stepped in slices, and ``between`` is
+        called whenever :data:`SLICE_SECONDS` of model work have passed: a slow model (milliseconds
+        per event) takes seconds over a batch, and a snapshot barrier's answer must not wait for it.
+        """
         if batch.epoch != self.epoch:
             return None  # the gateway has dropped it too
         if self.started_at is None:
@@ -76,7 +87,7 @@ class LiveModel:
         started = time.perf_counter()
         outcomes: Sequence[ItemOutcome]
         if self.join is None:
-            outcomes = self.step.process_batch(events)
+            outcomes = self._sliced(events, between) if between is not None else self.step.process_batch(events)
             joins: list[Join] = []
             lost: list[Lost] = []
         else:
@@ -84,6 +95,16 @@ class LiveModel:
         self.model_seconds += time.perf_counter() - started
         self.checkpoint.add(batch.position, batch.count, batch.marks)
         return p.Results(batch.seq, learned, self.version, self.step.learning, outcomes, joins, lost)
+
+    def _sliced(self, events: list[dict[str, Any]], between: Callable[[], None]) -> list[Outcome]:
+        outcomes: list[Outcome] = []
+        looked = time.perf_counter()
+        for start in range(0, len(events), SLICE):
+            outcomes += self.step.process_batch(events[start:start + SLICE])
+            if (now := time.perf_counter()) - looked >= SLICE_SECONDS:
+                between()
+                looked = now
+        return outcomes
 
     def replace(self, restored: Restored, seek: bool) -> None:
         """Continue from another version (a rollback) at this boundary; ``seek``: from its position."""

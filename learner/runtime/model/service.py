@@ -189,7 +189,8 @@ class Service:
     def _dispatch(self, message: p.ToModel) -> None:
         match message:
             case p.Batch():
-                if (results := self.model.learn(message)) is not None:
+                between = self._snapshot_in_flight if self.snapshots.busy else None
+                if (results := self.model.learn(message, between)) is not None:
                     self.link.send(results)
             case p.Report():
                 self._reported(message)
@@ -201,6 +202,13 @@ class Service:
                 raise GatewayFailed(reason)
             case _:
                 raise ProtocolError(f"the model process does not handle {type(message).__name__}")
+
+    def _snapshot_in_flight(self) -> None:
+        """Mid-batch of a slow model: the gateway's answer to the barrier completes the snapshot in flight,
+        and a snapshot written meanwhile is collected (its offsets committed, its requests answered)."""
+        for flushed in self.link.take_flushed():
+            self.snapshots.barrier_passed(flushed)
+        self.snapshots.poll()
 
     def _reported(self, report: p.Report) -> None:
         self.readiness.report = report

@@ -72,6 +72,11 @@ class SnapshotCoordinator:
     def busy(self) -> bool:
         return self.writer.busy
 
+    @property
+    def awaiting_barrier(self) -> bool:
+        """A background snapshot waits for the gateway's answer to its barrier."""
+        return self._barrier is not None
+
     # -- what the other parts tell it ----------------------------------------------------------------
 
     def requested(self, requests: list[str]) -> None:
