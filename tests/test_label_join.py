@@ -117,4 +117,33 @@ def test_joined_entries_leave_nothing_behind() -> None:
         join.arrive(i, {"a": float(i)}, {False: 0.5, True: 0.5}, ts=i)
         if i >= 50:
             assert isinstance(join.label(i - 50, True, ts=i), Joined)
-    assert join.waiting == 50 and len(join._order) <= 51
+    assert join.waiting == 50 and len(join._order) <= 51 and not join._stale
+
+
+#: A join with three events waiting (one of them came twice, one has text features and a
+#: regressor's prediction) and one joined, as the release before 2026-12 pickled it (blobs began
+#: with a sequence number; the schemas lived in the join).
+EARLIER_RELEASE = (
+    "eJxNUc9r1EAUTnbdbdb1UIqXInhYLxWshyKCUrDQY6iCd4mzM2+dqclMNpmpu8gWEQwKc/P5f/lnFP+J+iYZxMDL+755835982Xy63qU9N8Oj/zU2r"
+    "KoWrx4/8fPK7YpatBC6Q94cTP2GbCm3PZhYlNunLYthrSsAQ7qCgTmqZ9eGqUHuAebWjUBJ37P6Y/afNIBz4SrS8WZhcAmfd2AqE5dMj4kE7kEbvts"
+    "RylQsm0bur/D/CHz2b/ZwgQpw/Pn42GR5Gv0Kdl+xDevBv87+kdnsxhBn3I8P44qJJvob29HSRbx/tnnBVd2u3i5eNOWZrFD56eFaQQ06OfclCUNqo"
+    "xu0U8ErB3gT3z8Fo/kgU+XKO/LA/CzQsPGFi2sMb/j7xarxuhISZBISc9cUOlBkR36ewOMveQhVfWTQhgNFJUP8jRPO2z9vD/6/1aIdcgo0kAF1RKa"
+    "qGrRcgkVCzKSbDX++N5hRxpsyFZkGgd+ha87BMof7hdK9G8tn8jjjkaWJz5bOlVa1W+9Kg2ztLV84cdKBxSq5Kl89g3zkQttbeO4HdqOT08E0l+s0Y"
+    "9OBYJ7+hefPt3o")
+
+
+def test_a_join_pickled_by_an_earlier_release_goes_on_where_it_was() -> None:
+    import base64
+    import pickle
+    import zlib
+
+    join = LabelJoin.__new__(LabelJoin)
+    join.__setstate__(pickle.loads(zlib.decompress(base64.b64decode(EARLIER_RELEASE))))
+    assert join.waiting == 2 and join.counts["joined"] == 1 and join.counts["replaced"] == 1
+    assert isinstance(join.label("b", True, ts=150), Lost)  # joined before the upgrade: a duplicate
+    late_a = join.label("a", False, ts=150)
+    assert isinstance(late_a, Joined) and late_a.x == {"f": 9.5, "n": 9} and late_a.waited_ms == 20  # the newer "a"
+    assert [lost.kind for lost in join.advance(ts=200)] == []
+    join.advance(ts=121 + 60_000)  # "c" (stamped 120) expires a minute later
+    assert join.waiting == 0 and join.counts["expired"] == 1
+    assert join.label("c", 1.0, ts=60_200).kind == "expired"  # type: ignore[union-attr]

@@ -35,14 +35,13 @@ with text, and other predictions, fall back to JSON or pickle.
 
 from __future__ import annotations
 
-import pickle
 import struct
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-import orjson
+from learner.core.packing import Packing, timestamp_of
 
 __all__ = ["COUNTS", "Joined", "LabelJoin", "Lost"]
 
@@ -51,13 +50,12 @@ COUNTS = ("received", "joined", "expired", "unknown", "duplicate", "early", "rep
 
 #: Joined and expired ids remembered, to tell a duplicate or an expired label from an unknown one.
 TOMBSTONES = 200_000
+#: Stale ids (joined, expired, replaced) the arrival order may hold beyond twice the waiting ones.
+SLACK = 1024
 
-_HEADER = struct.Struct("<QqHHH")  # seq, timestamp (ms), feature schema, prediction schema, prediction bytes
-_OTHER = 0xFFFF  # schema id of the fallback encodings (JSON features, pickled predictions)
-_CODES = {float: "d", int: "q", bool: "?"}
-_PACKABLE = frozenset(_CODES)
 _JOINED, _EXPIRED = 1, 2
-_NEVER = -(1 << 62)  # a timestamp before any other
+_NONE_WAITING = 1 << 62  # the front timestamp when nothing waits: no expiry to look for
+_LAYOUT = 2  # of the pickled state: 2 = blobs without a sequence number, tombstones as integers
 
 
 class Joined(NamedTuple):
@@ -85,26 +83,30 @@ class Lost:
 
 
 class LabelJoin:
-    """Waiting features, early labels, and what became of the labels (see the module's docstring)."""
+    """Waiting features, early labels, and what became of the labels (see the module's docstring).
+
+    Runs on the model's core for every event and label, so each path is a few dictionary
+    operations and one ``struct`` call. The waiting features are a dict in arrival order (an id
+    that comes again moves to the end) beside a deque of ids in that order, which finds the oldest
+    without scanning the dict; the deque's stale ids (joined, expired, replaced) are dropped from
+    its front as labels come, and the deque is rebuilt when they make up most of it.
+    """
 
     def __init__(self, ttl_ms: int, max_pending: int, early_ms: int) -> None:
         self.ttl_ms, self.max_pending, self.early_ms = ttl_ms, max_pending, early_ms
         self.counts = dict.fromkeys(COUNTS, 0)
         self.delays_ms: list[int] = []  # of the joins since the last read (for the histogram)
-        self._pending: dict[Any, bytes] = {}
-        self._order: deque[Any] = deque()  # ids in arrival order; an id joined or replaced leaves a stale entry
-        self._next_seq = 0
-        self._front_seq = 0
-        # No entry in _order is older than this: advance() looks further only when it could be expired.
-        self._front_ts = _NEVER
+        self._pending: dict[Any, bytes] = {}  # id -> packed features and prediction, in arrival order
+        self._order: deque[Any] = deque()  # the same ids in the same order, and stale ones
+        self._stale: dict[Any, int] = {}  # id -> how many of its entries in _order are stale (not at the front)
+        # No waiting entry is older than this: advance() looks at the front only when it could be expired.
+        self._front_ts = _NONE_WAITING
         self._early: dict[Any, tuple[Any, int, tuple[int, int] | None]] = {}
         self._early_order: deque[Any] = deque()
-        self._done: dict[Any, tuple[int, int]] = {}  # id -> (what became of it, when it was remembered)
-        self._done_order: deque[tuple[Any, int]] = deque()
+        self._done: dict[Any, int] = {}  # id -> when it was remembered * 4 + what became of it
+        self._done_order: deque[Any] = deque()
         self._remembered = 0
-        self._schemas: list[tuple[Any, ...]] = []
-        self._schema_ids: dict[Any, int] = {}
-        self._structs: list[struct.Struct] = []
+        self._packing = Packing()
 
     @property
     def waiting(self) -> int:
@@ -117,17 +119,19 @@ class LabelJoin:
 
         Returns the join when a label had come first (learn it now); None otherwise.
         """
-        early = self._early.pop(key, None)
-        if early is not None:
-            y, _, _ = early
-            self.counts["early"] += 1
-            self._joined(key, 0)
-            return Joined(x, outcome, 0, y)
-        if key in self._pending:
+        if self._early:
+            early = self._early.pop(key, None)
+            if early is not None:
+                self.counts["early"] += 1
+                self._joined(key, 0)
+                return Joined(x, outcome, 0, early[0])
+        pending = self._pending
+        if key in pending:
             self.counts["replaced"] += 1
-        if not self._order:
-            self._front_ts = ts
-        self._pending[key] = self._pack(x, outcome, ts)
+            del pending[key]  # the newer one waits, at the end of the order
+            self._stale[key] = self._stale.get(key, 0) + 1
+        self._front_ts = min(self._front_ts, ts)
+        pending[key] = self._packing.pack(x, outcome, ts)
         self._order.append(key)
         return None
 
@@ -138,12 +142,19 @@ class LabelJoin:
         self.counts["received"] += 1
         blob = self._pending.pop(key, None)
         if blob is not None:
-            x, outcome, at = self._unpack(blob)
-            self._joined(key, max(0, ts - at))
-            if self._order[0] == key:  # the oldest waiting (labels mostly come in order): drop what is stale
-                self._front_expired(_NEVER)
-            return Joined(x, outcome, max(0, ts - at))
-        done = self._done.get(key, (0, 0))[0]
+            x, outcome, at = self._packing.unpack(blob)
+            waited = ts - at if ts > at else 0
+            self._joined(key, waited)
+            order = self._order
+            if order[0] == key and key not in self._stale:  # the oldest (labels mostly come in order)
+                order.popleft()
+                self._drop_stale()
+            else:
+                self._stale[key] = self._stale.get(key, 0) + 1
+                if len(order) > 2 * len(self._pending) + SLACK:
+                    self._compact()
+            return Joined(x, outcome, waited)
+        done = self._done.get(key, 0) & 3
         if done == _JOINED:
             self.counts["duplicate"] += 1
             return Lost("duplicate", key, y, "duplicate label: this id was already labelled (the first label wins)", source)
@@ -164,10 +175,8 @@ class LabelJoin:
         Called before every item, so the usual case (nothing to expire, no early label) is two
         comparisons.
         """
-        cutoff = ts - self.ttl_ms
-        if self._order and (self._front_ts < cutoff or len(self._pending) > self.max_pending):
-            while self._order and (len(self._pending) > self.max_pending or self._front_expired(cutoff)):
-                self._expire_front()
+        if self._front_ts < ts - self.ttl_ms or len(self._pending) > self.max_pending:
+            self._expire(ts - self.ttl_ms)
         if not self._early_order:
             return ()
         lost = []
@@ -184,26 +193,41 @@ class LabelJoin:
                                  "of the label (unknown id)", entry[2]))
         return lost
 
-    def _front_expired(self, cutoff: int) -> bool:
-        while self._order:
+    def _expire(self, cutoff: int) -> None:
+        """Drop the oldest waiting entries while they are older than ``cutoff`` or too many."""
+        pending = self._pending
+        while self._drop_stale():
             key = self._order[0]
-            blob = self._pending.get(key)
-            if blob is not None:
-                seq, self._front_ts = _HEADER.unpack_from(blob)[:2]
-                if seq == self._front_seq:
-                    return self._front_ts < cutoff
-            self._order.popleft()  # joined or replaced since: stale
-            self._front_seq += 1
+            at = timestamp_of(pending[key])
+            if at >= cutoff and len(pending) <= self.max_pending:
+                self._front_ts = at
+                return
+            self._order.popleft()
+            del pending[key]
+            self.counts["expired"] += 1
+            self._remember(key, _EXPIRED)
+        self._front_ts = _NONE_WAITING
+
+    def _drop_stale(self) -> bool:
+        """Pop stale ids off the order's front; whether a waiting one is there now."""
+        order, pending, stale = self._order, self._pending, self._stale
+        while order:
+            key = order[0]
+            if key in stale:  # joined out of order, or an earlier arrival of an id that came again
+                if stale[key] == 1:
+                    del stale[key]
+                else:
+                    stale[key] -= 1
+            elif key in pending:
+                return True
+            order.popleft()
+        self._front_ts = _NONE_WAITING
         return False
 
-    def _expire_front(self) -> None:
-        if not self._front_expired(1 << 62):  # drops stale entries; the front is live now
-            return
-        key = self._order.popleft()
-        self._front_seq += 1
-        del self._pending[key]
-        self.counts["expired"] += 1
-        self._remember(key, _EXPIRED)
+    def _compact(self) -> None:
+        """Rebuild the order from the waiting ids alone (labels out of order left stale ids behind)."""
+        self._order = deque(self._pending)
+        self._stale.clear()
 
     def _joined(self, key: Any, waited_ms: int) -> None:
         self.counts["joined"] += 1
@@ -212,89 +236,37 @@ class LabelJoin:
         self._remember(key, _JOINED)
 
     def _remember(self, key: Any, what: int) -> None:
+        """Keep what became of ``key``; the oldest of more than TOMBSTONES is forgotten (unless
+        remembered again since: its entry in the order is then stale)."""
         self._remembered += 1
-        self._done[key] = (what, self._remembered)
-        self._done_order.append((key, self._remembered))
+        self._done[key] = self._remembered << 2 | what
+        self._done_order.append(key)
         if len(self._done_order) > TOMBSTONES:
-            old, when = self._done_order.popleft()
-            if self._done.get(old, (0, 0))[1] == when:  # not remembered again since
+            when = self._remembered - TOMBSTONES  # the oldest entry's number
+            old = self._done_order.popleft()
+            if self._done.get(old, 0) >> 2 == when:
                 del self._done[old]
 
-    # -- compact storage ------------------------------------------------------------------------
-    # A blob is _HEADER, then the prediction, then the features. A schema is a layout (what the
-    # packed values are: feature names, or the classes of the probabilities) and its struct; the
-    # caches map what is cheap to compute per event (the names, the classes) to a schema.
-
-    def _pack(self, x: dict[str, Any], outcome: Any, ts: int) -> bytes:
-        seq = self._next_seq
-        self._next_seq = seq + 1
-        prediction_schema, prediction = self._pack_outcome(outcome)
-        feature_schema, features = self._pack_features(x)
-        return _HEADER.pack(seq, ts, feature_schema, prediction_schema, len(prediction)) + prediction + features
-
-    def _unpack(self, blob: bytes) -> tuple[dict[str, Any], Any, int]:
-        _, ts, feature_schema, prediction_schema, size = _HEADER.unpack_from(blob)
-        start = _HEADER.size
-        if prediction_schema == _OTHER:
-            outcome = pickle.loads(blob[start:start + size])
-        else:
-            kind, classes = self._schemas[prediction_schema]
-            values = self._structs[prediction_schema].unpack_from(blob, start)
-            outcome = dict(zip(classes, values, strict=True)) if kind == "p" else (values[0], None)
-        if feature_schema == _OTHER:
-            return dict(orjson.loads(blob[start + size:])), outcome, ts
-        names = self._schemas[feature_schema][1]
-        return dict(zip(names, self._structs[feature_schema].unpack_from(blob, start + size), strict=True)), outcome, ts
-
-    def _new_schema(self, key: Any, layout: tuple[Any, ...], fmt: str) -> int:
-        if len(self._schemas) >= _OTHER:
-            return _OTHER
-        schema = self._schema_ids[key] = len(self._schemas)
-        self._schemas.append(layout)
-        self._structs.append(struct.Struct(fmt))
-        return schema
-
-    def _pack_features(self, x: dict[str, Any]) -> tuple[int, bytes]:
-        names = tuple(x)
-        types = tuple(map(type, x.values()))
-        schema = self._schema_ids.get((names, types))
-        if schema is None:
-            if not _PACKABLE.issuperset(types):
-                return _OTHER, orjson.dumps(x)
-            schema = self._new_schema((names, types), ("x", names), "<" + "".join(_CODES[t] for t in types))
-        if schema == _OTHER:
-            return _OTHER, orjson.dumps(x)
-        try:
-            return schema, self._structs[schema].pack(*x.values())
-        except struct.error:  # an integer beyond 64 bits
-            return _OTHER, orjson.dumps(x)
-
-    def _pack_outcome(self, outcome: Any) -> tuple[int, bytes]:
-        kind = type(outcome)
-        if kind is dict and outcome:  # a classifier's probabilities, the usual case
-            classes = tuple(outcome)
-            schema = self._schema_ids.get(("p", classes))
-            if schema is None:
-                schema = self._new_schema(("p", classes), ("p", classes), f"<{len(classes)}d")
-            if schema != _OTHER:
-                try:
-                    return schema, self._structs[schema].pack(*outcome.values())
-                except struct.error:  # not numbers
-                    pass
-        elif kind is tuple and len(outcome) == 2 and outcome[1] is None and type(outcome[0]) is float:
-            schema = self._schema_ids.get(("v",))
-            if schema is None:
-                schema = self._new_schema(("v",), ("v", None), "<d")
-            if schema != _OTHER:
-                return schema, self._structs[schema].pack(outcome[0])
-        return _OTHER, pickle.dumps(outcome, protocol=pickle.HIGHEST_PROTOCOL)
-
     def __getstate__(self) -> dict[str, Any]:
-        state = dict(self.__dict__)
-        state["_structs"] = [s.format for s in self._structs]  # struct.Struct does not pickle
-        return state
+        return {**self.__dict__, "_layout": _LAYOUT}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        state["_structs"] = [struct.Struct(f) for f in state["_structs"]]
-        state.setdefault("_front_ts", _NEVER)  # a snapshot from before it was kept: look at the front once
+        if state.pop("_layout", 1) < _LAYOUT:
+            _upgrade(state)
         self.__dict__.update(state)
+
+
+def _upgrade(state: dict[str, Any]) -> None:
+    """A join pickled by an earlier release: each blob began with a sequence number (its arrival),
+    tombstones were pairs. The same waiting events, in the same order, in today's layout."""
+    sequenced = sorted(state["_pending"].items(), key=lambda item: struct.unpack_from("<Q", item[1])[0])
+    state["_pending"] = {key: blob[8:] for key, blob in sequenced}
+    state["_order"] = deque(state["_pending"])
+    state["_stale"] = {}
+    state["_front_ts"] = timestamp_of(sequenced[0][1][8:]) if sequenced else _NONE_WAITING
+    state["_packing"] = Packing.from_schemas(state.pop("_schemas"), state.pop("_schema_ids"),
+                                             [struct.Struct(f) for f in state.pop("_structs")])
+    state["_done"] = {key: when << 2 | what for key, (what, when) in state["_done"].items()}
+    state["_done_order"] = deque(key for key, _ in state["_done_order"])
+    for name in ("_next_seq", "_front_seq"):
+        state.pop(name, None)
