@@ -100,6 +100,7 @@ class Settings(BaseSettings):
     label_early_window: Annotated[float, BeforeValidator(seconds), LEARNERS] = Field(1.0, ge=0)
     max_pending: Annotated[int, LEARNERS] = Field(1_000_000, ge=1)
     merge_wait: Annotated[float, BeforeValidator(seconds), LEARNERS] = Field(0.5, ge=0)
+    merge_allowance: Annotated[float, BeforeValidator(seconds), LEARNERS] = Field(0.02, ge=0)
     dlq_topic: str | None = None
     group_id: str | None = None
     role: RoleName = "all"

@@ -13,11 +13,23 @@ apply them in the same order as the first time, messages are released in the ord
   the partition, then the offset.
 
 A message is released once no other partition can still bring one with a smaller key: every
-partition either has a message buffered with a larger key, cannot go below its monotone mark, or is
-**idle** (read up to its end, and quiet for ``idle_after`` seconds). The idle rule is what keeps a
-quiet topic from holding the stream forever, and what makes the order depend on timing after all:
-a message that arrives on an idle partition with a key smaller than one already released is
-**late**; it is released at once and counted. Without late messages the order is the logs' own.
+partition either has a message buffered with a larger key, cannot go below its monotone mark, or
+has been read to its end and
+
+- **is behind the clock**: with ``allowance_ms``, a partition read to its end is taken to bring
+  nothing stamped earlier than ``allowance_ms`` before now (its next message is still in flight
+  for at most that long: the producer's linger, the network, the broker). A quiet partition then
+  holds a message back by ``allowance_ms`` past its timestamp at most, not until every partition
+  has passed it;
+- or is **idle**: quiet for ``idle_after`` seconds (the rule that holds whatever the clocks say).
+
+These rules are what keep a quiet topic from holding the stream, and what make the order depend on
+timing after all: a message that arrives with a key smaller than one already released is **late**
+(it came more than ``allowance_ms`` after its timestamp, or after its partition went idle). It is
+released at once, ordered right after the last message released, and counted; its new key is
+returned by :meth:`TimestampMerge.decisions` so that it can be kept, and given back to
+:meth:`TimestampMerge.decided` before a replay, which then puts it where the first run did.
+Without late messages the order is the logs' own.
 
 >>> from confluent_kafka import TIMESTAMP_CREATE_TIME, Message
 >>> def message(topic, offset, ms):
@@ -33,6 +45,21 @@ a message that arrives on an idle partition with a key smaller than one already 
 >>> merge.caught_up(("labels", 0), True)
 >>> [(key, m.offset()) for key, m in merge.release(now=1.0)]  # labels idle: events go on
 [((200, 1, 0, 1), 1)]
+
+With an allowance, a partition read to its end holds back only what is stamped within the
+allowance of now (``clock_ms``, the wall clock in ms):
+
+>>> merge = TimestampMerge({"labels": 0, "events": 1}, idle_after=0.5, allowance_ms=20)
+>>> merge.assign([("labels", 0), ("events", 0)], now=0.0)
+>>> merge.add(message("events", 0, 100))
+>>> merge.caught_up(("labels", 0), True)
+>>> merge.release(now=0.01, clock_ms=110), merge.wake_in(clock_ms=110)  # labels may still bring 100..110
+([], 0.011)
+>>> [(key, m.offset()) for key, m in merge.release(now=0.021, clock_ms=121)]
+[((100, 1, 0, 0), 0)]
+>>> merge.add(message("labels", 0, 90))  # stamped before what was released: late
+>>> [(key, m.topic()) for key, m in merge.release(now=0.03, clock_ms=130)], merge.late
+([((100, 1, 0, 0, 0, 0, 0), 'labels')], 1)
 """
 
 from __future__ import annotations
@@ -46,8 +73,9 @@ __all__ = ["Keyed", "TimestampMerge"]
 
 #: (topic, partition)
 TP = tuple[str, int]
-#: Monotone timestamp (ms), topic rank, partition, offset.
-Key = tuple[int, int, int, int]
+#: Monotone timestamp (ms), topic rank, partition, offset; a late message's is the key released
+#: before it, followed by its own rank, partition and offset.
+Key = tuple[int, ...]
 NO_MARK = -(2**62)
 
 
@@ -68,17 +96,21 @@ class _Partition:
     buffer: deque[tuple[Key, Any]] = field(default_factory=deque)
     last_arrival: float = 0.0
     at_end: bool = False
+    next_offset: int = 0  # of the next message to arrive (at least)
 
 
 class TimestampMerge:
     """Buffers messages per partition and releases them in key order (see the module's docstring)."""
 
-    def __init__(self, ranks: dict[str, int], idle_after: float, buffer_limit: int = 50_000) -> None:
-        self.ranks, self.idle_after, self.buffer_limit = ranks, idle_after, buffer_limit
+    def __init__(self, ranks: dict[str, int], idle_after: float, allowance_ms: int | None = None,
+                 buffer_limit: int = 50_000) -> None:
+        self.ranks, self.idle_after, self.allowance_ms, self.buffer_limit = ranks, idle_after, allowance_ms, buffer_limit
         self.partitions: dict[TP, _Partition] = {}
         self.late = 0
         self._released: Key | None = None
         self._polled = 0.0
+        self._decided: dict[tuple[str, int, int], Key] = {}  # (topic, partition, offset) -> its key
+        self._decisions: list[tuple[tuple[str, int, int], Key]] = []
 
     def assign(self, partitions: list[TP], marks: dict[TP, int] | None = None, now: float = 0.0) -> None:
         """Start with these partitions; ``marks``: their monotone timestamps at the starting position."""
@@ -93,11 +125,15 @@ class TimestampMerge:
         kind, stamp = message.timestamp()
         ts = max(stamp if kind else NO_MARK, part.arrived_mark)
         part.arrived_mark = ts
-        key = (ts, part.rank, tp[1], message.offset())
-        if self._released is not None and key < self._released and not part.buffer:
-            self.late += 1  # after its partition went idle: released now, out of the logs' order
-            key = (self._released[0], *key[1:])
+        key: Key = (ts, part.rank, tp[1], message.offset())
+        if self._decided and (decided := self._decided.pop((tp[0], tp[1], key[3]), None)) is not None:
+            key = decided  # late in the first run: where it went then
+        elif self._released is not None and key < self._released and not part.buffer:
+            self.late += 1  # released now, right after what went last, out of the logs' order
+            key = (*self._released, *key[1:])
+            self._decisions.append(((tp[0], tp[1], key[-1]), key))
         part.buffer.append((key, message))
+        part.next_offset = message.offset() + 1
         part.at_end = False
         if now is not None:
             part.last_arrival = now
@@ -113,17 +149,22 @@ class TimestampMerge:
                 part.last_arrival = max(part.last_arrival, now)
         self._polled = now
 
-    def release(self, now: float, limit: int = 1 << 30) -> list[tuple[Key, Any]]:
-        """The messages that can go now, in key order (at most ``limit``), each with its key."""
+    def release(self, now: float, limit: int = 1 << 30, clock_ms: int | None = None) -> list[tuple[Key, Any]]:
+        """The messages that can go now, in key order (at most ``limit``), each with its key.
+
+        ``now``: a monotonic clock (seconds), for idleness; ``clock_ms``: the wall clock (ms), for
+        the allowance.
+        """
         heads = [(part.buffer[0][0], tp) for tp, part in self.partitions.items() if part.buffer]
         heapq.heapify(heads)
-        blocking = [(part.mark, part.rank, tp[1]) for tp, part in self.partitions.items()
-                    if not part.buffer and not (part.at_end and now - part.last_arrival >= self.idle_after)]
+        behind = None if self.allowance_ms is None or clock_ms is None else clock_ms - self.allowance_ms
+        blocking = [f for tp, part in self.partitions.items() if not part.buffer
+                    and (f := self._floor(tp, part, now, behind)) is not None]
         floor = min(blocking) if blocking else None
         out: list[tuple[Key, Any]] = []
         while heads and len(out) < limit:
             key, tp = heads[0]
-            if floor is not None and key[:3] >= floor:
+            if floor is not None and key >= floor:
                 break  # a partition with nothing buffered may still bring a smaller key
             part = self.partitions[tp]
             _, message = part.buffer.popleft()
@@ -134,10 +175,34 @@ class TimestampMerge:
                 heapq.heapreplace(heads, (part.buffer[0][0], tp))
             else:
                 heapq.heappop(heads)
-                if not (part.at_end and now - part.last_arrival >= self.idle_after):
-                    candidate = (part.mark, part.rank, tp[1])
+                if (candidate := self._floor(tp, part, now, behind)) is not None:
                     floor = candidate if floor is None else min(floor, candidate)
         return out
+
+    def _floor(self, tp: TP, part: _Partition, now: float, behind: int | None) -> Key | None:
+        """The smallest key an empty partition can still bring; None: it holds nothing back (idle)."""
+        if not part.at_end:
+            return (part.mark, part.rank, tp[1], part.next_offset)
+        if now - part.last_arrival >= self.idle_after:
+            return None
+        return (part.mark if behind is None else max(part.mark, behind), part.rank, tp[1], part.next_offset)
+
+    def wake_in(self, clock_ms: int) -> float | None:
+        """Seconds until the allowance alone could release the first message buffered (None: no
+        message is buffered, or there is no allowance)."""
+        if self.allowance_ms is None:
+            return None
+        first = min((part.buffer[0][0][0] for part in self.partitions.values() if part.buffer), default=None)
+        return None if first is None else max(0.0, (first + self.allowance_ms + 1 - clock_ms) / 1000)
+
+    def decisions(self) -> list[tuple[tuple[str, int, int], Key]]:
+        """The late messages' keys given since the last call, as ``((topic, partition, offset), key)``."""
+        taken, self._decisions = self._decisions, []
+        return taken
+
+    def decided(self, decisions: dict[tuple[str, int, int], Key]) -> None:
+        """Keys given to late messages in an earlier run: a replay gives them the same."""
+        self._decided.update(decisions)
 
     def marks(self) -> dict[TP, int]:
         """Each partition's monotone timestamp as of its last released message (kept in a snapshot)."""
@@ -160,4 +225,5 @@ class TimestampMerge:
             part.buffer.clear()
             part.mark = part.arrived_mark = marks.get(tp, NO_MARK)
         self._released = None
+        self._decisions.clear()
 

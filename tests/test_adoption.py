@@ -5,6 +5,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 from typing import Any
 
+from learner.runtime.model.late_order import LateOrder
 from learner.runtime.model.rollback import RollbackAdopter
 from learner.state.control import ControlView
 
@@ -27,7 +28,8 @@ def adopter(head: int, written_at: float) -> tuple[RollbackAdopter, Any]:
     model = Model(head=head)
     snapshots = Snapshots(busy=False, rollbacks=0, written_at=written_at, owed=False)
     sync = SimpleNamespace(submit=lambda *_: None)
-    return RollbackAdopter(model, None, None, snapshots, sync, None, SimpleNamespace(name="m")), snapshots  # type: ignore[arg-type]
+    return RollbackAdopter(model, None, None, snapshots, sync, None, SimpleNamespace(name="m"),  # type: ignore[arg-type]
+                           LateOrder(None, None, labelled=False)), snapshots  # type: ignore[arg-type]
 
 
 def test_a_view_polled_before_our_own_snapshot_is_not_a_lost_write() -> None:

@@ -278,3 +278,63 @@ def test_role_learn_with_delayed_labels_learns_the_same_and_publishes_nothing(la
     assert state.model.predict_proba_one(data[0][0]) == reference.predict_proba_one(data[0][0])
     assert stack.read_nowait(stack.output) == []
     assert stack.store().redis.hget(stack.store().keys.live, "meta") is not None  # published for replicas
+
+
+def test_a_late_label_is_recorded_and_a_replay_learns_it_where_the_first_run_did(labelled: Stack) -> None:
+    """A label that reaches the service after later events were applied (stamped before them, sent
+    after them) is applied late; where it went is kept in Redis, and a replayed rollback puts it in
+    the same place: the model ends exactly as it was, not as the logs' timestamps alone would make it."""
+    stack, start = labelled, 1_000_000
+    data = list(datasets.Phishing())[:200]
+    producer = Producer(stack.client(**{"linger.ms": 5}))
+    for i, (x, _) in enumerate(data[:100]):
+        producer.produce(stack.input, orjson.dumps({"id": i, "x": x}), timestamp=start + STEP_MS * i)
+    for i in range(90):  # each label 10 events late
+        producer.produce(labels_topic(stack), orjson.dumps({"id": i, "y": data[i][1]}), timestamp=start + STEP_MS * (i + 10))
+    assert producer.flush(30) == 0
+    service = stack.start("--model", "logreg", "--labels-topic", labels_topic(stack),
+                          "--snapshot-every-events", "0", "--snapshot-every-seconds", "0")
+    stack.wait_status(lambda s: s["events_done"] >= 100 and s["labels"]["joined"] >= 90)
+    version = int(learner(stack, "snapshot").stdout.split()[-1])
+    for i, (x, _) in enumerate(data[100:], start=100):
+        producer.produce(stack.input, orjson.dumps({"id": i, "x": x}), timestamp=start + STEP_MS * i)
+    assert producer.flush(30) == 0
+    stack.wait_status(lambda s: s["events_done"] >= 200)
+    # The labels of events 90..189, stamped when they fell due (before events 100..199), sent now: late.
+    for i in range(90, 190):
+        producer.produce(labels_topic(stack), orjson.dumps({"id": i, "y": data[i][1]}), timestamp=start + STEP_MS * (i + 10))
+    assert producer.flush(30) == 0
+    stack.wait_status(lambda s: s["labels"]["joined"] >= 190)
+    assert stack.store().late.load(), "the late labels were recorded"
+    first = stack.store().load(int(learner(stack, "snapshot").stdout.split()[-1])).state
+
+    assert learner(stack, "rollback", "--to", str(version), "--replay").returncode == 0
+    stack.wait_status(lambda s: s["rollbacks"] == 1 and s["model_version"] == version)
+    stack.wait_status(lambda s: s["events_learned"] >= 190 and s["labels"]["waiting"] == 10)
+    replayed = stack.store().load(int(learner(stack, "snapshot").stdout.split()[-1])).state
+    assert stack.stop(service) == 0
+    assert replayed.learned == first.learned == 190
+    for x, _ in data[:20]:
+        assert replayed.model.predict_proba_one(x) == first.model.predict_proba_one(x)
+    assert replayed.scorecard.evaluation.values() == first.scorecard.evaluation.values()
+
+
+def test_a_restart_with_the_labels_read_to_their_end_serves_at_once(labelled: Stack) -> None:
+    """After a restart, a labels topic with nothing new (read to its end before the stop) holds the
+    events back for no longer than a quiet partition does: the events are served without a label."""
+    stack = labelled
+    producer = Producer(stack.client(**{"linger.ms": 5}))
+    for i in range(50):
+        producer.produce(stack.input, orjson.dumps({"id": i, "x": {"a": float(i)}}))
+        producer.produce(labels_topic(stack), orjson.dumps({"id": i, "y": i % 2 == 0}))
+    assert producer.flush(30) == 0
+    args = ("--model", "logreg", "--labels-topic", labels_topic(stack), "--snapshot-every-seconds", "0")
+    service = stack.start(*args)
+    stack.wait_status(lambda s: s["events_done"] >= 50 and s["labels"]["received"] >= 50)
+    assert stack.stop(service) == 0  # a final snapshot at both topics' ends
+    for i in range(50, 80):
+        producer.produce(stack.input, orjson.dumps({"id": i, "x": {"a": float(i)}}))
+    assert producer.flush(30) == 0
+    service = stack.start(*args)
+    stack.wait_status(lambda s: s["events_done"] >= 80 and s["labels"]["waiting"] == 30)
+    assert stack.stop(service) == 0

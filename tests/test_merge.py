@@ -98,3 +98,46 @@ def test_a_restart_from_the_marks_continues_the_same_order() -> None:
         second.caught_up(tp, True)
     resumed = [(m.topic(), m.partition(), m.offset()) for _, m in released + second.release(now=10.0)]
     assert resumed == full
+
+
+def test_with_an_allowance_a_quiet_partition_holds_back_only_what_is_that_recent() -> None:
+    merge = TimestampMerge({"labels": 0, "events": 1}, idle_after=0.5, allowance_ms=20)
+    merge.assign([("labels", 0), ("events", 0)], now=0.0)
+    merge.add(Fake("events", 0, 0, 1000), now=0.0)
+    assert merge.release(now=0.0, clock_ms=1005) == []  # labels not read to their end: they hold it back
+    merge.caught_up(("labels", 0), True)
+    assert merge.release(now=0.0, clock_ms=1015) == []  # read to their end, but a label stamped 995..1015 may be in flight
+    assert merge.wake_in(clock_ms=1015) == 0.006
+    assert [m.offset() for _, m in merge.release(now=0.0, clock_ms=1021)] == [0]  # 20 ms on: it goes, long before idle
+
+
+def test_a_replay_puts_a_late_message_where_the_first_run_did() -> None:
+    """The keys of late messages, given back to the merge, make a replay learn the first run's order."""
+    def merge() -> TimestampMerge:
+        fresh = TimestampMerge({"labels": 0, "events": 1}, idle_after=0.5, allowance_ms=20)
+        fresh.assign([("labels", 0), ("events", 0)], now=0.0)
+        return fresh
+
+    def released(m: TimestampMerge) -> list[tuple[str, int]]:
+        m.caught_up(("labels", 0), True)
+        m.caught_up(("events", 0), True)
+        return [(message.topic(), message.offset()) for _, message in m.release(now=0.1, clock_ms=10_000)]
+
+    events = [Fake("events", 0, i, 200 * i) for i in range(5)]
+    first = merge()
+    for m in events:
+        first.add(m, now=0.0)
+    order = released(first)
+    first.add(Fake("labels", 0, 0, 100), now=0.1)  # stamped before events that are gone already: late
+    order += released(first)
+    assert order == [("events", i) for i in range(5)] + [("labels", 0)] and first.late == 1
+    (decision,) = first.decisions()
+    assert decision[0] == ("labels", 0, 0)
+
+    plain, replay = merge(), merge()  # a replay from the logs alone; one that is given the first run's decision
+    replay.decided(dict([decision]))
+    for m in [Fake("labels", 0, 0, 100), *events]:
+        plain.add(m)
+        replay.add(m)
+    assert released(plain) == [("events", 0), ("labels", 0)] + [("events", i) for i in range(1, 5)]
+    assert released(replay) == order and replay.late == 0

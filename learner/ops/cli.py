@@ -63,7 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
         "force", "lease_ttl", "max_event_bytes", "batch_size", "gateway_priority", "session_timeout_ms", "metric",
         "stop_after_events", "metrics_port",
         "drift_window", "snapshot_on_drift", "guard_margin", "redis_persistence", "startup_timeout",
-        "label_ttl", "label_early_window", "max_pending", "merge_wait", "live_every_seconds", "follow_poll")
+        "label_ttl", "label_early_window", "max_pending", "merge_wait", "merge_allowance", "live_every_seconds", "follow_poll")
     run.set_defaults(handler=cmd_run)
 
     models = commands.add_parser("models", help="list the model presets")

@@ -45,6 +45,8 @@ HELP: dict[str, str] = {
     "label_early_window": "how long a label that came before its event waits for it (a producer race)",
     "max_pending": "at most this many events wait for their labels (the oldest expire first)",
     "merge_wait": "with a labels topic: how long a quiet partition may hold back the timestamp-ordered merge",
+    "merge_allowance": "with a labels topic: how long after its timestamp a message may still reach the service "
+                       "and take its place in the merged order (a quiet partition holds the others back this long)",
     "dlq_topic": "dead-letter topic (default: <input-topic>.dlq)",
     "group_id": "consumer group (default: learner.<name>; learner.<name>.serve for --role serve)",
     "role": "all: predict, publish and learn; learn: learn and evaluate, publish no predictions (serve replicas "
@@ -76,7 +78,7 @@ HELP: dict[str, str] = {
 
 
 #: Options that take a duration (seconds, or 90s, 15m, 2h, 7d): read as text, parsed by the settings.
-DURATIONS = frozenset({"label_ttl", "label_early_window", "merge_wait"})
+DURATIONS = frozenset({"label_ttl", "label_early_window", "merge_wait", "merge_allowance"})
 
 
 def add(parser: argparse.ArgumentParser, *fields: str) -> None:

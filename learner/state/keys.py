@@ -48,6 +48,8 @@ class Keys:
         self.guard = self._key("guard")
         #: Stream of the audit log.
         self.audit = self._key("audit")
+        #: Stream of the keys the merge gave late messages (with a labels topic).
+        self.late = self._key("late")
         #: Hash of the learner's latest lightweight publication for serve replicas: meta, sig, blob.
         self.live = self._key("live")
         #: Pub/sub channel: a message whenever the head, a rollback or the live model changes.

@@ -48,6 +48,7 @@ from learner.state.announce import Announcements, announce
 from learner.state.audit import AuditLog
 from learner.state.failures import translated
 from learner.state.keys import Keys
+from learner.state.late_log import LateLog
 from learner.state.pickled import load_state
 from learner.state.replies import as_bytes, as_int
 from learner.state.signing import UNSIGNED, Signer, checksum
@@ -131,6 +132,7 @@ class SnapshotStore:
         self._delete = client.register_script(scripts.DELETE_SNAPSHOT)
         self._rollback = client.register_script(scripts.ROLLBACK)
         self.audit = AuditLog(client, self.keys.audit)
+        self.late = LateLog(client, self.keys.late)
 
     def reconnected(self) -> SnapshotStore:
         """The same store on new connections (for a forked child)."""

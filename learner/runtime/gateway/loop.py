@@ -36,6 +36,7 @@ from learner.core.scorecard import Scorecard
 from learner.core.scoring import Scoring
 from learner.errors import LearnerError, ProtocolError
 from learner.runtime.gateway import protocol as p
+from learner.runtime.gateway.batch_sizer import BatchSizer
 from learner.runtime.gateway.merged_input import MergedInput
 from learner.runtime.gateway.outbox import Outbox
 from learner.runtime.roles import role_of
@@ -46,6 +47,7 @@ from learner.runtime.shared.process import die_with_parent, lower_priority, tune
 from learner.runtime.shared.publish import Publisher
 from learner.settings import Settings
 from stream.errors import StreamError
+from stream.merge import Key
 
 __all__ = ["Gateway", "gateway_main"]
 
@@ -70,6 +72,7 @@ class Gateway:
         self.outbox = Outbox()  # control messages ahead of batches (see outbox.py)
         #: The batches in flight, by their number: their answers are matched with what was kept of them.
         self.pending: dict[int, Intake] = {}
+        self.sizer = BatchSizer(settings.batch_size)  # batches of a few tens of ms of model work
         self.seq = 0
         self.running = True
         self.reported = 0.0
@@ -98,9 +101,11 @@ class Gateway:
 
     def run(self) -> None:
         """Serve the model process until it says stop (or goes away)."""
-        start = self._wait_for_start()
+        start = wait_for_start(self.channel)
         self.start_position, self.scoring = start.position, Scoring(start.scorecard, start.kind)
         self.start_marks = dict(start.marks)
+        if self.merged is not None:
+            self.merged.merge.decided(start.decided)
         self.consumer.start(join_group=False)
         tune_for_streaming()
         threading.Thread(target=self._read_model, daemon=True, name="from-model").start()
@@ -110,10 +115,11 @@ class Gateway:
             self._complete_flush()
             self._handle(block=len(self.pending) >= MAX_IN_FLIGHT and self.flushing is None)
             if self.running and len(self.pending) < MAX_IN_FLIGHT:
-                messages = self.consumer.consume(self.settings.batch_size, 0 if self.pending else 0.05)
+                wait = 0 if self.pending else self.merged.wait(0.05) if self.merged is not None else 0.05
+                messages = self.consumer.consume(self.sizer.size, wait)
                 self.consumed += len(messages)
                 if self.merged is not None:
-                    if released := self.merged.take(messages, self.settings.batch_size):
+                    if released := self.merged.take(messages, self.sizer.size):
                         self._forward(self.reader.merged(released))
                     elif self.pending:
                         self._handle(block=True, timeout=ANSWER_WAIT)
@@ -126,16 +132,6 @@ class Gateway:
         self.outbox.put(None)
         self.consumer.close()
         self.producer.flush()
-
-    def _wait_for_start(self) -> p.Start:
-        message = self.channel.receive()
-        match message:
-            case p.Start():
-                return message
-            case p.Stop():
-                raise EOFError("stopped before it started")
-            case _:
-                raise ProtocolError(f"the gateway expected Start from the model process, got {type(message).__name__}")
 
     def _read_model(self) -> None:
         """Drain the pipe continuously, so the model process never blocks on a send."""
@@ -178,8 +174,8 @@ class Gateway:
                 self._publish(message)
             case p.Flush(token):
                 self.flushing = token
-            case p.Seek(epoch, position, scorecard, kind, marks):
-                self._seek(epoch, position, scorecard, kind, marks)
+            case p.Seek(epoch, position, scorecard, kind, marks, decided):
+                self._seek(epoch, position, scorecard, kind, marks, decided)
             case p.Rescore(scorecard, kind):
                 self._rescore(scorecard, kind)
             case p.Commit(position):
@@ -199,10 +195,12 @@ class Gateway:
         self.seq += 1
         self.pending[self.seq] = intake
         marks: dict[tuple[str, int], int] = {}
+        late: list[tuple[tuple[str, int, int], Key]] = []
         if self.merged is not None:
             merged = self.merged.merge.marks()
             marks = {tp: merged[tp] for tp in intake.done if tp in merged}
-        self.outbox.put(p.Batch(self.seq, self.epoch, intake.payload(), intake.done, intake.count, marks))
+            late = self.merged.merge.decisions()
+        self.outbox.put(p.Batch(self.seq, self.epoch, intake.payload(), intake.done, intake.count, marks, late))
 
     def _publish(self, results: p.Results) -> None:
         """Publish and score the answers to one batch, in order: a prediction per event, a dead letter
@@ -211,6 +209,7 @@ class Gateway:
         intake = self.pending.pop(results.seq, None)
         if intake is None:
             return  # a batch dropped by a seek
+        self.sizer.answered(len(results.outcomes), results.seconds)
         scoring, publisher = self.scoring, self.publisher
         assert scoring is not None
         send = publisher.prediction if self.publishing else None
@@ -249,8 +248,8 @@ class Gateway:
                 publisher.lost_label(lost, self.merged.labels_topic)
         scoring.observe(intake.features)
         self.predicted += predicted
-        if intake.kept:
-            self._sample_latency(intake.kept[-1][0], ts)
+        if intake.kept and len(self.latencies) < 1000 and (latency := latency_of(intake.kept[-1][0], ts)) is not None:
+            self.latencies.append(latency)  # one sample per batch: its last event
 
     def _complete_flush(self) -> None:
         """Once every prediction produced before the barrier is acknowledged (however long the broker
@@ -269,13 +268,14 @@ class Gateway:
         self.outbox.put(p.Flushed(token, self.scoring.copy_card()))
 
     def _seek(self, epoch: int, position: Position, scorecard: Scorecard, kind: ModelKind,
-              marks: dict[tuple[str, int], int]) -> None:
+              marks: dict[tuple[str, int], int], decided: p.Decisions) -> None:
         """Reposition (a rollback with replay): unanswered batches are dropped, the model drops them too."""
         self.pending.clear()
         self.epoch = epoch
         self._rescore(scorecard, kind)
         if self.merged is not None:
-            self.merged.clear(marks)
+            self.merged.clear(marks, position)
+            self.merged.merge.decided(decided)
         for topic, partition in sorted(self.consumer.assigned):  # partitions it never saw: from the start
             self.consumer.seek(topic, partition, position.get((topic, partition), OFFSET_BEGINNING))
 
@@ -285,12 +285,6 @@ class Gateway:
             self.scoring = Scoring(scorecard, kind)
         else:
             self.scoring.use(scorecard, kind)
-
-    def _sample_latency(self, message: Message, now: float) -> None:
-        """One latency sample per batch: its last event, from its Kafka timestamp to now."""
-        kind, stamp = message.timestamp()
-        if kind and stamp > 0 and len(self.latencies) < 1000:
-            self.latencies.append(max(0.0, now - stamp / 1000))
 
     def _report(self) -> None:
         now = time.monotonic()
@@ -306,8 +300,26 @@ class Gateway:
     def _on_assign(self, partitions: list[tuple[str, int]]) -> dict[tuple[str, int], int | None]:
         """Start each partition at the snapshot's offset; partitions it never saw, from the beginning."""
         if self.merged is not None:
-            self.merged.assign(partitions, self.start_marks)
+            self.merged.assign(partitions, self.start_marks, self.start_position)
         return {tp: self.start_position.get(tp, OFFSET_BEGINNING) for tp in partitions}
+
+
+def wait_for_start(channel: p.Channel) -> p.Start:
+    """The model process's Start (it has restored its state and holds the lease)."""
+    message = channel.receive()
+    match message:
+        case p.Start():
+            return message
+        case p.Stop():
+            raise EOFError("stopped before it started")
+        case _:
+            raise ProtocolError(f"the gateway expected Start from the model process, got {type(message).__name__}")
+
+
+def latency_of(message: Message, now: float) -> float | None:
+    """Seconds from a message's Kafka timestamp to ``now`` (None: it has no timestamp)."""
+    kind, stamp = message.timestamp()
+    return max(0.0, now - stamp / 1000) if kind and stamp > 0 else None
 
 
 def prepare_topics(gateway: Gateway) -> None:

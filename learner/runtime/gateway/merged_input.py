@@ -13,6 +13,7 @@ from typing import Any
 
 from confluent_kafka import Message
 
+from learner.core.positions import Position
 from learner.settings import Settings
 from stream import BatchConsumer
 from stream.merge import Key, TimestampMerge
@@ -31,12 +32,21 @@ class MergedInput:
         self.labels_topic = settings.labels_topic
         self.consumer = consumer
         self.merge = TimestampMerge({settings.labels_topic: LABELS_FIRST, settings.input_topic: LABELS_FIRST + 1},
-                                    settings.merge_wait)
+                                    settings.merge_wait, round(settings.merge_allowance * 1000))
         self._received: dict[tuple[str, int], int] = {}  # next offset to arrive, per partition
         self._paused: set[tuple[str, int]] = set()
 
-    def assign(self, partitions: list[tuple[str, int]], marks: dict[tuple[str, int], int]) -> None:
+    def assign(self, partitions: list[tuple[str, int]], marks: dict[tuple[str, int], int], position: Position) -> None:
+        """Start with these partitions, each at ``position`` (from its beginning when absent): a partition
+        that starts at its end is read to its end, with nothing received yet."""
         self.merge.assign(partitions, marks, time.monotonic())
+        self._received.update((tp, offset) for tp, offset in position.items() if tp in partitions)
+
+    def wait(self, longest: float) -> float:
+        """How long to wait for new messages: at most ``longest``, less when a buffered message may
+        go by the clock (the merge's allowance) before any new message comes."""
+        wake = self.merge.wake_in(int(time.time() * 1000))
+        return longest if wake is None else min(longest, wake)
 
     def take(self, messages: list[Message], limit: int) -> list[tuple[Key, Message]]:
         """Add what was consumed; what can be released now, in order, with its key."""
@@ -50,7 +60,7 @@ class MergedInput:
                 marks = self.consumer.watermarks(*tp)
                 self.merge.caught_up(tp, marks is not None and self._received.get(tp, marks[0]) >= marks[1])
         self._pace()
-        return self.merge.release(now, limit)
+        return self.merge.release(now, limit, int(time.time() * 1000))
 
     def _pace(self) -> None:
         full = set(self.merge.overfull()) - self._paused
@@ -65,10 +75,10 @@ class MergedInput:
     def is_label(self, message: Any) -> bool:
         return bool(message.topic() == self.labels_topic)
 
-    def clear(self, marks: dict[tuple[str, int], int]) -> None:
-        """A seek: drop what is buffered; every partition starts again from its mark."""
+    def clear(self, marks: dict[tuple[str, int], int], position: Position) -> None:
+        """A seek to ``position``: drop what is buffered; every partition starts again from its mark."""
         self.merge.clear(marks)
-        self._received.clear()
+        self._received = {tp: offset for tp, offset in position.items() if tp in self.merge.partitions}
         if self._paused:
             self.consumer.resume(sorted(self._paused))
             self._paused.clear()

@@ -37,6 +37,10 @@ from learner.core.scorecard import Scorecard
 from learner.core.step import ItemOutcome, Join
 from learner.errors import GatewayFailed, ProtocolError
 from learner.runtime.shared.pipes import Duplex
+from stream.merge import Key
+
+#: Late messages' keys in the merge, by (topic, partition, offset) (see learner.state.late_log).
+Decisions = dict[tuple[str, int, int], Key]
 
 __all__ = [
     "ArmGuard", "Batch", "Channel", "Commit", "Failure", "Flush", "Flushed", "GatewayReady",
@@ -67,6 +71,8 @@ class Batch:
     position: Position
     count: int
     marks: dict[tuple[str, int], int] = field(default_factory=dict)
+    #: Keys the merge gave late messages of this batch: recorded before its answers are published.
+    late: list[tuple[tuple[str, int, int], Key]] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +127,8 @@ class Start:
     scorecard: Scorecard
     kind: ModelKind
     marks: dict[tuple[str, int], int] = field(default_factory=dict)
+    #: Where earlier runs put late messages: a replay puts them there too.
+    decided: Decisions = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +149,8 @@ class Results:
     #: that expired without their event.
     joins: list[Join] = field(default_factory=list)
     lost: list[Lost] = field(default_factory=list)
+    #: The model's own time on the batch (seconds): the gateway sizes the next batches by it.
+    seconds: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,6 +169,7 @@ class Seek:
     scorecard: Scorecard
     kind: ModelKind
     marks: dict[tuple[str, int], int] = field(default_factory=dict)
+    decided: Decisions = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

@@ -92,9 +92,10 @@ class LiveModel:
             lost: list[Lost] = []
         else:
             outcomes, joins, lost = self.step.process_items(events, self.join)
-        self.model_seconds += time.perf_counter() - started
+        seconds = time.perf_counter() - started
+        self.model_seconds += seconds
         self.checkpoint.add(batch.position, batch.count, batch.marks)
-        return p.Results(batch.seq, learned, self.version, self.step.learning, outcomes, joins, lost)
+        return p.Results(batch.seq, learned, self.version, self.step.learning, outcomes, joins, lost, seconds)
 
     def _sliced(self, events: list[dict[str, Any]], between: Callable[[], None]) -> list[Outcome]:
         outcomes: list[Outcome] = []

@@ -29,6 +29,7 @@ from learner.core.positions import furthest
 from learner.errors import RedisUnavailable, SnapshotRefused, StateError
 from learner.runtime.gateway import protocol as p
 from learner.runtime.gateway.link import GatewayLink
+from learner.runtime.model.late_order import LateOrder
 from learner.runtime.model.live_model import LiveModel
 from learner.runtime.model.metrics import LearnerMetrics
 from learner.runtime.model.restore import restored_from
@@ -55,9 +56,9 @@ class RollbackAdopter:
     """Adopts a new head that this process did not write."""
 
     def __init__(self, model: LiveModel, store: SnapshotStore, link: GatewayLink, snapshots: SnapshotCoordinator,
-                 sync: StateSync, monitor: LearnerMetrics, settings: Settings) -> None:
+                 sync: StateSync, monitor: LearnerMetrics, settings: Settings, late: LateOrder) -> None:
         self.model, self.store, self.link, self.snapshots, self.sync = model, store, link, snapshots, sync
-        self.monitor, self.settings = monitor, settings
+        self.monitor, self.settings, self.late = monitor, settings, late
         self.refused: int | None = None  # a head this service could not adopt (not tried again)
         self._loading: tuple[int, int, Future[_Fetched]] | None = None  # version, rollback count, the load
 
@@ -142,8 +143,9 @@ class RollbackAdopter:
         self.snapshots.replaced()
         if seek:
             self.link.drop_batches()
+            decided = self.late.decided()
             self.link.send(p.Seek(self.model.epoch, position, restored.scorecard, restored.step.kind,
-                                  dict(self.model.checkpoint.marks)))
+                                  dict(self.model.checkpoint.marks), decided))
         else:
             self.link.send(p.Rescore(restored.scorecard, restored.step.kind))
         if not replay:

@@ -35,6 +35,7 @@ from learner.runtime.gateway.link import GatewayLink
 from learner.runtime.gateway.loop import gateway_main
 from learner.runtime.model.control import ControlLoop
 from learner.runtime.model.guard import GuardKeeper
+from learner.runtime.model.late_order import LateOrder
 from learner.runtime.model.live_model import LiveModel
 from learner.runtime.model.live_publisher import LivePublisher
 from learner.runtime.model.metrics import LearnerMetrics
@@ -119,10 +120,11 @@ class Service:
         self.model = LiveModel(restored, settings)
         self.model.learning = self.control.guard_stop() is None  # tripped before a restart: stays stopped
         self.sync = StateSync(self.store, self.lease, self.control, self.monitor)
+        self.late = LateOrder(self.store, self.lease, settings.labels_topic is not None)
         self.snapshots = SnapshotCoordinator(self.model, self.store, self.link, self.lease, self.control, self.sync,
                                              self.monitor, settings)
         self.adopter = RollbackAdopter(self.model, self.store, self.link, self.snapshots, self.sync, self.monitor,
-                                       settings)
+                                       settings, self.late)
         self.guard = GuardKeeper(self.model, self.store, self.control, self.link, self.sync, self.monitor, settings)
         self.control_loop = ControlLoop(self.sync, self.status, self.snapshots, self.adopter, self.guard)
         self.live = LivePublisher(self.model, self.store, self.lease, self.snapshots, self.sync, self.monitor,
@@ -132,7 +134,7 @@ class Service:
         self.monitor.guard_tripped.labels(name).set(0 if self.model.learning else 1)
         self.monitor.version.labels(name).set(self.model.version)
         self.link.send(p.Start(dict(self.model.position), self.model.scorecard, self.model.step.kind,
-                               dict(self.model.checkpoint.marks)))
+                               dict(self.model.checkpoint.marks), self.late.decided(strict=True)))
         tune_for_streaming()
         self.readiness.phase = "streaming"
         self.sync.publish(self.status())  # /status has the service's numbers from the first request on
@@ -189,6 +191,7 @@ class Service:
     def _dispatch(self, message: p.ToModel) -> None:
         match message:
             case p.Batch():
+                self.late.record(message)
                 between = self._snapshot_in_flight if self.snapshots.busy else None
                 if (results := self.model.learn(message, between)) is not None:
                     self.link.send(results)

@@ -1,0 +1,47 @@
+"""The model process's side of the merge's late messages (README "Delayed labels"): record where
+they went before anything that follows them is published, and hand the records to the gateway
+when it starts or seeks, so that a restart, a takeover or a replay puts them in the same place."""
+
+from __future__ import annotations
+
+import logging
+
+from learner.errors import StateError
+from learner.runtime.gateway import protocol as p
+from learner.state.lease import Lease
+from learner.state.snapshots import SnapshotStore
+
+__all__ = ["LateOrder"]
+
+log = logging.getLogger(__name__)
+
+
+class LateOrder:
+    """Records of one model's late messages (nothing to do without a labels topic)."""
+
+    def __init__(self, store: SnapshotStore, lease: Lease, labelled: bool) -> None:
+        self.store, self.lease, self.labelled = store, lease, labelled
+
+    def record(self, batch: p.Batch) -> None:
+        """Called before the batch is stepped: its answers are published only after this returns.
+        With Redis away the stream goes on; only a replay of these messages could order them anew."""
+        if not batch.late:
+            return
+        try:
+            self.store.late.record(batch.late, self.lease.epoch or 0)
+        except StateError as error:
+            log.warning("could not record %d late message(s) (%s): a replay may order them differently",
+                        len(batch.late), error)
+
+    def decided(self, strict: bool = False) -> p.Decisions:
+        """Every recorded late message's place, for a gateway that starts or seeks; ``strict``: a
+        Redis failure is raised (at start), not logged."""
+        if not self.labelled:
+            return {}
+        try:
+            return self.store.late.load()
+        except StateError as error:
+            if strict:
+                raise
+            log.warning("could not read where late messages went (%s): a replay orders them anew", error)
+            return {}
