@@ -20,13 +20,13 @@ from stream import Admin
 FEATURES = 10
 
 
-def make_events(count: int, seed: int = 1) -> list[bytes]:
-    """Events with 10 numeric features and a label from a noisy linear rule."""
+def make_events(count: int, seed: int = 1, features: int = FEATURES) -> list[bytes]:
+    """Events with ``features`` numeric features (10) and a label from a noisy linear rule."""
     rng = random.Random(seed)
-    weights = [rng.uniform(-1, 1) for _ in range(FEATURES)]
+    weights = [rng.uniform(-1, 1) for _ in range(features)]
     out = []
     for i in range(count):
-        x = {f"f{j}": rng.gauss(0, 1) for j in range(FEATURES)}
+        x = {f"f{j}": rng.gauss(0, 1) for j in range(features)}
         y = sum(w * v for w, v in zip(weights, x.values(), strict=True)) + rng.gauss(0, 0.5) > 0
         out.append(orjson.dumps({"id": i, "x": x, "y": y}))
     return out

@@ -1,6 +1,10 @@
 """Service throughput through the broker vs the bare River loop on the same events, same run.
 
-    python bench/throughput.py [--events 200000] [--partitions 3] [--repeat 3]
+    python bench/throughput.py [--events 200000] [--partitions 3] [--repeat 3] [--model logreg] [--features 10]
+
+Delayed labels have their own script (``bench/labels.py throughput``). The cheap model, where the
+service's own work per event costs more than River's: ``--model river.linear_model:LogisticRegression
+--features 3``.
 
 Prints events/s of both and their ratio (service / bare River), the per-event cost the service
 adds, and resident memory beyond the model's own pickled size. The bare loop is timed just before
@@ -98,18 +102,22 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=Settings.model_fields["batch_size"].default)
     parser.add_argument("--role", choices=("all", "learn"), default="all",
                         help="learn: the learner beside serve replicas (publishes no predictions)")
+    parser.add_argument("--model", default="logreg",
+                        help="a preset or package.module:callable; the cheap model of BENCHMARKS.md: "
+                             "river.linear_model:LogisticRegression with --features 3")
+    parser.add_argument("--features", type=int, default=10)
     args = parser.parse_args()
 
-    values = make_events(args.events)
+    values = make_events(args.events, features=args.features)
     rows, shares = [], []
     with embedded_stack() as (broker, redis_server):
         for run in range(args.repeat):
             topic = f"bench-{run}"
             fill_topic(broker.bootstrap_servers, topic, values, args.partitions)
             gc.collect()
-            before = bare_river_loop(values)
+            before = bare_river_loop(values, args.model)
             settings = Settings(bootstrap_servers=broker.bootstrap_servers, redis_url=redis_server.url,
-                                name=f"bench{run}", model="logreg", input_topic=topic, output_topic=f"{topic}.out",
+                                name=f"bench{run}", model=args.model, input_topic=topic, output_topic=f"{topic}.out",
                                 signing_key="bench", snapshot_every_events=100_000, snapshot_every_seconds=0,
                                 batch_size=args.batch_size, metric=tuple(args.metric), role=args.role)
             measured = run_service(settings, args.events, broker.process.pid)
@@ -118,7 +126,7 @@ def main() -> None:
             model_mb, rss_mb = measured["model_mb"], measured["rss_mb"]
             # This machine's speed drifts by tens of percent within a minute: time the bare loop just
             # before and just after the service, and compare the service with their mean.
-            after = bare_river_loop(values)
+            after = bare_river_loop(values, args.model)
             bare = (before + after) / 2
             rows.append((bare, service_seconds))
             print(f"run {run}: bare River {args.events / bare:,.0f} ev/s (before {args.events / before:,.0f}, "
@@ -130,8 +138,8 @@ def main() -> None:
     service_rate = statistics.median(args.events / s for _, s in rows)
     added_us = statistics.median((s - b) / args.events * 1e6 for b, s in rows)
     print(f"\nmachine: {platform.machine()}, {platform.python_implementation()} {platform.python_version()}")
-    print(f"events: {args.events}, partitions: {args.partitions}, model: StandardScaler | LogisticRegression, "
-          f"10 features, --role {args.role}")
+    print(f"events: {args.events}, partitions: {args.partitions}, model: {args.model}, "
+          f"{args.features} features, --role {args.role}")
     print(f"bare River loop : {bare_rate:,.0f} events/s ({1e6 / bare_rate:.2f} us/event)")
     print(f"service         : {service_rate:,.0f} events/s ({1e6 / service_rate:.2f} us/event)")
     print(f"ratio (median)  : {statistics.median(ratios):.3f}  (runs: {', '.join(f'{r:.3f}' for r in ratios)})")

@@ -59,7 +59,7 @@ allowance of now (``clock_ms``, the wall clock in ms):
 [((100, 1, 0, 0), 0)]
 >>> merge.add(message("labels", 0, 90))  # stamped before what was released: late
 >>> [(key, m.topic()) for key, m in merge.release(now=0.03, clock_ms=130)], merge.late
-([((100, 1, 0, 0, 0, 0, 0), 'labels')], 1)
+([((100, 1, 0, 0, 1), 'labels')], 1)
 """
 
 from __future__ import annotations
@@ -73,8 +73,8 @@ __all__ = ["Keyed", "TimestampMerge"]
 
 #: (topic, partition)
 TP = tuple[str, int]
-#: Monotone timestamp (ms), topic rank, partition, offset; a late message's is the key released
-#: before it, followed by its own rank, partition and offset.
+#: Monotone timestamp (ms), topic rank, partition, offset; a late message's is the key of the
+#: message it goes right after, and a count (the late messages after that one, in arrival order).
 Key = tuple[int, ...]
 NO_MARK = -(2**62)
 
@@ -125,13 +125,17 @@ class TimestampMerge:
         kind, stamp = message.timestamp()
         ts = max(stamp if kind else NO_MARK, part.arrived_mark)
         part.arrived_mark = ts
-        key: Key = (ts, part.rank, tp[1], message.offset())
-        if self._decided and (decided := self._decided.pop((tp[0], tp[1], key[3]), None)) is not None:
+        offset = message.offset()
+        key: Key = (ts, part.rank, tp[1], offset)
+        if self._decided and (decided := self._decided.pop((tp[0], tp[1], offset), None)) is not None:
             key = decided  # late in the first run: where it went then
-        elif self._released is not None and key < self._released and not part.buffer:
-            self.late += 1  # released now, right after what went last, out of the logs' order
-            key = (*self._released, *key[1:])
-            self._decisions.append(((tp[0], tp[1], key[-1]), key))
+        else:
+            floor = part.buffer[-1][0] if part.buffer else self._released  # what it must not go before
+            if floor is not None and key < floor:
+                # Late: right after ``floor``'s message (its key and a count: late keys stay five long).
+                self.late += 1
+                key = (*floor[:4], floor[4] + 1 if len(floor) > 4 else 1)
+                self._decisions.append(((tp[0], tp[1], offset), key))
         part.buffer.append((key, message))
         part.next_offset = message.offset() + 1
         part.at_end = False

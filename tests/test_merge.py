@@ -141,3 +141,41 @@ def test_a_replay_puts_a_late_message_where_the_first_run_did() -> None:
         replay.add(m)
     assert released(plain) == [("events", 0), ("labels", 0)] + [("events", i) for i in range(1, 5)]
     assert released(replay) == order and replay.late == 0
+
+
+def test_many_late_messages_keep_short_keys_and_replay_in_their_order() -> None:
+    """A backlog of late messages (a backfill into a live topic): each key stays five long, they go in
+    the order they came, and a replay given their keys puts every one where it went."""
+    def merge() -> TimestampMerge:
+        fresh = TimestampMerge({"labels": 0, "events": 1}, idle_after=0.5, allowance_ms=20)
+        fresh.assign([("labels", 0), ("labels", 1), ("events", 0)], now=0.0)
+        for tp in [("labels", 0), ("labels", 1), ("events", 0)]:
+            fresh.caught_up(tp, True)
+        return fresh
+
+    events = [Fake("events", 0, i, 1000 + i) for i in range(50)]
+    labels = [Fake("labels", i % 2, i // 2, 10 + i) for i in range(40)]  # stamped long before the events
+    first, order = merge(), []
+    for m in events:
+        first.add(m, now=0.0)
+    order += [(m.topic(), m.partition(), m.offset()) for _, m in first.release(now=0.0, clock_ms=10_000)]
+    rng = random.Random(7)
+    for start in range(0, 40, 5):  # the labels come a few at a time, some released between
+        for m in labels[start:start + 5]:
+            first.add(m, now=0.1)
+            for tp in [("labels", 0), ("labels", 1)]:
+                first.caught_up(tp, True)
+        if rng.random() < 0.5:
+            order += [(m.topic(), m.partition(), m.offset()) for _, m in first.release(now=0.1, clock_ms=10_000)]
+    order += [(m.topic(), m.partition(), m.offset()) for _, m in first.release(now=0.2, clock_ms=10_000)]
+    decisions = first.decisions()
+    assert first.late == len(decisions) == 40 and {len(key) for _, key in decisions} == {5}
+    assert order[:50] == [("events", 0, i) for i in range(50)]
+
+    replay = merge()
+    replay.decided(dict(decisions))
+    for m in [*labels, *events]:  # everything at once, labels first: their keys decide
+        replay.add(m)
+    for tp in [("labels", 0), ("labels", 1), ("events", 0)]:
+        replay.caught_up(tp, True)
+    assert [(m.topic(), m.partition(), m.offset()) for _, m in replay.release(now=9.0, clock_ms=10_000)] == order
