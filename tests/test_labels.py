@@ -14,7 +14,7 @@ from river import compose, datasets, evaluate, metrics
 
 from learner.core.models import build_model
 from stream import Admin
-from tests.conftest import Stack, make_stack
+from tests.conftest import Stack, make_named_store, make_stack
 from tests.test_rollback import learner
 
 pytestmark = pytest.mark.integration
@@ -338,3 +338,12 @@ def test_a_restart_with_the_labels_read_to_their_end_serves_at_once(labelled: St
     service = stack.start(*args)
     stack.wait_status(lambda s: s["events_done"] >= 80 and s["labels"]["waiting"] == 30)
     assert stack.stop(service) == 0
+
+
+def test_the_late_log_keeps_the_current_lineages_place_for_each_message(redis_server: object) -> None:
+    """A deposed writer (an older lease epoch) may have recorded a message too: the newest epoch's place wins."""
+    with make_named_store("late") as store:
+        assert store.late.load() == {}
+        store.late.record([(("t.labels", 0, 5), (100, 1, 0, 7, 1)), (("t.labels", 1, 2), (100, 1, 0, 7, 2))], epoch=2)
+        store.late.record([(("t.labels", 0, 5), (90, 1, 0, 3, 1))], epoch=1)  # the deposed writer, later
+        assert store.late.load() == {("t.labels", 0, 5): (100, 1, 0, 7, 1), ("t.labels", 1, 2): (100, 1, 0, 7, 2)}

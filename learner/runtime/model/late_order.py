@@ -21,6 +21,7 @@ class LateOrder:
 
     def __init__(self, store: SnapshotStore, lease: Lease, labelled: bool) -> None:
         self.store, self.lease, self.labelled = store, lease, labelled
+        self.unrecorded = 0  # late messages not recorded since Redis went away (warned once per outage)
 
     def record(self, batch: p.Batch) -> None:
         """Called before the batch is stepped: its answers are published only after this returns.
@@ -30,8 +31,14 @@ class LateOrder:
         try:
             self.store.late.record(batch.late, self.lease.epoch or 0)
         except StateError as error:
-            log.warning("could not record %d late message(s) (%s): a replay may order them differently",
-                        len(batch.late), error)
+            if not self.unrecorded:
+                log.warning("could not record where late messages went (%s): a replay may order them differently",
+                            error)
+            self.unrecorded += len(batch.late)
+        else:
+            if self.unrecorded:
+                log.warning("recording late messages again; %d were not recorded", self.unrecorded)
+                self.unrecorded = 0
 
     def decided(self, strict: bool = False) -> p.Decisions:
         """Every recorded late message's place, for a gateway that starts or seeks; ``strict``: a
