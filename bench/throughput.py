@@ -132,7 +132,11 @@ def main() -> None:
             print(f"run {run}: bare River {args.events / bare:,.0f} ev/s (before {args.events / before:,.0f}, "
                   f"after {args.events / after:,.0f}), service {args.events / service_seconds:,.0f} ev/s, "
                   f"ratio {bare / service_seconds:.3f}; River's share of the model process {shares[-1]:.3f}; cores busy: "
-                  + ", ".join(f"{k} {v:.2f}" for k, v in cpu.items()), flush=True)  # type: ignore[attr-defined]
+                  + ", ".join(f"{k} {v:.2f}" for k, v in cpu.items())  # type: ignore[attr-defined]
+                  # CPU per event of each process: what bounds the service on a machine with more cores
+                  + "; CPU per event: " + ", ".join(f"{k} {v * service_seconds / args.events * 1e6:.1f} us"
+                                                    for k, v in cpu.items() if k in ("model", "gateway", "broker")),
+                  flush=True)
     ratios = [b / s for b, s in rows]
     bare_rate = statistics.median(args.events / b for b, _ in rows)
     service_rate = statistics.median(args.events / s for _, s in rows)
