@@ -16,6 +16,8 @@ import pytest
 import redis
 
 from learner.local.servers import Broker, RedisServer, free_port
+from learner.state.keys import Keys
+from learner.state.late_log import LateLog
 from tests.conftest import SIGNING_KEY, Stack, make_stack
 from tests.faults import through_a_fault
 from tests.servers import Certificates, RedisCluster, SentinelSet, Stunnel, make_certificates, needs_stunnel, needs_system_redis
@@ -114,7 +116,7 @@ def test_settings_the_service_owns_are_refused(option: list[str], why: str) -> N
 #: (README, "Production"). INCR goes out as INCRBY; a Cluster client also needs CLUSTER SLOTS and COMMAND.
 ACL = ("on >learner-password resetkeys ~learner:* resetchannels &learner:* -@all "
        "+get +set +incr +incrby +del +exists +expire +pexpire +hget +hset +hmget +hdel +hincrby +zadd +zrange +zrem "
-       "+sadd +srem +smembers +lpop +rpush +blpop +lrem +xadd +xrevrange +evalsha +eval +script|load +script|exists "
+       "+sadd +srem +smembers +lpop +rpush +blpop +lrem +xadd +xrange +xrevrange +evalsha +eval +script|load +script|exists "
        "+ping +info +publish +subscribe +unsubscribe +psubscribe +punsubscribe")
 
 
@@ -138,6 +140,9 @@ def test_an_acl_user_allowed_only_what_the_service_needs(broker: Broker, tmp_pat
             status = learner("status", "--json", "--redis-url", url, "--name", stack.name)
             assert status.returncode == 0 and "learner-password" not in status.stdout
             limited = redis.Redis(port=server.port, username="learner", password="learner-password")
+            late = LateLog(limited, Keys(stack.name).late)  # with a labels topic: where late messages went
+            late.record([(("events.labels", 0, 7), (100, 1, 0, 3, 1))], epoch=1)
+            assert late.load() == {("events.labels", 0, 7): (100, 1, 0, 3, 1)}
             with pytest.raises(redis.exceptions.NoPermissionError):
                 limited.get("other:key")  # and nothing else
             assert "learner-password" not in stack.log()
