@@ -43,7 +43,11 @@ class SteadyProducer:
         producer = Producer(self.stack.client(**{"linger.ms": 5}))
         started = time.monotonic()
         while self.sent < len(self.pool):
-            producer.produce(self.stack.input, orjson.dumps(self.pool[self.sent]), str(self.sent).encode())
+            try:
+                producer.produce(self.stack.input, orjson.dumps(self.pool[self.sent]), str(self.sent).encode())
+            except BufferError:  # the rest at full speed, faster than a loaded broker takes it: let it catch up
+                producer.poll(0.1)
+                continue
             self.sent += 1
             if self.sent % 100 == 0:
                 producer.poll(0)
