@@ -5,6 +5,7 @@ when it starts or seeks, so that a restart, a takeover or a replay puts them in 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from learner.errors import StateError
 from learner.runtime.gateway import protocol as p
@@ -19,8 +20,12 @@ log = logging.getLogger(__name__)
 class LateOrder:
     """Records of one model's late messages (nothing to do without a labels topic)."""
 
-    def __init__(self, store: SnapshotStore, lease: Lease, labelled: bool) -> None:
+    def __init__(self, store: SnapshotStore, lease: Lease, labelled: bool,
+                 reachable: Callable[[], bool] = lambda: True) -> None:
         self.store, self.lease, self.labelled = store, lease, labelled
+        #: Whether Redis answered at the last look of the state thread: while it does not, no record
+        #: is tried (a try would hold the stream for the client's timeout).
+        self.reachable = reachable
         self.unrecorded = 0  # late messages not recorded since Redis went away (warned once per outage)
 
     def record(self, batch: p.Batch) -> None:
@@ -29,6 +34,8 @@ class LateOrder:
         if not batch.late:
             return
         try:
+            if not self.reachable():
+                raise StateError("Redis does not answer")
             self.store.late.record(batch.late, self.lease.epoch or 0)
         except StateError as error:
             if not self.unrecorded:

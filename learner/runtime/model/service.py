@@ -120,7 +120,7 @@ class Service:
         self.model = LiveModel(restored, settings)
         self.model.learning = self.control.guard_stop() is None  # tripped before a restart: stays stopped
         self.sync = StateSync(self.store, self.lease, self.control, self.monitor)
-        self.late = LateOrder(self.store, self.lease, settings.labels_topic is not None)
+        self.late = LateOrder(self.store, self.lease, settings.labels_topic is not None, lambda: self.sync.up)
         self.snapshots = SnapshotCoordinator(self.model, self.store, self.link, self.lease, self.control, self.sync,
                                              self.monitor, settings)
         self.adopter = RollbackAdopter(self.model, self.store, self.link, self.snapshots, self.sync, self.monitor,
