@@ -8,6 +8,7 @@ the snapshots instead of racing ahead of them.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -143,12 +144,36 @@ class BatchConsumer:
 
     def end_offset(self, topic: str, partition: int, timeout: float = 5.0) -> int:
         """The partition's end offset, asked of the broker (no assignment needed)."""
+        return self.bounds(topic, partition, timeout)[1]
+
+    def bounds(self, topic: str, partition: int, timeout: float = 5.0) -> tuple[int, int]:
+        """The partition's first offset still retained and its end offset, asked of the broker."""
         try:
-            _, high = self._consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=timeout,
-                                                           cached=False)
+            low, high = self._consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=timeout,
+                                                             cached=False)
         except KafkaException as error:
-            raise StreamError(f"cannot read the end of {topic}[{partition}]: {error.args[0].str()}") from None
-        return int(high)
+            raise StreamError(f"cannot read the offsets of {topic}[{partition}]: {error.args[0].str()}") from None
+        return int(low), int(high)
+
+    def true_ends(self, partitions: list[tuple[str, int]], timeout: float = 10.0) -> dict[tuple[str, int], int]:
+        """Each partition's end offset, as a fetch response gives it: some brokers (Tansu 0.6) answer a
+        ListOffsets request with the first offset of the last batch plus one. For a probe of its own
+        (it assigns the partitions): each is read from its last batch, and the end taken from the
+        high watermark the fetch brought back."""
+        ends = {tp: self.bounds(*tp, timeout) for tp in partitions}
+        unsure = {tp: high for tp, (low, high) in ends.items() if high > low}
+        out = {tp: high for tp, (_, high) in ends.items() if tp not in unsure}
+        if unsure:
+            self._consumer.assign([TopicPartition(t, p, high - 1) for (t, p), high in unsure.items()])
+            deadline = time.monotonic() + timeout
+            while unsure and time.monotonic() < deadline:
+                self.consume(1000, 0.2)
+                for tp in list(unsure):
+                    if (marks := self.watermarks(*tp)) is not None and marks[1] >= unsure[tp]:
+                        out[tp] = marks[1]
+                        del unsure[tp]
+            self._consumer.unassign()
+        return out | unsure
 
     def pause(self, partitions: list[tuple[str, int]]) -> None:
         self._consumer.pause([TopicPartition(t, p) for t, p in partitions])
