@@ -1,0 +1,154 @@
+"""Two models compared on exactly the same events: a per-event loss, and a paired test on it.
+
+Two online metrics over different events say little: one model may simply have met easier
+events. Compared on the same events, each event's difference of losses (the challenger's minus the
+champion's) removes what the events have in common, and the mean of those differences has a
+confidence interval from the central limit theorem (a paired z-interval: with the thousands of
+events a stream brings, the t and normal quantiles agree to the third digit). It is a fixed-horizon
+interval: read once at the end of a backtest it holds at its confidence level; a process that checks
+it continuously and acts on the first crossing needs a test that stays valid when peeked at.
+
+The loss follows the first metric the model is scored by, so that the interval speaks of the figure
+the user reads: 0/1 error for accuracy-like metrics, log loss for LogLoss and CrossEntropy, absolute
+error for MAE, squared error for MSE and RMSE. A metric with no per-event form (ROCAUC, F1,
+MacroF1) is compared through the 0/1 error (classifiers) or the absolute error (regressors), and
+the interval says which loss it is about. An anomaly score has no loss: nothing is tested.
+
+On real data (the Phishing dataset, prequentially): logistic regression against a constant
+prediction (its first answer is none: that event is not paired), per-event 0/1 error; negative
+means the challenger errs less:
+
+>>> from river import datasets, dummy, linear_model, preprocessing
+>>> champion = dummy.NoChangeClassifier()
+>>> challenger = preprocessing.StandardScaler() | linear_model.LogisticRegression()
+>>> loss, paired = loss_for("binary", ("Accuracy",)), PairedDifference()
+>>> for x, y in datasets.Phishing():
+...     theirs, ours = champion.predict_one(x), challenger.predict_one(x)
+...     paired.add(loss.of(y, ours, None), loss.of(y, theirs, None))
+...     champion.learn_one(x, y)
+...     challenger.learn_one(x, y)
+>>> interval = paired.interval(loss.name)
+>>> interval.paired, interval.metric, round(interval.value, 3), interval.low < interval.value < interval.high < 0
+(1249, 'error rate', -0.378, True)
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from statistics import NormalDist
+from typing import Any, NamedTuple
+
+from learner.core.models import Task
+
+__all__ = ["CONFIDENCE", "Interval", "Loss", "PairedDifference", "loss_for", "verdict"]
+
+#: The default confidence level of the interval.
+CONFIDENCE = 0.95
+_SMALLEST = 1e-15  # a probability of 0 for the true class is taken as this (log loss stays finite)
+
+
+class Loss(NamedTuple):
+    """A per-event loss (smaller is better): its name, and the loss of one prediction (None: not scored)."""
+
+    name: str
+    of: Callable[[Any, Any, Any], float | None]
+
+
+def _zero_one(y: Any, prediction: Any, _proba: Any) -> float | None:
+    return None if prediction is None else float(prediction != y)
+
+
+def _log_loss(y: Any, _prediction: Any, proba: Any) -> float | None:
+    if not proba:
+        return None
+    return -math.log(min(1.0, max(_SMALLEST, float(proba.get(y, 0.0)))))
+
+
+def _absolute(y: Any, prediction: Any, _proba: Any) -> float | None:
+    return None if prediction is None else abs(float(y) - float(prediction))
+
+
+def _squared(y: Any, prediction: Any, _proba: Any) -> float | None:
+    return None if prediction is None else (float(y) - float(prediction)) ** 2
+
+
+def loss_for(task: Task, metrics: tuple[str, ...]) -> Loss | None:
+    """The per-event loss that speaks for the first of ``metrics`` (see the module's docstring).
+
+    >>> loss_for("binary", ("LogLoss",)).name, loss_for("regression", ("RMSE",)).name
+    ('log loss', 'squared error')
+    >>> loss_for("multiclass", ("MacroF1",)).name, loss_for("anomaly", ("ROCAUC",))
+    ('error rate', None)
+    """
+    first = metrics[0] if metrics else ""
+    if task == "anomaly":
+        return None
+    if task == "regression":
+        if first in ("MSE", "RMSE"):
+            return Loss("squared error", _squared)
+        return Loss("absolute error", _absolute)
+    if first in ("LogLoss", "CrossEntropy"):
+        return Loss("log loss", _log_loss)
+    return Loss("error rate", _zero_one)
+
+
+@dataclass(frozen=True)
+class Interval:
+    """The mean paired difference of losses (challenger minus champion) and its confidence interval."""
+
+    metric: str
+    value: float
+    low: float
+    high: float
+    confidence: float
+    paired: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"metric": self.metric, "value": self.value, "low": self.low, "high": self.high,
+                "confidence": self.confidence}
+
+    @property
+    def verdict(self) -> str:
+        return verdict(self.low, self.high)
+
+
+def verdict(low: float, high: float) -> str:
+    """What an interval of loss differences says, in words (smaller losses are better).
+
+    >>> verdict(-0.02, -0.01), verdict(-0.01, 0.02), verdict(0.01, 0.02)
+    ('better', 'no clear difference', 'worse')
+    """
+    if high < 0:
+        return "better"
+    if low > 0:
+        return "worse"
+    return "no clear difference"
+
+
+class PairedDifference:
+    """Running mean and variance (Welford) of per-event loss differences; pickled with its owner."""
+
+    def __init__(self) -> None:
+        self.n = 0
+        self.mean = 0.0
+        self._m2 = 0.0
+
+    def add(self, challenger: float | None, champion: float | None) -> None:
+        """One event both scored; an event either could not score is left out of the pair."""
+        if challenger is None or champion is None:
+            return
+        difference = challenger - champion
+        self.n += 1
+        delta = difference - self.mean
+        self.mean += delta / self.n
+        self._m2 += delta * (difference - self.mean)
+
+    def interval(self, metric: str, confidence: float = CONFIDENCE) -> Interval:
+        """The interval at ``confidence`` (infinitely wide before two events are paired)."""
+        if self.n < 2:
+            return Interval(metric, self.mean, -math.inf, math.inf, confidence, self.n)
+        z = NormalDist().inv_cdf(0.5 + confidence / 2)
+        half = z * math.sqrt(self._m2 / (self.n - 1) / self.n)
+        return Interval(metric, self.mean, self.mean - half, self.mean + half, confidence, self.n)
