@@ -27,3 +27,17 @@ class Tally(base.Classifier):
 
 def tally() -> Tally:
     return Tally()
+
+
+class ConstantTrue(base.Classifier):
+    """Always says True, learns nothing: a challenger that is clearly worse than a real model."""
+
+    def learn_one(self, x: dict[str, Any], y: Any) -> None:
+        pass
+
+    def predict_proba_one(self, x: dict[str, Any]) -> dict[Any, float]:
+        return {False: 0.0, True: 1.0}
+
+
+def constant_true() -> ConstantTrue:
+    return ConstantTrue()

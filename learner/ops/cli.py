@@ -98,6 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="file to write [env LEARNER_OUT]")
     export.set_defaults(handler=cmd_export)
     _add_operator_commands(commands)
+    _add_backtest(commands)
 
     local = commands.add_parser("local", help="the embedded demo: broker, Redis and learner, no Docker, no root")
     local.add_argument("--dataset", default=from_env("dataset", "synth.Agrawal"),
@@ -154,6 +155,24 @@ def _add_operator_commands(commands: Any) -> None:
     add(status, *REDIS, *KAFKA)
     status.add_argument("--json", action="store_true", default=_env_flag("json"), help="JSON for scripts [env LEARNER_JSON=1]")
     status.set_defaults(handler=lambda a: _operate().status(_store(a), a.json, settings_from(a)))
+
+
+def _add_backtest(commands: Any) -> None:
+    backtest = commands.add_parser("backtest", help="replay the retained input from a version through other specs; "
+                                   "compare each with the live model on the same events")
+    add(backtest, *KAFKA, *REDIS, "input_topic", "labels_topic", "metric", "label_ttl", "label_early_window",
+        "max_pending", "max_event_bytes", "force")
+    start = backtest.add_mutually_exclusive_group(required=True)
+    start.add_argument("--from-version", type=int, metavar="VERSION", help="start from this version's offsets")
+    start.add_argument("--from-time", metavar="TIME", help="start from the newest version created at or before TIME "
+                       "(ISO 8601, or seconds since the epoch)")
+    backtest.add_argument("--model", dest="specs", action="append", default=[], metavar="SPEC",
+                          help="a preset or package.module:callable to replay (repeatable)")
+    backtest.add_argument("--fork", action="store_true", help="start each spec from the start version's own model")
+    backtest.add_argument("--until", choices=("head", "now"), default="head",
+                          help="replay up to the latest snapshot's offsets (head) or the topics' end (now)")
+    backtest.add_argument("--json", action="store_true", default=_env_flag("json"), help="JSON for scripts [env LEARNER_JSON=1]")
+    backtest.set_defaults(handler=cmd_backtest)
 
 
 def _env_flag(option: str) -> bool:
@@ -223,6 +242,15 @@ class _Terminated(Exception):
 
 def _terminated_while_starting(_signum: int, _frame: Any) -> None:
     raise _Terminated
+
+
+def cmd_backtest(args: argparse.Namespace) -> int:
+    settings = settings_from(args)
+    hash_seed.pin(settings)  # the live column replays the model: with its own hash seed, as it ran
+    from learner.ops.backtest import BacktestRequest, run_backtest
+
+    return run_backtest(settings, BacktestRequest(tuple(args.specs), args.from_version, args.from_time, args.fork,
+                                                  args.until, args.json))
 
 
 def cmd_models(args: argparse.Namespace) -> int:

@@ -1,0 +1,118 @@
+"""``learner backtest`` through the real broker and Redis: a replay from a version equals River run
+offline over the same retained events (inline and delayed labels), the live column is what the live
+lineage scored, and the live model's Redis keys are untouched."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterator
+from typing import Any
+
+import orjson
+import pytest
+import redis
+from river import datasets, evaluate, metrics
+
+from learner.core.models import build_model
+from tests.conftest import Stack
+from tests.test_labels import labelled, labels_topic, produce_delayed, river_with_delay  # noqa: F401 (a fixture)
+from tests.test_rollback import learner
+
+pytestmark = pytest.mark.integration
+
+DATA = list(datasets.Phishing())[:600]
+
+
+def backtest(stack: Stack, *args: str) -> dict[str, Any]:
+    done = learner(stack, "backtest", "--bootstrap-servers", stack.bootstrap, "--input-topic", stack.input, "--json",
+                   *args)
+    assert done.returncode == 0, done.stderr
+    report: dict[str, Any] = orjson.loads(done.stdout)
+    return report
+
+
+def keys_of(stack: Stack) -> dict[bytes, Any]:
+    """Every Redis key of the model, with its serialized value."""
+    client = redis.Redis.from_url(stack.redis.url)
+    return {key: client.dump(key) for key in client.scan_iter(f"{stack.store().keys.prefix}*")}
+
+
+def accuracy(pairs: Iterator[tuple[Any, Any]]) -> float:
+    metric = metrics.Accuracy()
+    for y, prediction in pairs:
+        metric.update(y, prediction)
+    return float(metric.get())
+
+
+def test_a_backtest_with_delayed_labels_equals_river_offline(labelled: Stack) -> None:  # noqa: F811
+    stack = labelled
+    delays = [50] * len(DATA)
+    produce_delayed(stack, DATA, delays, start=1_000_000)
+    service = stack.start("--model", "logreg", "--labels-topic", labels_topic(stack), "--metric", "Accuracy",
+                          "--snapshot-every-events", "200", "--snapshot-every-seconds", "0")
+    stack.wait_status(lambda s: s["events_learned"] >= len(DATA))
+    assert stack.stop(service) == 0
+    store = stack.store()
+    first = store.versions()[0]
+    position = store.meta(first).position()
+    e0, l0 = position[(stack.input, 0)], position.get((labels_topic(stack), 0), 0)
+    assert 0 < l0 < e0 < len(DATA)
+    before = keys_of(stack)
+
+    report = backtest(stack, "--labels-topic", labels_topic(stack), "--from-version", str(first), "--until", "now",
+                      "--model", "logreg", "--model", "tests.models:constant_true")
+    assert keys_of(stack) == before  # nothing written under the live name
+    assert report["from_version"] == first and report["events"] == len(DATA) - e0
+
+    # The live column: the live lineage's answers from the version on (labels l0.. in their due order).
+    _, _, answered = river_with_delay("logreg", DATA, delays, metrics.Accuracy())
+    assert report["live"]["metrics"]["Accuracy"]["all"] == accuracy(
+        (DATA[i][1], answered[i]) for i in range(l0, len(DATA)))
+    # A fresh spec: River over the events from the version on (labels of earlier events find nothing).
+    fresh, constant = report["models"]
+    expected, _, _ = river_with_delay("logreg", DATA[e0:], delays[e0:], metrics.Accuracy())
+    assert fresh["spec"] == "logreg" and fresh["all"]["Accuracy"]["all"] == expected
+    assert fresh["paired_events"] == len(DATA) - e0 == constant["paired_events"]
+    assert fresh["metrics"]["Accuracy"]["all"] == expected
+    assert fresh["champion"]["Accuracy"]["all"] == accuracy((DATA[i][1], answered[i]) for i in range(e0, len(DATA)))
+    assert constant["metrics"]["Accuracy"]["all"] == accuracy((DATA[i][1], True) for i in range(e0, len(DATA)))
+    low, high = constant["difference"]["low"], constant["difference"]["high"]
+    assert constant["difference"]["metric"] == "error rate" and 0 < low < high  # errs more than the live model
+
+    forked = backtest(stack, "--labels-topic", labels_topic(stack), "--from-version", str(first), "--until", "now",
+                      "--fork")["models"][0]
+    assert forked["spec"] == f"fork of v{first}" and forked["paired_events"] == len(DATA) - l0
+    assert forked["difference"]["value"] == forked["difference"]["low"] == 0.0  # the live model itself
+
+
+def test_an_inline_backtest_up_to_the_head_equals_river_offline(stack: Stack) -> None:
+    stack.produce([orjson.dumps({"id": i, "x": x, "y": y}) for i, (x, y) in enumerate(DATA)])
+    service = stack.start("--model", "logreg", "--metric", "Accuracy", "--snapshot-every-events", "200",
+                          "--snapshot-every-seconds", "0", "--stop-after-events", str(len(DATA)))
+    assert service.wait(120) == 0, stack.log()
+    store = stack.store()
+    first, head = store.versions()[0], store.head()
+    assert head is not None and head != first
+    e0, end = store.meta(first).position()[(stack.input, 0)], store.meta(head).position()[(stack.input, 0)]
+
+    report = backtest(stack, "--from-version", str(first), "--model", "logreg")
+    assert report["events"] == end - e0
+
+    live_model = copy.deepcopy(store.load(first).state.model)
+    live = evaluate.progressive_val_score(DATA[e0:end], live_model, metrics.Accuracy())
+    fresh = evaluate.progressive_val_score(DATA[e0:end], build_model("logreg"), metrics.Accuracy())
+    assert report["live"]["metrics"]["Accuracy"]["all"] == live.get()
+    model = report["models"][0]
+    assert model["metrics"]["Accuracy"]["all"] == fresh.get() and model["paired_events"] == end - e0
+    assert model["champion"]["Accuracy"]["all"] == live.get()
+
+
+def test_a_backtest_says_in_one_line_what_it_cannot_do(stack: Stack) -> None:
+    stack.produce([orjson.dumps({"id": i, "x": x, "y": y}) for i, (x, y) in enumerate(DATA[:50])])
+    service = stack.start("--model", "logreg", "--stop-after-events", "50")
+    assert service.wait(120) == 0, stack.log()
+    for args, says in [(("--from-version", "99", "--model", "logreg"), "has no snapshot 99"),
+                       (("--from-version", "1", "--model", "regression"), "cannot be compared"),
+                       (("--from-time", "yesterday", "--model", "logreg"), "ISO 8601")]:
+        done = learner(stack, "backtest", "--bootstrap-servers", stack.bootstrap, "--input-topic", stack.input, *args)
+        assert done.returncode in (1, 2) and done.stderr.count("\n") == 1 and says in done.stderr, done.stderr
