@@ -33,8 +33,11 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/throughput.py
 
-# After editing pyproject.toml's ranges: resolve again, keeping every version the ranges still allow.
-lock: $(STAMP)
+# After editing pyproject.toml's ranges: resolve again, keeping every version the ranges still allow. It
+# needs only the lock's uv, not the project installed (whose check fails while a new dependency is unlocked).
+lock:
+	@test -x $(BIN)/uv || { $(PYTHON) -m venv $(VENV) && $(BIN)/python -m pip install --quiet \
+		--disable-pip-version-check --require-hashes --no-deps -r $(LOCK); }
 	$(COMPILE) pyproject.toml requirements.in --all-extras -o $(LOCK)
 	$(COMPILE) pyproject.toml requirements.in -c $(LOCK) -o $(IMAGE_LOCK)
 
