@@ -113,6 +113,7 @@ def test_a_backtest_says_in_one_line_what_it_cannot_do(stack: Stack) -> None:
     assert service.wait(120) == 0, stack.log()
     for args, says in [(("--from-version", "99", "--model", "logreg"), "has no snapshot 99"),
                        (("--from-version", "1", "--model", "regression"), "cannot be compared"),
-                       (("--from-time", "yesterday", "--model", "logreg"), "ISO 8601")]:
+                       (("--from-time", "yesterday", "--model", "logreg"), "ISO 8601"),
+                       (("--from-version", "1", "--model", "tree", "--fork"), "--fork replays version 1's own model")]:
         done = learner(stack, "backtest", "--bootstrap-servers", stack.bootstrap, "--input-topic", stack.input, *args)
         assert done.returncode in (1, 2) and done.stderr.count("\n") == 1 and says in done.stderr, done.stderr

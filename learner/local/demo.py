@@ -126,6 +126,8 @@ def _try_these(settings: Settings, key: str) -> str:
         f"  learner snapshots list {base}",
         f"  learner rollback {base} --to 1 --reason 'try a rollback'",
         f"  learner export {base} --out demo-model.pkl",
+        f"  learner backtest {base} --bootstrap-servers {settings.bootstrap_servers} --input-topic "
+        f"{settings.input_topic} --from-version 1 --model logreg --model tree",
         f"  learner produce --bootstrap-servers {settings.bootstrap_servers} --topic events --dataset synth.Agrawal --limit 5000",
     ])
 

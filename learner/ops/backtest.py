@@ -94,7 +94,7 @@ def _moment(when: str) -> float:
 def run_backtest(settings: Settings, request: BacktestRequest) -> int:
     """Replay, compare, print; 0 when done."""
     if not request.specs and not request.fork:
-        raise UsageError("give at least one --model SPEC (or --fork)")
+        raise UsageError("give at least one --model (a preset or package.module:callable), or --fork")
     connections = Connections(settings)
     store = connections.store()
     version = start_version(store, request.from_version, request.from_time)
@@ -162,10 +162,13 @@ def _comparable(task: Task, live: Task) -> bool:
 def _entry(spec: str, loaded: LoadedSnapshot, settings: Settings, metrics: tuple[str, ...], fork: bool,
            task: Task) -> _Entry:
     """One replayed model, scored with the live model's task and metrics so that the columns compare."""
-    if fork:  # the start version's own model (and the features it still waits for)
+    if fork:  # the start version's own model (and the features it still waits for); no other spec can be forked
         restored = restored_from(loaded, settings)
         step, join = copy.deepcopy(restored.step), copy.deepcopy(restored.join)
-        spec = f"fork of v{loaded.meta.version}" if spec == loaded.meta.model_spec else spec
+        if spec != loaded.meta.model_spec:
+            raise UsageError(f"--fork replays version {loaded.meta.version}'s own model ({loaded.meta.model_spec}); "
+                             f"give --fork without --model, or --model {spec} without --fork")
+        spec = f"fork of v{loaded.meta.version}"
     else:
         step, join = LearningStep(build_model(spec)), new_join(settings)
     if not _comparable(step.task, task):

@@ -166,9 +166,9 @@ def _add_backtest(commands: Any) -> None:
     start.add_argument("--from-version", type=int, metavar="VERSION", help="start from this version's offsets")
     start.add_argument("--from-time", metavar="TIME", help="start from the newest version created at or before TIME "
                        "(ISO 8601, or seconds since the epoch)")
-    backtest.add_argument("--model", dest="specs", action="append", default=[], metavar="SPEC",
+    backtest.add_argument("--model", dest="specs", action="append", default=[], metavar="MODEL",
                           help="a preset or package.module:callable to replay (repeatable)")
-    backtest.add_argument("--fork", action="store_true", help="start each spec from the start version's own model")
+    backtest.add_argument("--fork", action="store_true", help="replay the start version's own model (a copy; no --model needed)")
     backtest.add_argument("--until", choices=("head", "now"), default="head",
                           help="replay up to the latest snapshot's offsets (head) or the topics' end (now)")
     backtest.add_argument("--json", action="store_true", default=_env_flag("json"), help="JSON for scripts [env LEARNER_JSON=1]")
