@@ -14,8 +14,15 @@ import redis
 from river import datasets, evaluate, metrics
 
 from learner.core.models import build_model
-from tests.conftest import Stack
-from tests.test_labels import labelled, labels_topic, produce_delayed, river_with_delay  # noqa: F401 (a fixture)
+from stream import Admin
+from tests.conftest import Stack, make_stack
+from tests.test_labels import (  # noqa: F401 (a fixture)
+    DelayedProducer,
+    labelled,
+    labels_topic,
+    produce_delayed,
+    river_with_delay,
+)
 from tests.test_rollback import learner
 
 pytestmark = pytest.mark.integration
@@ -83,6 +90,38 @@ def test_a_backtest_with_delayed_labels_equals_river_offline(labelled: Stack) ->
                       "--fork")["models"][0]
     assert forked["spec"] == f"fork of v{first}" and forked["paired_events"] == len(DATA) - l0
     assert forked["difference"]["value"] == forked["difference"]["low"] == 0.0  # the live model itself
+
+
+def test_a_backtest_on_three_partitions_replays_what_the_live_lineage_did(broker: object, redis_server: object) -> None:
+    """Events and labels arriving live on 3 partitions each (the service's merged order, late messages
+    and all): from the first version to the head, the replayed live model scores exactly the events the
+    lineage learned meanwhile and gets exactly as many right."""
+    stack = make_stack(broker, redis_server, partitions=3)  # type: ignore[arg-type]
+    Admin(stack.client()).ensure({labels_topic(stack): 3})
+    try:
+        service = stack.start("--model", "logreg", "--labels-topic", labels_topic(stack), "--metric", "Accuracy",
+                              "--snapshot-every-events", "500", "--snapshot-every-seconds", "0")
+        feeder = DelayedProducer(stack, per_second=1000)
+        stack.wait_status(lambda s: s["events_learned"] >= 2500)
+        sent = feeder.finish()
+        stack.wait_status(lambda s: s["events_learned"] >= sent)
+        assert stack.stop(service) == 0
+        store = stack.store()
+        first, head = store.versions()[0], store.head()
+        assert head is not None and head != first
+        report = backtest(stack, "--labels-topic", labels_topic(stack), "--from-version", str(first), "--fork")
+    finally:
+        stack.cleanup()
+    start, end = store.meta(first), store.meta(head)
+    learned = end.events_learned - start.events_learned
+    forked = report["models"][0]
+    assert forked["paired_events"] == learned > 0 and forked["difference"]["value"] == 0.0
+
+    def right(accuracy: float, events: int) -> int:
+        return round(accuracy * events)
+    assert right(report["live"]["metrics"]["Accuracy"]["all"], learned) == (
+        right(end.metrics["Accuracy"]["all"], end.events_learned)
+        - right(start.metrics["Accuracy"]["all"], start.events_learned))
 
 
 def test_an_inline_backtest_up_to_the_head_equals_river_offline(stack: Stack) -> None:
