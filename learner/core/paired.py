@@ -106,20 +106,31 @@ class Interval:
     paired: int
 
     def to_dict(self) -> dict[str, Any]:
-        return {"metric": self.metric, "value": self.value, "low": self.low, "high": self.high,
-                "confidence": self.confidence}
+        """For JSON: bounds that do not exist yet (fewer than two events paired) are null.
+
+        >>> Interval("error rate", 0.0, -math.inf, math.inf, 0.95, 1).to_dict()["low"] is None
+        True
+        """
+        return {"metric": self.metric, "value": self.value, "low": _finite(self.low), "high": _finite(self.high),
+                "confidence": self.confidence, "paired": self.paired}
 
     @property
     def verdict(self) -> str:
         return verdict(self.low, self.high)
 
 
-def verdict(low: float, high: float) -> str:
+def _finite(bound: float) -> float | None:
+    return bound if math.isfinite(bound) else None
+
+
+def verdict(low: float | None, high: float | None) -> str:
     """What an interval of loss differences says, in words (smaller losses are better).
 
-    >>> verdict(-0.02, -0.01), verdict(-0.01, 0.02), verdict(0.01, 0.02)
-    ('better', 'no clear difference', 'worse')
+    >>> verdict(-0.02, -0.01), verdict(-0.01, 0.02), verdict(0.01, 0.02), verdict(None, None)
+    ('better', 'no clear difference', 'worse', 'too few events')
     """
+    if low is None or high is None or not (math.isfinite(low) and math.isfinite(high)):
+        return "too few events"
     if high < 0:
         return "better"
     if low > 0:

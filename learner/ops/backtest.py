@@ -36,6 +36,8 @@ __all__ = ["BacktestRequest", "run_backtest", "start_version"]
 
 #: Messages read per batch.
 BATCH = 2000
+#: What a table shows for a figure that does not exist yet (no event paired), never a made-up 0.
+NONE = "—"
 
 
 @dataclass(frozen=True)
@@ -151,12 +153,14 @@ def _range(connections: Connections, settings: Settings, store: SnapshotStore, l
 
 
 def _comparable(task: Task, live: Task) -> bool:
-    """A multiclass classifier answers a binary stream too (as the live `tree` preset does); nothing else crosses.
+    """Classifiers compare with classifiers (a binary one on a stream the live multiclass model answers, or the
+    other way round, is the user's call: it is scored as the live model is); otherwise the kinds must match.
 
     >>> _comparable("multiclass", "binary"), _comparable("binary", "multiclass"), _comparable("regression", "binary")
-    (True, False, False)
+    (True, True, False)
     """
-    return task == live or (task, live) == ("multiclass", "binary")
+    classifiers = ("binary", "multiclass")
+    return task == live or (task in classifiers and live in classifiers)
 
 
 def _entry(spec: str, loaded: LoadedSnapshot, settings: Settings, metrics: tuple[str, ...], fork: bool,
@@ -259,11 +263,15 @@ def _print_table(report: dict[str, Any]) -> None:
             first = i == 0
             cells = [model["spec"], f"{model['paired_events']:,}"] if first else ["", ""]
             tail = ["", "", "", ""]
+            speed = f"{model['events_per_second']:,}" if model["events_per_second"] else NONE
             if first and difference is None:
-                tail = ["-", "-", "no per-event loss", f"{model['events_per_second'] or 0:,}"]
+                tail = [NONE, NONE, "no per-event loss", speed]
             elif first:
+                known = verdict(difference["low"], difference["high"]) != "too few events"
                 tail = [f"{difference['value']:+.4f} ({difference['metric']})",
-                        f"[{difference['low']:+.4f}, {difference['high']:+.4f}]",
-                        verdict(difference["low"], difference["high"]), f"{model['events_per_second'] or 0:,}"]
-            table.add_row(*cells, name, f"{windows['all']:.4f}", f"{model['champion'][name]['all']:.4f}", *tail)
+                        f"[{difference['low']:+.4f}, {difference['high']:+.4f}]" if known else NONE,
+                        verdict(difference["low"], difference["high"]), speed]
+            paired = model["paired_events"] > 0
+            table.add_row(*cells, name, f"{windows['all']:.4f}" if paired else NONE,
+                          f"{model['champion'][name]['all']:.4f}" if paired else NONE, *tail)
     console.print(table)
