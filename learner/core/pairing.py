@@ -40,8 +40,8 @@ class Pairing:
         loss = self.loss.of if self.loss is not None else None
         for key, (y, prediction, proba) in challenger.items():
             theirs = champion.get(key)
-            if theirs is None:
-                continue
+            if theirs is None or prediction is None or theirs[1] is None:
+                continue  # paired only when both answered (an untrained model's empty answer is none)
             self.paired += 1
             self.challenger.update(y, prediction, dict(proba) if proba is not None else None)
             self.champion.update(theirs[0], theirs[1], dict(theirs[2]) if theirs[2] is not None else None)

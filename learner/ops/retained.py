@@ -99,6 +99,10 @@ class RetainedInput:
         self.consumer.pause(done)
         while reading:
             messages = self.consumer.consume(size, timeout)
+            if not messages and (stalled := sorted(self._paused & reading)):
+                self.consumer.resume(stalled)  # paused ahead of a partition that has finished since: read on
+                self._paused -= set(stalled)
+                continue
             if not messages:
                 missing = ", ".join(f"{t}[{p}]" for t, p in sorted(reading))
                 raise LearnerError(f"no message from Kafka for {timeout:g}s while {missing} still had some to replay")
