@@ -114,10 +114,6 @@ class Interval:
         return {"metric": self.metric, "value": self.value, "low": _finite(self.low), "high": _finite(self.high),
                 "confidence": self.confidence, "paired": self.paired}
 
-    @property
-    def verdict(self) -> str:
-        return verdict(self.low, self.high)
-
 
 def _finite(bound: float) -> float | None:
     return bound if math.isfinite(bound) else None

@@ -12,7 +12,7 @@ from __future__ import annotations
 import copy
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -60,7 +60,6 @@ class _Entry:
     contender: Contender
     pairing: Pairing
     seconds: float = 0.0
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def start_version(store: SnapshotStore, version: int | None, when: str | None) -> int:
@@ -167,11 +166,11 @@ def _entry(spec: str, loaded: LoadedSnapshot, settings: Settings, metrics: tuple
            task: Task) -> _Entry:
     """One replayed model, scored with the live model's task and metrics so that the columns compare."""
     if fork:  # the start version's own model (and the features it still waits for); no other spec can be forked
-        restored = restored_from(loaded, settings)
-        step, join = copy.deepcopy(restored.step), copy.deepcopy(restored.join)
         if spec != loaded.meta.model_spec:
             raise UsageError(f"--fork replays version {loaded.meta.version}'s own model ({loaded.meta.model_spec}); "
                              f"give --fork without --model, or --model {spec} without --fork")
+        restored = restored_from(loaded, settings)
+        step, join = copy.deepcopy(restored.step), copy.deepcopy(restored.join)
         spec = f"fork of v{loaded.meta.version}"
     else:
         step, join = LearningStep(build_model(spec)), new_join(settings)
@@ -267,10 +266,10 @@ def _print_table(report: dict[str, Any]) -> None:
             if first and difference is None:
                 tail = [NONE, NONE, "no per-event loss", speed]
             elif first:
-                known = verdict(difference["low"], difference["high"]) != "too few events"
+                says = verdict(difference["low"], difference["high"])
                 tail = [f"{difference['value']:+.4f} ({difference['metric']})",
-                        f"[{difference['low']:+.4f}, {difference['high']:+.4f}]" if known else NONE,
-                        verdict(difference["low"], difference["high"]), speed]
+                        NONE if says == "too few events" else f"[{difference['low']:+.4f}, {difference['high']:+.4f}]",
+                        says, speed]
             paired = model["paired_events"] > 0
             table.add_row(*cells, name, f"{windows['all']:.4f}" if paired else NONE,
                           f"{model['champion'][name]['all']:.4f}" if paired else NONE, *tail)
