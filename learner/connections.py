@@ -242,6 +242,7 @@ class Connections:
         return wait_for(self.describe_redis(), attempt, self.settings.startup_timeout, (RedisUnavailable,))
 
     def store(self, wait: bool = False) -> SnapshotStore:
-        """The snapshot store of the model these settings name."""
+        """The snapshot store of the lineage these settings name: the model's, or its challenger's."""
         client = self.redis(wait)
-        return SnapshotStore(client, self.settings.name, Signer(self.settings.key_bytes()), reconnect=self._connect)
+        return SnapshotStore(client, self.settings.name, Signer(self.settings.key_bytes()), reconnect=self._connect,
+                             challenger=self.settings.challenger)

@@ -16,11 +16,11 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from learner.topics import TopicNames, dead_letter_topic
 
-__all__ = ["LEARNERS", "REPLICAS", "ROLE_NAMES", "ReadBy", "RoleName", "Settings", "seconds"]
+__all__ = ["CHALLENGERS", "LEARNERS", "REPLICAS", "ROLE_NAMES", "ReadBy", "RoleName", "Settings", "seconds"]
 
 #: The roles of ``learner run`` (what each runs: :mod:`learner.runtime.roles`).
-RoleName = Literal["all", "learn", "serve"]
-ROLE_NAMES: tuple[RoleName, ...] = ("all", "learn", "serve")
+RoleName = Literal["all", "learn", "serve", "challenger"]
+ROLE_NAMES: tuple[RoleName, ...] = ("all", "learn", "serve", "challenger")
 
 
 @dataclass(frozen=True)
@@ -34,8 +34,10 @@ class ReadBy:
     roles: frozenset[str]
 
 
-LEARNERS = ReadBy(frozenset({"all", "learn"}))
+LEARNERS = ReadBy(frozenset({"all", "learn", "challenger"}))
 REPLICAS = ReadBy(frozenset({"serve"}))
+CHALLENGERS = ReadBy(frozenset({"challenger"}))
+NAME = r"^[A-Za-z0-9_.\-]+$"
 
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86_400.0}
 
@@ -90,7 +92,7 @@ class Settings(BaseSettings):
     redis_persistence: Annotated[Literal["warn", "require", "ignore"], LEARNERS] = "warn"
 
     startup_timeout: float = Field(60.0, ge=0)
-    name: str = Field("model", pattern=r"^[A-Za-z0-9_.\-]+$", description="model name (the Redis key prefix)")
+    name: str = Field("model", pattern=NAME, description="model name (the Redis key prefix)")
     model: str = "binary"
     input_topic: str = "events"
     output_topic: str = "predictions"
@@ -104,6 +106,10 @@ class Settings(BaseSettings):
     dlq_topic: str | None = None
     group_id: str | None = None
     role: RoleName = "all"
+    #: ``--role challenger``: the challenger's name, and where its first start begins (README "Experiments").
+    challenger: Annotated[str | None, CHALLENGERS] = Field(None, pattern=NAME)
+    from_version: Annotated[int | None, CHALLENGERS] = Field(None, ge=1)
+    fork: Annotated[bool, CHALLENGERS] = False
     #: How often a learner publishes its live model for serve replicas; default 2 s with
     #: --role learn, off with --role all (0 turns it off).
     live_every_seconds: Annotated[float | None, LEARNERS] = Field(None, ge=0)
@@ -179,6 +185,19 @@ class Settings(BaseSettings):
             seen[topic] = option
         return self
 
+    @model_validator(mode="after")
+    def _challenger_is_named(self) -> Settings:
+        if self.role == "challenger" and self.challenger is None:
+            raise ValueError("--role challenger needs --challenger NAME")
+        if self.role == "challenger" and self.live_every_seconds:
+            raise ValueError("a challenger publishes no live model: --live-every-seconds does not apply")
+        return self
+
+    @property
+    def lineage(self) -> str:
+        """The lineage this process learns, as metrics label it: the model's name, or ``name/challenger``."""
+        return self.name if self.challenger is None or self.role != "challenger" else f"{self.name}/{self.challenger}"
+
     @property
     def dead_letter_topic(self) -> str:
         """Where rejected input goes; defaults to ``<input-topic>.dlq``."""
@@ -187,13 +206,15 @@ class Settings(BaseSettings):
     @property
     def consumer_group(self) -> str:
         """The consumer group; defaults to ``learner.<name>`` (``learner.<name>.serve`` for replicas)."""
-        return self.group_id or TopicNames(self.name).group(self.role)
+        return self.group_id or TopicNames(self.name).group(self.role, self.challenger)
 
     @property
     def live_every(self) -> float:
         """Seconds between live publications (0: none)."""
         if self.live_every_seconds is not None:
             return self.live_every_seconds
+        if self.role == "challenger":
+            return 0.0  # nothing serves a challenger's model until it is promoted
         return 2.0 if self.role == "learn" else 0.0
 
     def ignored(self) -> list[str]:

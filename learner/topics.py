@@ -8,6 +8,8 @@ topics and groups, ``<input>.dlq`` for the dead letters unless ``--dlq-topic`` n
 >>> names = TopicNames("fraud")
 >>> names.group("all"), names.group("serve"), names.replicas, names.status_reader
 ('learner.fraud', 'learner.fraud.serve', 'learner.fraud.replicas', 'learner.fraud.status')
+>>> names.group("challenger", "trees")
+'learner.fraud.challenger.trees'
 >>> dead_letter_topic("payments")
 'payments.dlq'
 """
@@ -37,9 +39,12 @@ class TopicNames:
     def base(self) -> str:
         return f"{PREFIX}{self.name}"
 
-    def group(self, role: str) -> str:
+    def group(self, role: str, challenger: str | None = None) -> str:
         """The consumer group of a role: serve replicas share one of their own (the learner joins none,
-        it assigns itself every partition, but commits its offsets under this group for lag tools)."""
+        it assigns itself every partition, but commits its offsets under this group for lag tools; a
+        challenger does the same under one of its own)."""
+        if challenger is not None:
+            return f"{self.base}.challenger.{challenger}"
         return f"{self.base}.serve" if role == "serve" else self.base
 
     @property

@@ -56,6 +56,16 @@ def test_local_demo_with_delayed_labels() -> None:
     assert_nothing_left(ports_in(out))
 
 
+def test_local_demo_with_a_challenger() -> None:
+    demo = local("--limit", "3000", "--rate", "5000", "--challenger", "lr=logreg")
+    out, err = demo.communicate(timeout=240)
+    assert demo.returncode == 0, err
+    assert "challenger 'lr' (logreg) starts from the learner's first snapshot" in out, out
+    row = next(line for line in out.splitlines() if "│ lr " in line)
+    assert "logreg" in row and "Accuracy" in row and "stopped" in row, out
+    assert_nothing_left(ports_in(out))
+
+
 @pytest.mark.parametrize("keep", [False, True])
 def test_ctrl_c_stops_everything(keep: bool) -> None:
     demo = local("--limit", "200000", "--rate", "2000", *(["--keep"] if keep else []))

@@ -19,7 +19,7 @@ from river import anomaly, base, compose, forest, linear_model, preprocessing, t
 
 from learner.errors import ModelSpecError
 
-__all__ = ["PRESETS", "ModelKind", "Preset", "Task", "build_model", "describe_params", "kind_of", "task_of"]
+__all__ = ["PRESETS", "ModelKind", "Preset", "Task", "build_model", "comparable", "describe_params", "kind_of", "task_of"]
 
 #: What the predictions are, which decides the prediction message and the default metrics.
 Task = Literal["binary", "multiclass", "regression", "anomaly"]
@@ -132,6 +132,18 @@ class ModelKind:
     def learns(self, labelled: bool) -> bool:
         """Whether an event is learned (when learning is on and the model accepts it): the one rule."""
         return labelled or self.learns_unlabelled
+
+
+def comparable(task: Task, other: Task) -> bool:
+    """Whether two models' answers compare on one stream: classifiers with classifiers (a binary one
+    where the other is multiclass, or the other way round, is the user's call: it is scored as the
+    other is); otherwise the tasks must match.
+
+    >>> comparable("multiclass", "binary"), comparable("binary", "multiclass"), comparable("regression", "binary")
+    (True, True, False)
+    """
+    classifiers = ("binary", "multiclass")
+    return task == other or (task in classifiers and other in classifiers)
 
 
 def kind_of(model: base.Estimator) -> ModelKind:

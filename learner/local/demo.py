@@ -17,7 +17,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from learner.connections import Connections
+from learner.local.challengers import DemoChallengers
 from learner.local.servers import Broker, RedisServer
+from learner.ops.challengers import list_challengers
 from learner.ops.feed import LabelDelay, Record, dataset_events, limited, records, with_delayed_labels
 from learner.runtime.model.service import Service
 from learner.settings import Settings
@@ -38,6 +40,7 @@ class Demo:
     partitions: int = 1
     keep: bool = False
     label_delay: str | None = None  # labels on their own topic, N (or N:M) events after their event
+    challengers: tuple[tuple[str, str], ...] = ()  # (name, spec): challengers of the demo's model
 
 
 def run_demo(demo: Demo) -> int:
@@ -50,7 +53,7 @@ def run_demo(demo: Demo) -> int:
         key = secrets.token_hex(16)
         settings = Settings(bootstrap_servers=broker.bootstrap_servers, redis_url=redis_server.url, name="demo",
                             model=demo.model, input_topic="events", output_topic="predictions",
-                            signing_key=key, snapshot_every_events=5_000, snapshot_every_seconds=3,
+                            signing_key=key, snapshot_every_events=_snapshot_every(demo), snapshot_every_seconds=3,
                             stop_after_events=0 if demo.keep else demo.limit,
                             labels_topic="labels" if delay else None, redis_persistence="ignore")
         connections = Connections(settings)
@@ -60,11 +63,30 @@ def run_demo(demo: Demo) -> int:
             _say(_try_these(settings, key) + "\n(the learner keeps running after the dataset; Ctrl-C stops everything)\n")
         service = Service(settings)
         service.start()  # forks the gateway: before any thread of ours
-        feed = connections.producer(**{"linger.ms": 10})  # after the fork: librdkafka starts threads
-        threading.Thread(target=_feed, args=(feed, stream, demo.rate), daemon=True).start()
-        service.run(on_progress=_progress)
-        _say("\n" + _summary(service, settings, key))
+        challengers = DemoChallengers(settings, key, demo.challengers)
+        try:
+            for line in challengers.start():
+                _say(line)
+            feed = connections.producer(**{"linger.ms": 10})  # after the fork: librdkafka starts threads
+            threading.Thread(target=_feed, args=(feed, stream, demo.rate), daemon=True).start()
+            service.run(on_progress=_progress)
+            _say("\n" + _summary(service, settings, key))
+            if demo.challengers:
+                for problem in challengers.finish():
+                    _say(problem)
+                list_challengers(connections.store(), as_json=False)
+        finally:
+            challengers.stop()
     return 0
+
+
+def _snapshot_every(demo: Demo) -> int:
+    """Versions often enough to see a history (and for challengers to start early), at most every 5,000 events.
+
+    >>> _snapshot_every(Demo(limit=20_000)), _snapshot_every(Demo(limit=1_000_000)), _snapshot_every(Demo(limit=100))
+    (2500, 5000, 500)
+    """
+    return max(500, min(5_000, demo.limit // 8))
 
 
 def _feed(producer: AsyncProducer, stream: Iterator[Record], rate: float) -> None:

@@ -21,7 +21,7 @@ import orjson
 from learner.connections import Connections
 from learner.core.contender import Batch, Contender
 from learner.core.evaluation import Evaluation, metrics_for
-from learner.core.models import Task, build_model, kind_of
+from learner.core.models import Task, build_model, comparable, kind_of
 from learner.core.paired import verdict
 from learner.core.pairing import Pairing
 from learner.core.step import LearningStep
@@ -151,17 +151,6 @@ def _range(connections: Connections, settings: Settings, store: SnapshotStore, l
     return Range.between(bounds, loaded.meta.position(), stop, f"version {loaded.meta.version}")
 
 
-def _comparable(task: Task, live: Task) -> bool:
-    """Classifiers compare with classifiers (a binary one on a stream the live multiclass model answers, or the
-    other way round, is the user's call: it is scored as the live model is); otherwise the kinds must match.
-
-    >>> _comparable("multiclass", "binary"), _comparable("binary", "multiclass"), _comparable("regression", "binary")
-    (True, True, False)
-    """
-    classifiers = ("binary", "multiclass")
-    return task == live or (task in classifiers and live in classifiers)
-
-
 def _entry(spec: str, loaded: LoadedSnapshot, settings: Settings, metrics: tuple[str, ...], fork: bool,
            task: Task) -> _Entry:
     """One replayed model, scored with the live model's task and metrics so that the columns compare."""
@@ -174,7 +163,7 @@ def _entry(spec: str, loaded: LoadedSnapshot, settings: Settings, metrics: tuple
         spec = f"fork of v{loaded.meta.version}"
     else:
         step, join = LearningStep(build_model(spec)), new_join(settings)
-    if not _comparable(step.task, task):
+    if not comparable(step.task, task):
         raise UsageError(f"{spec!r} is a {step.task} model and the live one a {task} model: they cannot be compared")
     metrics_for(kind_of(step.model), metrics)  # a clear line when this model cannot be scored so
     return _Entry(spec, Contender(step, join, Evaluation(task, metrics)), Pairing(task, metrics))

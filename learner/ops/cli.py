@@ -24,7 +24,8 @@ from pydantic_settings import SettingsError
 from learner import __version__
 from learner.errors import LearnerError, SnapshotMissing, UsageError
 from learner.ops import hash_seed, logs
-from learner.ops.options import add, from_env, settings_from
+from learner.ops.experiment_commands import add_experiment_commands
+from learner.ops.options import KAFKA, REDIS, add, env_flag, from_env, settings_from
 from stream.errors import StreamError
 
 if TYPE_CHECKING:
@@ -36,11 +37,6 @@ __all__ = ["build_parser", "main"]
 
 log = logging.getLogger(__name__)
 
-
-KAFKA = ("bootstrap_servers", "kafka_config", "kafka_config_file")
-REDIS = ("redis_url", "redis_username", "redis_password_file", "redis_ca", "redis_cert", "redis_key", "redis_sentinel",
-         "redis_sentinel_master", "redis_sentinel_username", "redis_sentinel_password_file", "redis_cluster",
-         "name", "signing_key", "insecure_no_signing")
 
 #: Errors a user can cause: one line on stderr, exit code 1 (UsageError: 2). OSError: a file.
 EXPECTED_ERRORS = (LearnerError, StreamError, OSError)
@@ -63,7 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
         "force", "lease_ttl", "max_event_bytes", "batch_size", "gateway_priority", "session_timeout_ms", "metric",
         "stop_after_events", "metrics_port",
         "drift_window", "snapshot_on_drift", "guard_margin", "redis_persistence", "startup_timeout",
-        "label_ttl", "label_early_window", "max_pending", "merge_wait", "merge_allowance", "live_every_seconds", "follow_poll")
+        "label_ttl", "label_early_window", "max_pending", "merge_wait", "merge_allowance", "live_every_seconds", "follow_poll",
+        "challenger", "from_version", "fork")
     run.set_defaults(handler=cmd_run)
 
     models = commands.add_parser("models", help="list the model presets")
@@ -91,14 +88,14 @@ def build_parser() -> argparse.ArgumentParser:
     produce.set_defaults(handler=cmd_produce)
 
     export = commands.add_parser("export", help="write a snapshot's River model as a plain pickle")
-    add(export, *REDIS, "force")
+    add(export, *REDIS, "force", "challenger")
     export.add_argument("--version", dest="snapshot_version", type=int, default=from_env("version"),
                         help="snapshot version (default: the head) [env LEARNER_VERSION]")
     export.add_argument("--out", type=Path, default=from_env("out"), required=from_env("out") is None,
                         help="file to write [env LEARNER_OUT]")
     export.set_defaults(handler=cmd_export)
     _add_operator_commands(commands)
-    _add_backtest(commands)
+    add_experiment_commands(commands)
 
     local = commands.add_parser("local", help="the embedded demo: broker, Redis and learner, no Docker, no root")
     local.add_argument("--dataset", default=from_env("dataset", "synth.Agrawal"),
@@ -106,11 +103,13 @@ def build_parser() -> argparse.ArgumentParser:
     local.add_argument("--limit", type=int, default=from_env("limit", 20000), help="events to stream [env LEARNER_LIMIT]")
     local.add_argument("--rate", type=float, default=from_env("rate", 2000), help="events per second [env LEARNER_RATE]")
     local.add_argument("--model", default=from_env("model", "tree"), help="model preset or spec [env LEARNER_MODEL]")
-    local.add_argument("--keep", action="store_true", default=_env_flag("keep"),
+    local.add_argument("--keep", action="store_true", default=env_flag("keep"),
                        help="keep the stack and the learner running until Ctrl-C [env LEARNER_KEEP=1]")
     local.add_argument("--label-delay", default=from_env("local_label_delay"),
                        help="labels on a labels topic, N events (or N:M, at random) after their event "
                             "[env LEARNER_LOCAL_LABEL_DELAY]")
+    local.add_argument("--challenger", dest="challengers", action="append", default=[], metavar="NAME=MODEL",
+                       help="also run a challenger of the demo's model, from its first snapshot (repeatable)")
     local.set_defaults(handler=cmd_local)
     return parser
 
@@ -122,26 +121,26 @@ def _add_operator_commands(commands: Any) -> None:
     for action, text in [("list", "versions with lineage, metric, size, pinned, head"),
                          ("log", "the audit log: rollbacks, pins, deletes, lease changes")]:
         sub = actions.add_parser(action, help=text)
-        add(sub, *REDIS)
-        sub.add_argument("--json", action="store_true", default=_env_flag("json"), help="JSON for scripts [env LEARNER_JSON=1]")
+        add(sub, *REDIS, "challenger")
+        sub.add_argument("--json", action="store_true", default=env_flag("json"), help="JSON for scripts [env LEARNER_JSON=1]")
         sub.set_defaults(handler=cmd_snapshots)
     for action, text in [("show", "everything a snapshot records"), ("pin", "keep forever; the guard's reference"),
                          ("unpin", "let retention delete it again"), ("delete", "delete (never the head or a pinned one)")]:
         sub = actions.add_parser(action, help=text)
-        add(sub, *REDIS)
+        add(sub, *REDIS, "challenger")
         sub.add_argument("snapshot_version", type=int, metavar="VERSION")
-        sub.add_argument("--json", action="store_true", default=_env_flag("json"), help="JSON for scripts [env LEARNER_JSON=1]")
+        sub.add_argument("--json", action="store_true", default=env_flag("json"), help="JSON for scripts [env LEARNER_JSON=1]")
         sub.set_defaults(handler=cmd_snapshots)
 
     snapshot = commands.add_parser("snapshot", help="ask the running service to snapshot now; prints the version")
-    add(snapshot, *REDIS)
+    add(snapshot, *REDIS, "challenger")
     snapshot.set_defaults(handler=lambda a: _operate().snapshot_now(_store(a)))
 
     rollback = commands.add_parser("rollback", help="make an older version the head; a running service adopts it")
-    add(rollback, *REDIS, "force")
+    add(rollback, *REDIS, "force", "challenger")
     rollback.add_argument("--to", dest="to_version", type=int, default=from_env("to"), required=from_env("to") is None,
                           metavar="VERSION", help="the version to make the head [env LEARNER_TO]")
-    rollback.add_argument("--replay", action="store_true", default=_env_flag("replay"),
+    rollback.add_argument("--replay", action="store_true", default=env_flag("replay"),
                           help="re-learn the input from that version's offsets [env LEARNER_REPLAY=1]")
     rollback.add_argument("--reason", default=from_env("reason", ""), help="why (kept in the audit log) [env LEARNER_REASON]")
     rollback.set_defaults(handler=lambda a: _operate().rollback(_store(a), a.to_version, a.replay, a.reason,
@@ -152,32 +151,9 @@ def _add_operator_commands(commands: Any) -> None:
     resume.set_defaults(handler=lambda a: _operate().resume(_store(a)))
 
     status = commands.add_parser("status", help="head, last snapshot, events learned, metrics, running service")
-    add(status, *REDIS, *KAFKA)
-    status.add_argument("--json", action="store_true", default=_env_flag("json"), help="JSON for scripts [env LEARNER_JSON=1]")
+    add(status, *REDIS, *KAFKA, "challenger")
+    status.add_argument("--json", action="store_true", default=env_flag("json"), help="JSON for scripts [env LEARNER_JSON=1]")
     status.set_defaults(handler=lambda a: _operate().status(_store(a), a.json, settings_from(a)))
-
-
-def _add_backtest(commands: Any) -> None:
-    backtest = commands.add_parser("backtest", help="replay the retained input from a version through other specs; "
-                                   "compare each with the live model on the same events")
-    add(backtest, *KAFKA, *REDIS, "input_topic", "labels_topic", "metric", "label_ttl", "label_early_window",
-        "max_pending", "max_event_bytes", "force")
-    start = backtest.add_mutually_exclusive_group(required=True)
-    start.add_argument("--from-version", type=int, metavar="VERSION", help="start from this version's offsets")
-    start.add_argument("--from-time", metavar="TIME", help="start from the newest version created at or before TIME "
-                       "(ISO 8601, or seconds since the epoch)")
-    backtest.add_argument("--model", dest="specs", action="append", default=[], metavar="MODEL",
-                          help="a preset or package.module:callable to replay (repeatable)")
-    backtest.add_argument("--fork", action="store_true", help="replay the start version's own model (a copy; no --model needed)")
-    backtest.add_argument("--until", choices=("head", "now"), default="head",
-                          help="replay up to the latest snapshot's offsets (head) or the topics' end (now)")
-    backtest.add_argument("--json", action="store_true", default=_env_flag("json"), help="JSON for scripts [env LEARNER_JSON=1]")
-    backtest.set_defaults(handler=cmd_backtest)
-
-
-def _env_flag(option: str) -> bool:
-    """A flag's default from ``LEARNER_<OPTION>``: 1, true, yes or on."""
-    return str(from_env(option, "")).lower() in ("1", "true", "yes", "on")
 
 
 def _store(args: argparse.Namespace) -> SnapshotStore:
@@ -208,12 +184,14 @@ def cmd_snapshots(args: argparse.Namespace) -> int:
 
 
 def cmd_local(args: argparse.Namespace) -> int:
+    from learner.local.challengers import parse_challenger
     from learner.local.demo import Demo, run_demo
 
     if int(args.limit) < 1 or float(args.rate) <= 0:
         raise UsageError("--limit and --rate must be positive")
     return run_demo(Demo(dataset=args.dataset, limit=int(args.limit), rate=float(args.rate), model=args.model,
-                         keep=args.keep, label_delay=args.label_delay))
+                         keep=args.keep, label_delay=args.label_delay,
+                         challengers=tuple(parse_challenger(text) for text in args.challengers)))
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -242,15 +220,6 @@ class _Terminated(Exception):
 
 def _terminated_while_starting(_signum: int, _frame: Any) -> None:
     raise _Terminated
-
-
-def cmd_backtest(args: argparse.Namespace) -> int:
-    settings = settings_from(args)
-    hash_seed.pin(settings)  # the live column replays the model: with its own hash seed, as it ran
-    from learner.ops.backtest import BacktestRequest, run_backtest
-
-    return run_backtest(settings, BacktestRequest(tuple(args.specs), args.from_version, args.from_time, args.fork,
-                                                  args.until, args.json))
 
 
 def cmd_models(args: argparse.Namespace) -> int:

@@ -15,6 +15,7 @@ import orjson
 
 from learner.core.status import ServiceStatus
 from learner.errors import LearnerError, SnapshotMissing, StateError
+from learner.ops.challengers import challenger_rows
 from learner.ops.fleet import gather
 from learner.settings import Settings
 from learner.state.control import ControlPlane
@@ -142,11 +143,12 @@ def _not_running(last: ServiceStatus | None) -> str:
 
 def status(store: SnapshotStore, as_json: bool, settings: Settings | None = None) -> int:
     fleet = gather(store, settings)
+    challengers = challenger_rows(store) if store.challenger is None else []
     if as_json:
-        _print_json(fleet.to_json())
+        _print_json(fleet.to_json() | {"challengers": challengers})
         return 0
     head, meta = fleet.head, fleet.last_snapshot
-    print(f"model {store.name!r}: head version {head if head is not None else '(none)'}")
+    print(f"model {store.label}: head version {head if head is not None else '(none)'}")
     if meta is not None:
         print(f"  last snapshot: version {meta.version} at {_when(meta.created)}, {meta.events_learned:,} events learned, "
               f"{_first_metric(meta)}")
@@ -178,4 +180,10 @@ def status(store: SnapshotStore, as_json: bool, settings: Settings | None = None
                       f"version {beat.model_version} ({beat.source}, {beat.learned:,} events learned)")
             print(f"    {beat.replica}: {served}, partitions {','.join(map(str, beat.partitions)) or 'none'}, "
                   f"{beat.predicted:,} predicted")
+    if challengers:
+        print(f"  challengers: {len(challengers)} (`learner challengers list` for the table)")
+    for row in challengers:
+        metrics = ", ".join(f"{n} {w['all']:.4f}" for n, w in row["metrics"].items() if "all" in w) or "no metric yet"
+        print(f"    {row['challenger']}: {row['spec']} from version {row['from_version']}{' (fork)' if row['fork'] else ''}, "
+              f"{row['events_learned']:,} events learned, {'running' if row['running'] else 'not running'}; {metrics}")
     return 0

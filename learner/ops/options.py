@@ -14,7 +14,13 @@ from typing import Any
 
 from learner.settings import Settings
 
-__all__ = ["HELP", "add", "from_env", "settings_from"]
+__all__ = ["HELP", "KAFKA", "REDIS", "add", "env_flag", "from_env", "settings_from"]
+
+#: The options of every command that talks to Kafka, and of every command on a model's state in Redis.
+KAFKA = ("bootstrap_servers", "kafka_config", "kafka_config_file")
+REDIS = ("redis_url", "redis_username", "redis_password_file", "redis_ca", "redis_cert", "redis_key", "redis_sentinel",
+         "redis_sentinel_master", "redis_sentinel_username", "redis_sentinel_password_file", "redis_cluster",
+         "name", "signing_key", "insecure_no_signing")
 
 HELP: dict[str, str] = {
     "bootstrap_servers": "Kafka bootstrap servers, host:port[,host:port]",
@@ -50,7 +56,11 @@ HELP: dict[str, str] = {
     "dlq_topic": "dead-letter topic (default: <input-topic>.dlq)",
     "group_id": "consumer group (default: learner.<name>; learner.<name>.serve for --role serve)",
     "role": "all: predict, publish and learn; learn: learn and evaluate, publish no predictions (serve replicas "
-            "do); serve: a prediction-only replica in its consumer group, following the learner's models",
+            "do); serve: a prediction-only replica in its consumer group, following the learner's models; "
+            "challenger: learn the champion's stream beside it as --challenger NAME, publishing nothing",
+    "challenger": "the challenger's name (with --role challenger; elsewhere: act on that challenger's lineage)",
+    "from_version": "a new challenger starts from this champion version's offsets (default: the champion's head)",
+    "fork": "a new challenger starts from that version's own model instead of a fresh one",
     "live_every_seconds": "how often the learner publishes its live model for serve replicas (default: 2 with "
                           "--role learn, 0 = off with --role all)",
     "follow_poll": "serve replica: seconds between looks for a new model when no announcement came",
@@ -114,3 +124,8 @@ def settings_from(args: argparse.Namespace) -> Settings:
 def from_env(option: str, default: Any = None) -> Any:
     """Default of a command argument that is not a setting: ``LEARNER_<OPTION>``, else ``default``."""
     return os.environ.get("LEARNER_" + option.upper().replace("-", "_"), default)
+
+
+def env_flag(option: str) -> bool:
+    """A flag's default from ``LEARNER_<OPTION>``: 1, true, yes or on."""
+    return str(from_env(option, "")).lower() in ("1", "true", "yes", "on")

@@ -5,8 +5,8 @@ whether to publish, and what a role ignores is derived from the settings themsel
 learner-only or replica-only setting is marked with :class:`learner.settings.ReadBy`). A new role
 is a row here and a folder of its own beside ``model/``, ``gateway/`` and ``replica/``.
 
->>> [(role.name, role.publishes, role.learns) for role in ROLES.values()]
-[('all', True, True), ('learn', False, True), ('serve', True, False)]
+>>> [(role.name, role.publishes, role.learns, role.dead_letters) for role in ROLES.values()]
+[('all', True, True, True), ('learn', False, True, True), ('serve', True, False, True), ('challenger', False, True, False)]
 """
 
 from __future__ import annotations
@@ -50,9 +50,20 @@ class Role:
     others: str
     publishes: bool
     learns: bool
+    #: Whether it writes the dead letters of what it reads (a challenger reads what its champion
+    #: already dead-letters, and counts them only).
+    dead_letters: bool
     #: What a SIGTERM before it got going leaves behind, for the log.
     stopped_early: str
     run: Callable[[Settings, OnProgress | None], int]
+
+    def streams(self, settings: Settings) -> str:
+        """What a running learner of this role streams, for its log."""
+        if self.publishes:
+            return f"{settings.input_topic} -> {settings.output_topic} (dead letters: {settings.dead_letter_topic})"
+        if not self.dead_letters:
+            return f"{settings.input_topic} as challenger {settings.challenger!r} of {settings.name!r}, publishing nothing"
+        return f"{settings.input_topic}, learning only (dead letters: {settings.dead_letter_topic})"
 
     def say_ignored(self, settings: Settings) -> str | None:
         """One line naming the options given that this role does not read (never silently), or None."""
@@ -62,12 +73,15 @@ class Role:
 
 
 ROLES: dict[RoleName, Role] = {
-    "all": Role("all", "predicts and learns", "serve replicas", publishes=True, learns=True,
+    "all": Role("all", "predicts and learns", "serve replicas", publishes=True, learns=True, dead_letters=True,
                 stopped_early="before streaming began: nothing was learned", run=_learner),
-    "learn": Role("learn", "learns only", "serve replicas", publishes=False, learns=True,
+    "learn": Role("learn", "learns only", "serve replicas", publishes=False, learns=True, dead_letters=True,
                   stopped_early="before streaming began: nothing was learned", run=_learner),
-    "serve": Role("serve", "predicts only", "the learner", publishes=True, learns=False,
+    "serve": Role("serve", "predicts only", "the learner", publishes=True, learns=False, dead_letters=True,
                   stopped_early="before serving began", run=_replica),
+    "challenger": Role("challenger", "learns beside its champion", "the champion or serve replicas", publishes=False,
+                       learns=True, dead_letters=False, stopped_early="before streaming began: nothing was learned",
+                       run=_learner),
 }
 
 

@@ -4,9 +4,14 @@ All keys of one model share the hash tag ``{NAME}`` (``learner:{fraud}:head``), 
 Cluster they live in one slot: the Lua scripts that touch several of them, and the pipelines of
 the control plane, stay single-slot operations. An ACL that allows ``~learner:*`` covers them all.
 
+A challenger of a model (README "Experiments") is a lineage of its own under the model's tag, so
+it has every key a model has (head, versions, lease, ...) and shares the model's slot:
+
 >>> keys = Keys("fraud")
->>> keys.head, keys.snapshot(12)
-('learner:{fraud}:head', 'learner:{fraud}:snap:12')
+>>> keys.head, keys.snapshot(12), keys.challengers
+('learner:{fraud}:head', 'learner:{fraud}:snap:12', 'learner:{fraud}:challengers')
+>>> Keys("fraud", challenger="trees").head
+'learner:{fraud}:challenger:trees:head'
 """
 
 from __future__ import annotations
@@ -20,9 +25,12 @@ PREFIX = "learner:"
 class Keys:
     """The key names of one model."""
 
-    def __init__(self, name: str) -> None:
-        self.name = name
-        self.prefix = f"{PREFIX}{{{name}}}:"
+    def __init__(self, name: str, challenger: str | None = None) -> None:
+        self.name, self.challenger = name, challenger
+        self.model_prefix = f"{PREFIX}{{{name}}}:"
+        self.prefix = self.model_prefix if challenger is None else f"{self.model_prefix}challenger:{challenger}:"
+        #: Hash of the model's challengers: name -> where and how each started (JSON); the model's, not a lineage's.
+        self.challengers = self.model_prefix + "challengers"
         #: The version the model continues from (an integer).
         self.head = self._key("head")
         #: Version numbers handed out so far (INCR): numbers only grow, failed writes leave gaps.

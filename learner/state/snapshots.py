@@ -46,6 +46,7 @@ from learner.errors import (
 from learner.state import scripts
 from learner.state.announce import Announcements, announce
 from learner.state.audit import AuditLog
+from learner.state.challengers import Challengers
 from learner.state.failures import translated
 from learner.state.keys import Keys
 from learner.state.late_log import LateLog
@@ -122,10 +123,10 @@ class SnapshotStore:
     """
 
     def __init__(self, client: redis.Redis, name: str, signer: Signer,
-                 reconnect: Callable[[], redis.Redis] | None = None) -> None:
+                 reconnect: Callable[[], redis.Redis] | None = None, challenger: str | None = None) -> None:
         self.redis = client  # for the state layer only: everything else goes through methods
-        self.name = name
-        self.keys = Keys(name)
+        self.name, self.challenger = name, challenger
+        self.keys = Keys(name, challenger)
         self.signer = signer
         self._reconnect = reconnect
         self._write = client.register_script(scripts.WRITE_SNAPSHOT)
@@ -133,6 +134,8 @@ class SnapshotStore:
         self._rollback = client.register_script(scripts.ROLLBACK)
         self.audit = AuditLog(client, self.keys.audit)
         self.late = LateLog(client, self.keys.late)
+        #: The model's challengers (the same registry from every lineage of the model).
+        self.challengers = Challengers(client, self.keys)
 
     def reconnected(self) -> SnapshotStore:
         """The same store on new connections (for a forked child)."""
@@ -142,7 +145,16 @@ class SnapshotStore:
             pool = self.redis.connection_pool
             client = redis.Redis(connection_pool=redis.ConnectionPool(connection_class=pool.connection_class,
                                                                       **pool.connection_kwargs))
-        return SnapshotStore(client, self.name, self.signer, self._reconnect)
+        return SnapshotStore(client, self.name, self.signer, self._reconnect, self.challenger)
+
+    @property
+    def label(self) -> str:
+        """How messages name this lineage: ``'fraud'``, or ``challenger 'trees' of 'fraud'``."""
+        return repr(self.name) if self.challenger is None else f"challenger {self.challenger!r} of {self.name!r}"
+
+    def lineage(self, challenger: str | None) -> SnapshotStore:
+        """The store of another lineage of the same model (None: the champion's), on the same connections."""
+        return SnapshotStore(self.redis, self.name, self.signer, self._reconnect, challenger)
 
     def announcements(self) -> Announcements:
         """A subscription to this model's announcements (new head, rollback, live model)."""
@@ -217,10 +229,10 @@ class SnapshotStore:
             except redis.ResponseError as error:
                 if scripts.refusal_code(error) == "HEAD_MOVED":
                     continue  # a snapshot landed meanwhile: compute the position again
-                raise SnapshotMissing(f"{self.name!r} has no snapshot {version}") from None
+                raise SnapshotMissing(f"{self.label} has no snapshot {version}") from None
             announce(self.redis, self.keys, "rollback")
             return int(previous) if previous else None
-        raise StateError(f"the head of {self.name!r} keeps moving; try the rollback again")
+        raise StateError(f"the head of {self.label} keeps moving; try the rollback again")
 
     def _position_of(self, version: int | None) -> Position:
         """Where the stream stood at ``version``: a rollback's recorded position, else its offsets."""
@@ -291,7 +303,7 @@ class SnapshotStore:
             refusal = _REFUSALS.get(scripts.refusal_code(error))
             if refusal is None:
                 raise
-            raise refusal(f"snapshot {meta.version} of {self.name!r} refused: {error}") from None
+            raise refusal(f"snapshot {meta.version} of {self.label} refused: {error}") from None
         announce(self.redis, self.keys, "head")
 
     @translated
@@ -319,13 +331,13 @@ class SnapshotStore:
         replies = self.redis.hmget(self.keys.snapshot(version), ["meta", "sig"])
         raw, signature = as_bytes(replies[0]), as_bytes(replies[1])
         if raw is None:
-            raise SnapshotMissing(f"{self.name!r} has no snapshot {version}")
+            raise SnapshotMissing(f"{self.label} has no snapshot {version}")
         if not self.signer.verify(raw, (signature or b"").decode()):
             raise BadSignature(_signature_problem(self.name, version, signature, self.signer))
         try:
             return SnapshotMeta.from_json(raw)
         except (orjson.JSONDecodeError, TypeError) as error:
-            raise CorruptSnapshot(f"snapshot {version} of {self.name!r} has unreadable metadata: {error}") from None
+            raise CorruptSnapshot(f"snapshot {version} of {self.label} has unreadable metadata: {error}") from None
 
     @translated
     def load(self, version: int, force: bool = False) -> LoadedSnapshot:
@@ -333,16 +345,16 @@ class SnapshotStore:
         meta = self.meta(version)
         if meta.river_version != RIVER_VERSION and not force:
             raise OtherRiverVersion(
-                f"snapshot {version} of {self.name!r} was written by river {meta.river_version}, "
+                f"snapshot {version} of {self.label} was written by river {meta.river_version}, "
                 f"this is river {RIVER_VERSION}; pass --force to load it anyway"
             )
         blob = as_bytes(self.redis.hget(self.keys.snapshot(version), "blob"))
         if blob is None or checksum(blob) != meta.checksum:
-            raise CorruptSnapshot(f"snapshot {version} of {self.name!r} is corrupt: its checksum does not match")
+            raise CorruptSnapshot(f"snapshot {version} of {self.label} is corrupt: its checksum does not match")
         try:
             state = load_state(blob)
         except CorruptSnapshot as error:
-            raise CorruptSnapshot(f"snapshot {version} of {self.name!r} {error}") from None
+            raise CorruptSnapshot(f"snapshot {version} of {self.label} {error}") from None
         return LoadedSnapshot(meta, state)
 
     def load_head(self, force: bool = False) -> LoadedSnapshot | None:

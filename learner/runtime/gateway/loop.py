@@ -89,7 +89,8 @@ class Gateway:
         self.held: deque[p.ToGateway] = deque()
         self.admin = connections.admin()
         self.producer = connections.producer()
-        self.publisher = Publisher(self.producer, settings.output_topic, settings.dead_letter_topic, settings.name)
+        self.publisher = Publisher(self.producer, settings.output_topic, settings.dead_letter_topic, settings.name,
+                                   dead_letters=role_of(settings).dead_letters)
         self.reader = Reader(settings.max_event_bytes, self.publisher.dead, settings.labels_topic)
         self.broker = BrokerWatch(self.producer, connections.describe_kafka(), "nothing is lost; outputs wait in the "
                                   "producer's queue and are retried, and the stream resumes when it is back")
@@ -327,7 +328,7 @@ def prepare_topics(gateway: Gateway) -> None:
     topic; create the output topics if needed."""
     settings = gateway.settings
     partitions = gateway.connections.wait_for_kafka(gateway.admin, tuple(gateway.topics))[settings.input_topic]
-    outputs = {settings.dead_letter_topic: partitions}
+    outputs = {settings.dead_letter_topic: partitions} if gateway.publisher.writes_dead_letters else {}
     if gateway.publishing:
         outputs[settings.output_topic] = partitions
     for name in gateway.admin.ensure(outputs):

@@ -102,10 +102,10 @@ class GuardKeeper:
             self.stop_learning()
         elif not stopped and not self.model.learning:
             self.model.learning = True
-            self.monitor.guard_tripped.labels(self.settings.name).set(0)
+            self.monitor.guard_tripped.labels(self.settings.lineage).set(0)
             log.warning("learning resumes (learner resume)")
 
     def stop_learning(self) -> None:
         self.model.learning = False
         self._arm(None)
-        self.monitor.guard_tripped.labels(self.settings.name).set(1)
+        self.monitor.guard_tripped.labels(self.settings.lineage).set(1)

@@ -8,6 +8,7 @@ an ``evaluation`` only, and get fresh detectors).
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from learner.core.evaluation import metrics_for
@@ -21,7 +22,7 @@ from learner.errors import CorruptSnapshot
 from learner.settings import Settings
 from learner.state.snapshots import LoadedSnapshot, SnapshotStore
 
-__all__ = ["Restored", "new_join", "restore", "restored_from"]
+__all__ = ["Beginning", "Restored", "new_join", "restore", "restored_from"]
 
 log = logging.getLogger(__name__)
 
@@ -74,9 +75,15 @@ def _scorecard(state: SnapshotState, settings: Settings, version: int) -> Scorec
     raise CorruptSnapshot(f"snapshot {version} of {settings.name!r} holds no usable model: no evaluation")
 
 
-def restore(store: SnapshotStore, settings: Settings) -> Restored:
-    """The head, or its newest loadable ancestor (made the head, loudly), or a new model."""
+#: Where a lineage without a snapshot begins, when not from nothing (a challenger: from its champion's version).
+Beginning = Callable[[SnapshotStore, Settings], Restored]
+
+
+def restore(store: SnapshotStore, settings: Settings, beginning: Beginning | None = None) -> Restored:
+    """The head, or its newest loadable ancestor (made the head, loudly), or ``beginning``, or a new model."""
     loaded = store.load_head(force=settings.force)
+    if loaded is None and beginning is not None:
+        return beginning(store, settings)
     if loaded is None:
         model = build_model(settings.model)
         step = LearningStep(model)
@@ -92,5 +99,5 @@ def restore(store: SnapshotStore, settings: Settings) -> Restored:
     position = store.rolled_back_position(meta.version) or meta.position()
     restored = restored_from(loaded, settings, position)
     restored.fallback = loaded.fallback
-    log.info("restored %r version %d (%d events learned)", settings.name, meta.version, restored.step.learned)
+    log.info("restored %s version %d (%d events learned)", store.label, meta.version, restored.step.learned)
     return restored

@@ -150,7 +150,7 @@ class RollbackAdopter:
             self.link.send(p.Rescore(restored.scorecard, restored.step.kind))
         if not replay:
             self.sync.submit("position", lambda: self.store.record_position(version, position))
-        self.monitor.version.labels(self.settings.name).set(version)
+        self.monitor.version.labels(self.settings.lineage).set(version)
         log.warning("adopted version %d of %r (%s); %d events learned", version, self.settings.name,
                     "replaying from its offsets" if replay else "continuing from the stream position",
                     restored.step.learned)

@@ -30,6 +30,7 @@ from learner.core.drift import Detection
 from learner.core.positions import total
 from learner.core.status import GuardView, RedisHealth, ServiceStatus
 from learner.errors import GatewayFailed, ProtocolError, RedisUnavailable, StateError
+from learner.runtime.challenger.begin import begin
 from learner.runtime.gateway import protocol as p
 from learner.runtime.gateway.link import GatewayLink
 from learner.runtime.gateway.loop import gateway_main
@@ -44,6 +45,7 @@ from learner.runtime.model.rollback import RollbackAdopter
 from learner.runtime.model.snapshot_coordinator import SnapshotCoordinator
 from learner.runtime.model.standby import wait_for_lease
 from learner.runtime.model.state_sync import StateSync
+from learner.runtime.roles import role_of
 from learner.runtime.shared.http import serve
 from learner.runtime.shared.process import tune_for_streaming
 from learner.runtime.shared.readiness import Readiness
@@ -82,7 +84,7 @@ class Service:
         self.settings = settings
         self.stopping = False
         self.started = False
-        self.monitor = LearnerMetrics(settings.name)
+        self.monitor = LearnerMetrics(settings.lineage)
         self.drifts: list[Detection] = []
         self.fallback: str | None = None
         self._status: dict[str, Any] = {"name": settings.name, "service": None}  # /status, as last built
@@ -115,7 +117,7 @@ class Service:
 
     def _start(self) -> None:
         settings = self.settings
-        restored = restore(self.store, settings)
+        restored = restore(self.store, settings, begin if settings.role == "challenger" else None)
         self.fallback = restored.fallback
         self.model = LiveModel(restored, settings)
         self.model.learning = self.control.guard_stop() is None  # tripped before a restart: stays stopped
@@ -129,7 +131,7 @@ class Service:
         self.control_loop = ControlLoop(self.sync, self.status, self.snapshots, self.adopter, self.guard)
         self.live = LivePublisher(self.model, self.store, self.lease, self.snapshots, self.sync, self.monitor,
                                   settings.live_every)
-        name = settings.name
+        name = settings.lineage
         self.monitor.lease_held.labels(name).set(1)
         self.monitor.guard_tripped.labels(name).set(0 if self.model.learning else 1)
         self.monitor.version.labels(name).set(self.model.version)
@@ -158,7 +160,7 @@ class Service:
         self.start()
         self._install_signals()
         s = self.settings
-        log.info("streaming %s -> %s (dead letters: %s)", s.input_topic, s.output_topic, s.dead_letter_topic)
+        log.info("streaming %s", role_of(s).streams(s))
         shown, clean = time.monotonic(), False
         try:
             while not self.stopping:
@@ -228,7 +230,7 @@ class Service:
     def _drifted(self, detection: Detection) -> None:
         """Log, count and remember a drift; snapshot just after it, so operators can roll back to before."""
         log.warning("drift detected (%s) after event %d: %s", detection.kind, detection.event, detection.detail)
-        self.monitor.drift.labels(self.settings.name, detection.kind).inc()
+        self.monitor.drift.labels(self.settings.lineage, detection.kind).inc()
         self.drifts = [*self.drifts, detection][-DRIFTS_KEPT:]
         if self.settings.snapshot_on_drift and self.model.learning:  # stopped: nothing new to keep
             self.snapshots.early(f"drift: {detection.detail}")
@@ -273,7 +275,7 @@ class Service:
             self.link.stop()
             if self.http is not None:
                 self.http.shutdown()
-            log.info("stopped: %r version %d, %d events learned", self.settings.name, self.model.version,
+            log.info("stopped: %s version %d, %d events learned", self.store.label, self.model.version,
                      self.model.step.learned)
 
     def _say_stopped(self) -> None:

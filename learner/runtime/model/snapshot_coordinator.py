@@ -138,7 +138,7 @@ class SnapshotCoordinator:
             self.link.send(p.Flush(self._barrier))
             self.writer.start(job, completed_later=True)
         pause = time.perf_counter() - started
-        self.monitor.snapshot_pause.labels(self.settings.name).observe(pause)
+        self.monitor.snapshot_pause.labels(self.settings.lineage).observe(pause)
         log.debug("snapshot pause %.1f ms", pause * 1000)
 
     def _barrier_now(self) -> Scorecard:
@@ -187,7 +187,7 @@ class SnapshotCoordinator:
             case HeadMoved() | RolledBack():  # the rollback wins; the next look at the control plane adopts it
                 log.warning("%s discarded, a rollback came first: %s", which, outcome.error)
             case error:
-                self.monitor.redis_errors.labels(self.settings.name, "snapshot").inc()
+                self.monitor.redis_errors.labels(self.settings.lineage, "snapshot").inc()
                 log.error("%s failed: %s; trying again in %.0fs", which, error, self._retry_after)
                 self.owed, self._retry_at = True, time.monotonic() + self._retry_after
                 self._retry_after = min(self._retry_after * 2, RETRY_CAP)
@@ -205,7 +205,7 @@ class SnapshotCoordinator:
         self.model.checkpoint.saved(outcome.position)
         if outcome.position and self.link.alive:
             self.link.send(p.Commit(outcome.position))  # Kafka's group offsets follow, for lag tools
-        self.monitor.version.labels(self.settings.name).set(outcome.version)
+        self.monitor.version.labels(self.settings.lineage).set(outcome.version)
         self.monitor.observe_snapshot(outcome.seconds, outcome.size)
         self._answer(requests, str(outcome.version))
         log.info("snapshot %d written (%d bytes, %.2fs)", outcome.version, outcome.size, outcome.seconds)

@@ -28,11 +28,14 @@ def event_id(message: Message, given: Any) -> Any:
 class Publisher:
     """The predictions of one model (keyed like their events) and its dead letters."""
 
-    def __init__(self, producer: AsyncProducer, topic: str, dead_letter_topic: str, name: str) -> None:
+    def __init__(self, producer: AsyncProducer, topic: str, dead_letter_topic: str, name: str,
+                 dead_letters: bool = True) -> None:
         self.producer, self.topic, self.name = producer, topic, name
         self.dead_letters = DeadLetters(producer, dead_letter_topic)
-        #: Dead-letter a message, with the reason.
-        self.dead = self.dead_letters.send
+        self.writes_dead_letters = dead_letters
+        self.counted_only = 0
+        #: Dead-letter a message, with the reason (or only count it, when another process writes them).
+        self.dead = self.dead_letters.send if dead_letters else self._count
 
     def prediction(self, message: Message, given_id: Any, prediction: Any, proba: Any, version: int, learned: int,
                    ts: float) -> None:
@@ -46,15 +49,21 @@ class Publisher:
         except BufferError:  # the local queue is full: wait for the broker to drain it
             self.producer.produce(self.topic, value, message.key())
 
+    def _count(self, _message: Message, _reason: str) -> None:
+        self.counted_only += 1
+
     def lost_label(self, lost: Lost, labels_topic: str) -> None:
         """An early label whose event never came: dead-lettered from what the join kept of it."""
+        if not self.writes_dead_letters:
+            self.counted_only += 1
+            return
         partition, offset = lost.source or (None, None)
         self.dead_letters.send_value(orjson.dumps({"id": lost.id, "y": lost.y}), None, lost.reason, labels_topic,
                                      partition, offset)
 
     @property
     def dead_lettered(self) -> int:
-        return self.dead_letters.count
+        return self.dead_letters.count + self.counted_only
 
     def check(self) -> None:
         """Serve the producer's delivery reports; raises if one failed for good."""
