@@ -8,8 +8,8 @@ topics and groups, ``<input>.dlq`` for the dead letters unless ``--dlq-topic`` n
 >>> names = TopicNames("fraud")
 >>> names.group("all"), names.group("serve"), names.replicas, names.status_reader
 ('learner.fraud', 'learner.fraud.serve', 'learner.fraud.replicas', 'learner.fraud.status')
->>> names.group("challenger", "trees")
-'learner.fraud.challenger.trees'
+>>> names.group("challenger", "trees"), names.scores
+('learner.fraud.challenger.trees', 'learner.fraud.scores')
 >>> dead_letter_topic("payments")
 'payments.dlq'
 """
@@ -46,6 +46,11 @@ class TopicNames:
         if challenger is not None:
             return f"{self.base}.challenger.{challenger}"
         return f"{self.base}.serve" if role == "serve" else self.base
+
+    @property
+    def scores(self) -> str:
+        """What the model scored, event by event, while it has challengers (one partition)."""
+        return f"{self.base}.scores"
 
     @property
     def replicas(self) -> str:

@@ -175,6 +175,14 @@ class BatchConsumer:
             self._consumer.unassign()
         return out | unsure
 
+    def offset_for_time(self, topic: str, partition: int, timestamp_ms: int, timeout: float = 5.0) -> int | None:
+        """The first offset whose timestamp is at or after ``timestamp_ms`` (None: no such message yet)."""
+        try:
+            found = self._consumer.offsets_for_times([TopicPartition(topic, partition, timestamp_ms)], timeout)
+        except KafkaException as error:
+            raise StreamError(f"could not look up an offset by time on {topic}[{partition}]: {error}") from None
+        return found[0].offset if found and found[0].offset >= 0 else None
+
     def pause(self, partitions: list[tuple[str, int]]) -> None:
         self._consumer.pause([TopicPartition(t, p) for t, p in partitions])
 

@@ -37,16 +37,22 @@ class Pairing:
 
     def add(self, champion: ScoredEvents, challenger: ScoredEvents) -> None:
         """Pair what both scored in one batch (in the challenger's order); the rest is left out."""
-        loss = self.loss.of if self.loss is not None else None
-        for key, (y, prediction, proba) in challenger.items():
-            theirs = champion.get(key)
-            if theirs is None or prediction is None or theirs[1] is None:
-                continue  # paired only when both answered (an untrained model's empty answer is none)
-            self.paired += 1
-            self.challenger.update(y, prediction, dict(proba) if proba is not None else None)
-            self.champion.update(theirs[0], theirs[1], dict(theirs[2]) if theirs[2] is not None else None)
-            if loss is not None:
-                self.difference.add(loss(y, prediction, proba), loss(theirs[0], theirs[1], theirs[2]))
+        for key, ours in challenger.items():
+            if (theirs := champion.get(key)) is not None:
+                self.add_one(ours, theirs)
+
+    def add_one(self, ours: tuple[Any, Any, Any], theirs: tuple[Any, Any, Any]) -> bool:
+        """One event both scored: (label, prediction, probabilities) of each; whether it was paired
+        (only when both answered: an untrained model's empty answer is none)."""
+        y, prediction, proba = ours
+        if prediction is None or theirs[1] is None:
+            return False
+        self.paired += 1
+        self.challenger.update(y, prediction, dict(proba) if proba is not None else None)
+        self.champion.update(theirs[0], theirs[1], dict(theirs[2]) if theirs[2] is not None else None)
+        if self.loss is not None:
+            self.difference.add(self.loss.of(y, prediction, proba), self.loss.of(*theirs))
+        return True
 
     def interval(self, confidence: float = CONFIDENCE) -> Interval | None:
         """The challenger's loss minus the champion's, per paired event (None: the task has no loss)."""

@@ -22,6 +22,7 @@ from typing import Any
 
 from learner.core.drift import Detection, InputDrift, PerformanceDrift
 from learner.core.evaluation import Evaluation
+from learner.core.live_pairing import LivePairing
 from learner.core.models import Task
 
 __all__ = ["Scorecard"]
@@ -34,6 +35,9 @@ class Scorecard:
     evaluation: Evaluation
     performance: PerformanceDrift
     inputs: InputDrift | None
+    #: A challenger's pairs with its champion (README "Experiments"); None for a champion (and in
+    #: snapshots written before challengers existed, through this class default).
+    pairing: LivePairing | None = None
 
     @classmethod
     def new(cls, task: Task, metrics: tuple[str, ...] = (), drift_window: int = 5000) -> Scorecard:

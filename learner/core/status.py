@@ -69,10 +69,12 @@ class ServiceStatus:
     #: Set when published in Redis (epoch seconds); ``stopped`` only by a clean stop's final status.
     updated: float | None = None
     stopped: float | None = None
+    #: A challenger's pairs with its champion: paired_events, champion, metrics, difference, waiting, unpaired.
+    pairing: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         out = asdict(self)
-        for stamp in ("updated", "stopped"):
+        for stamp in ("updated", "stopped", "pairing"):
             if out[stamp] is None:
                 del out[stamp]
         return out

@@ -13,14 +13,23 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from learner.errors import UsageError
 from learner.settings import Settings
+from learner.state.control import ControlPlane
+from learner.state.snapshots import SnapshotStore
+
+if TYPE_CHECKING:
+    from learner.runtime.model.service import Service
 
 __all__ = ["DemoChallengers", "parse_challenger"]
 
-#: Seconds a challenger may take to finish the dataset after the learner did, then to stop.
+#: Seconds the demo's stream waits for its challengers to register.
+REGISTER_WAIT = 60.0
+#: Seconds the challengers may take to finish the dataset after the learner did, then each to stop.
 FINISH_WAIT = 120.0
 STOP_WAIT = 30.0
 
@@ -70,23 +79,35 @@ class DemoChallengers:
                    "--snapshot-every-seconds", str(s.snapshot_every_seconds), "--redis-persistence", "ignore"]
         if s.labels_topic:
             command += ["--labels-topic", s.labels_topic]
-        if s.stop_after_events:
-            command += ["--stop-after-events", str(s.stop_after_events)]
         return command
 
-    def finish(self) -> list[str]:
-        """Wait for each to finish the dataset (or stop it); the problems, one line each."""
-        problems = []
+    def wait_registered(self, service: Service, timeout: float = REGISTER_WAIT) -> None:
+        """Until every challenger has registered and the learner writes its scores (or one has exited)."""
+        store = service.store
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and any(p.poll() is None for p in self.processes.values()):
+            if store.challengers.count() >= len(self.processes) and service.control_loop.scores.on:
+                return
+            time.sleep(0.1)
+
+    def finish(self, store: SnapshotStore, events: int | None) -> list[str]:
+        """Let each challenger learn the ``events`` and pair the last of the learner's scores (None: at once),
+        then stop it (its last snapshot); the problems, one line each."""
+        problems, deadline = [], time.monotonic() + FINISH_WAIT
         for name, process in self.processes.items():
+            control = ControlPlane(store.lineage(name))
+            while events is not None and process.poll() is None and time.monotonic() < deadline:
+                status = control.service_status()
+                if status is not None and status.events_done >= events and status.pairing is not None \
+                        and not any(status.pairing["waiting"].values()):
+                    break
+                time.sleep(0.2)
+            process.send_signal(signal.SIGTERM)
             try:
-                code = process.wait(FINISH_WAIT if self.settings.stop_after_events else 0.001)
+                code = process.wait(STOP_WAIT)
             except subprocess.TimeoutExpired:
-                process.send_signal(signal.SIGTERM)
-                try:
-                    code = process.wait(STOP_WAIT)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    code = process.wait()
+                process.kill()
+                code = process.wait()
             if code not in (0, -signal.SIGTERM, -signal.SIGINT):
                 problems.append(f"challenger {name!r} exited with {code}: see {self.directory}/{name}.log")
         return problems

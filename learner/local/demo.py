@@ -13,7 +13,7 @@ import secrets
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from learner.connections import Connections
@@ -68,11 +68,13 @@ def run_demo(demo: Demo) -> int:
             for line in challengers.start():
                 _say(line)
             feed = connections.producer(**{"linger.ms": 10})  # after the fork: librdkafka starts threads
-            threading.Thread(target=_feed, args=(feed, stream, demo.rate), daemon=True).start()
+            ready = (lambda: challengers.wait_registered(service)) if demo.challengers else None
+            threading.Thread(target=_feed, args=(feed, stream, demo.rate, settings.snapshot_every_events, ready),
+                             daemon=True).start()
             service.run(on_progress=_progress)
             _say("\n" + _summary(service, settings, key))
             if demo.challengers:
-                for problem in challengers.finish():
+                for problem in challengers.finish(service.store, settings.stop_after_events or None):
                     _say(problem)
                 list_challengers(connections.store(), as_json=False)
         finally:
@@ -89,10 +91,17 @@ def _snapshot_every(demo: Demo) -> int:
     return max(500, min(5_000, demo.limit // 8))
 
 
-def _feed(producer: AsyncProducer, stream: Iterator[Record], rate: float) -> None:
+def _feed(producer: AsyncProducer, stream: Iterator[Record], rate: float, first: int,
+          ready: Callable[[], None] | None) -> None:
+    """Send the dataset at ``rate``; with challengers, hold after the ``first`` events (the learner's first
+    snapshot) until they have registered and the learner pairs with them, so that the rest is paired."""
     started = time.monotonic()
     sent = 0
     for record in stream:
+        if ready is not None and sent == first:
+            producer.flush()
+            ready()
+            ready, started = None, time.monotonic() - sent / rate
         producer.produce(record.topic, record.value, record.key, timestamp=record.timestamp)
         sent += record.topic == "events"
         if sent % 200 == 0:

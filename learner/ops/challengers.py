@@ -1,7 +1,8 @@
 """``learner challengers list|remove``: a model's challengers, where each began and where it stands.
 
-What a challenger has learned comes from its own lineage: the status its running process
-publishes (fresher) or else its head snapshot's metadata (signed, never unpickled here).
+What a challenger has learned and how it pairs with its champion come from its own lineage: the
+status its process publishes (while it runs, and for a day after it stopped), or else its head
+snapshot's metadata (signed, never unpickled here).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from typing import Any
 
 import orjson
 
+from learner.core.paired import CONFIDENCE, verdict
 from learner.errors import UsageError
 from learner.ops.fleet import FleetStatus, gather
 from learner.state.challengers import Enrolment
@@ -20,13 +22,17 @@ __all__ = ["challenger_rows", "list_challengers", "remove_challenger"]
 
 
 def _row(enrolment: Enrolment, fleet: FleetStatus) -> dict[str, Any]:
-    service, meta = fleet.service, fleet.last_snapshot
+    service, meta = fleet.service or fleet.last_service, fleet.last_snapshot
+    pairing = (service.pairing if service else None) or (meta.extra.get("pairing") if meta else None) or {}
     return {
         "challenger": enrolment.challenger, "spec": enrolment.spec, "from_version": enrolment.from_version,
         "fork": enrolment.fork, "created": enrolment.created, "head": fleet.head,
-        "running": service is not None, "lease": None if fleet.lease is None else fleet.lease.who,
+        "running": fleet.service is not None, "lease": None if fleet.lease is None else fleet.lease.who,
         "events_learned": service.events_learned if service else meta.events_learned if meta else 0,
-        "metrics": service.metrics if service else meta.metrics if meta else {},
+        "paired_events": pairing.get("paired_events", 0), "champion": pairing.get("champion", {}),
+        "metrics": pairing.get("metrics", {}), "difference": pairing.get("difference"),
+        "waiting": pairing.get("waiting", {}), "unpaired": pairing.get("unpaired", 0),
+        "all": service.metrics if service else meta.metrics if meta else {},
     }
 
 
@@ -43,21 +49,41 @@ def list_challengers(store: SnapshotStore, as_json: bool) -> int:
     if not rows:
         print(f"{store.label} has no challengers (start one with `learner run --role challenger`)")
         return 0
+    from rich import box
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"challengers of {store.label}")
-    for column in ("challenger", "spec", "from", "head", "events learned", "metrics", "process"):
-        table.add_column(column, justify="right" if column in ("from", "head", "events learned") else "left")
+    table = Table(title=f"challengers of {store.label}", box=box.SIMPLE_HEAD)
+    for column in ("challenger", "spec", "from", "learned", "paired", "metric", "challenger ", "champion",
+                   "loss difference", f"{CONFIDENCE:.0%} interval", "verdict", "process"):
+        table.add_column(column.strip(), justify="left" if column in ("challenger", "spec", "verdict", "process",
+                                                                      "metric") else "right")
     for row in rows:
-        metrics = "\n".join(f"{name} {windows['all']:.4f}" for name, windows in row["metrics"].items()
-                            if "all" in windows) or "—"
-        started = f"v{row['from_version']}" + (" (fork)" if row["fork"] else "")
+        started = f"v{row['from_version']}" + (" fork" if row["fork"] else "")
         process = "running" if row["running"] else f"lease: {row['lease']}" if row["lease"] else "stopped"
-        table.add_row(row["challenger"], row["spec"], started, "—" if row["head"] is None else f"v{row['head']}",
-                      f"{row['events_learned']:,}", metrics, process)
-    Console().print(table)
+        names = list(row["metrics"]) or ["—"]
+        paired = row["paired_events"] > 0  # before the first pair, no metric exists yet: "—", never 0.0000
+        ours = "\n".join(_value(row["metrics"], name) if paired else "—" for name in names)
+        theirs = "\n".join(_value(row["champion"], name) if paired else "—" for name in names)
+        low, high, value, verdict_ = _difference(row["difference"])
+        table.add_row(row["challenger"], row["spec"], started, f"{row['events_learned']:,}", f"{row['paired_events']:,}",
+                      "\n".join(names), ours, theirs, value, f"[{low}, {high}]" if low != "—" else "—", verdict_, process)
+    Console(width=None if sys.stdout.isatty() else 160).print(table)
     return 0
+
+
+def _value(metrics: dict[str, dict[str, float]], name: str) -> str:
+    value = metrics.get(name, {}).get("all")
+    return "—" if value is None else f"{value:.4f}"
+
+
+def _difference(difference: dict[str, Any] | None) -> tuple[str, str, str, str]:
+    """Low, high, value (with the loss it is about) and the verdict, as shown ('—' when there is none)."""
+    if not difference or not difference.get("paired"):
+        return "—", "—", "—", "—"
+    low, high = difference.get("low"), difference.get("high")
+    shown = (f"{low:+.4f}", f"{high:+.4f}") if low is not None and high is not None else ("—", "—")
+    return *shown, f"{difference['value']:+.4f} ({difference['metric']})", verdict(low, high)
 
 
 def remove_challenger(store: SnapshotStore, challenger: str) -> int:

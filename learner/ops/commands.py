@@ -13,6 +13,7 @@ from typing import Any
 
 import orjson
 
+from learner.core.paired import verdict
 from learner.core.status import ServiceStatus
 from learner.errors import LearnerError, SnapshotMissing, StateError
 from learner.ops.challengers import challenger_rows
@@ -183,7 +184,11 @@ def status(store: SnapshotStore, as_json: bool, settings: Settings | None = None
     if challengers:
         print(f"  challengers: {len(challengers)} (`learner challengers list` for the table)")
     for row in challengers:
-        metrics = ", ".join(f"{n} {w['all']:.4f}" for n, w in row["metrics"].items() if "all" in w) or "no metric yet"
+        paired = ", ".join(f"{n} {w['all']:.4f} (champion {row['champion'].get(n, {}).get('all', 0):.4f})"
+                           for n, w in row["metrics"].items() if "all" in w) or "nothing paired yet"
+        difference = row["difference"]
+        standing = "" if not difference else f"; {verdict(difference['low'], difference['high'])}"
         print(f"    {row['challenger']}: {row['spec']} from version {row['from_version']}{' (fork)' if row['fork'] else ''}, "
-              f"{row['events_learned']:,} events learned, {'running' if row['running'] else 'not running'}; {metrics}")
+              f"{row['events_learned']:,} events learned, {'running' if row['running'] else 'not running'}; "
+              f"{row['paired_events']:,} paired: {paired}{standing}")
     return 0

@@ -69,6 +69,10 @@ class Challengers:
         return standing
 
     @translated
+    def count(self) -> int:
+        return int(self._redis.hlen(self.key))
+
+    @translated
     def all(self) -> list[Enrolment]:
         rows: dict[bytes, bytes] = self._redis.hgetall(self.key)  # type: ignore[assignment]
         return sorted((Enrolment.from_json(raw) for raw in rows.values()), key=lambda e: e.challenger)

@@ -39,6 +39,7 @@ class ControlView:
     requests: list[str]
     guard_stop: str | None  # why learning is stopped by the guard, or None
     taken_at: float = 0.0  # time.monotonic() when the poll was sent: what it shows is at least this old
+    challengers: int = 0  # how many challengers the model has
 
 
 class ControlPlane:
@@ -62,9 +63,10 @@ class ControlPlane:
             pipe.set(self._keys.status, raw, ex=STATUS_TTL)
             pipe.set(self._keys.last_status, raw, ex=LAST_STATUS_TTL)
         pipe.get(self._keys.guard)
-        head, rollbacks, requests, *_, guard = pipe.execute()
+        pipe.hlen(self._keys.challengers)
+        head, rollbacks, requests, *_, guard, challengers = pipe.execute()
         return ControlView(as_int(head), as_int(rollbacks) or 0, [as_text(r) or "" for r in requests or []],
-                           as_text(guard), sent)
+                           as_text(guard), sent, int(challengers or 0))
 
     @translated
     def stopped(self, status: ServiceStatus) -> None:

@@ -15,6 +15,7 @@ import time
 
 from learner.core.evaluation import metrics_for
 from learner.core.labels import LabelJoin
+from learner.core.live_pairing import LivePairing
 from learner.core.models import build_model, comparable, kind_of
 from learner.core.scorecard import Scorecard
 from learner.core.step import LearningStep
@@ -43,6 +44,7 @@ def begin(store: SnapshotStore, settings: Settings) -> Restored:
     enrolment = known or _asked(champion, store.challenger, settings)
     loaded = champion.load(enrolment.from_version, force=settings.force)
     step, join = _model(enrolment, loaded, settings)
+    champion_task = loaded.state.scorecard.task if loaded.state.scorecard is not None else None
     if known is None:
         store.challengers.enrol(enrolment)
         champion.audit.append("challenger", f"{enrolment.challenger}: {_described(enrolment)}")
@@ -50,11 +52,15 @@ def begin(store: SnapshotStore, settings: Settings) -> Restored:
     names = settings.metric or (tuple(t.name for t in loaded.state.scorecard.evaluation.tracked)
                                 if loaded.state.scorecard is not None else ())
     scorecard = Scorecard.new(step.task, metrics_for(kind_of(step.model), names), settings.drift_window)
+    position = loaded.meta.position()
+    # Paired with the champion on the events both score from here on, keyed as learn-time places (source, partition).
+    floor = {(int(topic != settings.input_topic), partition): offset for (topic, partition), offset in position.items()}
+    scorecard.pairing = LivePairing(champion_task or step.task, tuple(t.name for t in scorecard.evaluation.tracked),
+                                    floor, since=loaded.meta.created)
     log.info("challenger %r begins at version %d's offsets of %r with %s", enrolment.challenger,
              enrolment.from_version, settings.name, f"a copy of its {enrolment.spec} model" if enrolment.fork
              else f"a new {enrolment.spec} model")
-    return Restored(step, scorecard, None, enrolment.spec, loaded.meta.position(), join=join,
-                    marks=dict(loaded.state.marks))
+    return Restored(step, scorecard, None, enrolment.spec, position, join=join, marks=dict(loaded.state.marks))
 
 
 def _described(enrolment: Enrolment) -> str:

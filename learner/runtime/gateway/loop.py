@@ -11,9 +11,10 @@ the label (the most probable class) is taken here, off the model's core.
 It keeps its loop and threads only: reading a batch is :mod:`learner.runtime.shared.intake`'s,
 publishing :mod:`learner.runtime.shared.publish`'s, scoring :mod:`learner.core.scoring`'s (pure).
 The messages are in :mod:`learner.runtime.gateway.protocol`. Three threads: the main loop (consume,
-forward, publish, report), a reader that drains the pipe from the model process (so the model
-never blocks on a send) and a writer that sends to it (a batch is larger than the pipe, and a
-blocking write must not stop the main loop from publishing meanwhile).
+forward, publish, report), and the two of :mod:`learner.runtime.gateway.model_pipe`: a reader that
+drains the pipe from the model process (so the model never blocks on a send) and a writer that
+sends to it (a batch is larger than the pipe, and a blocking write must not stop the main loop
+from publishing meanwhile).
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ import logging
 import queue
 import signal
 import sys
-import threading
 import time
 from collections import deque
 
@@ -38,7 +38,8 @@ from learner.errors import LearnerError, ProtocolError
 from learner.runtime.gateway import protocol as p
 from learner.runtime.gateway.batch_sizer import BatchSizer
 from learner.runtime.gateway.merged_input import MergedInput
-from learner.runtime.gateway.outbox import Outbox
+from learner.runtime.gateway.model_pipe import ModelPipe
+from learner.runtime.gateway.scores import GatewayScores
 from learner.runtime.roles import role_of
 from learner.runtime.shared.broker_watch import BrokerWatch, lag
 from learner.runtime.shared.intake import LABEL, Intake, Reader
@@ -67,9 +68,8 @@ class Gateway:
     def __init__(self, settings: Settings, connections: Connections, conn: Duplex) -> None:
         self.settings = settings
         self.connections = connections
-        self.channel = p.gateway_side(conn)
-        self.inbox: queue.Queue[p.ToGateway] = queue.Queue()
-        self.outbox = Outbox()  # control messages ahead of batches (see outbox.py)
+        self.pipe = ModelPipe(p.gateway_side(conn))
+        self.channel, self.inbox, self.outbox = self.pipe.channel, self.pipe.inbox, self.pipe.outbox
         #: The batches in flight, by their number: their answers are matched with what was kept of them.
         self.pending: dict[int, Intake] = {}
         self.sizer = BatchSizer(settings.batch_size)  # batches of a few tens of ms of model work
@@ -84,7 +84,6 @@ class Gateway:
         self.publishing = role_of(settings).publishes
         self.start_position: Position = {}
         self.scoring: Scoring | None = None
-        self.writer: threading.Thread | None = None
         self.flushing: int | None = None  # the barrier being served: messages after it wait in `held`
         self.held: deque[p.ToGateway] = deque()
         self.admin = connections.admin()
@@ -92,6 +91,7 @@ class Gateway:
         self.publisher = Publisher(self.producer, settings.output_topic, settings.dead_letter_topic, settings.name,
                                    dead_letters=role_of(settings).dead_letters)
         self.reader = Reader(settings.max_event_bytes, self.publisher.dead, settings.labels_topic)
+        self.scores = GatewayScores(settings, connections, self.producer, self.admin)  # README "Experiments"
         self.broker = BrokerWatch(self.producer, connections.describe_kafka(), "nothing is lost; outputs wait in the "
                                   "producer's queue and are retried, and the stream resumes when it is back")
         self.topics = [settings.input_topic, *([settings.labels_topic] if settings.labels_topic else [])]
@@ -109,9 +109,7 @@ class Gateway:
             self.merged.merge.decided(start.decided)
         self.consumer.start(join_group=False)
         tune_for_streaming()
-        threading.Thread(target=self._read_model, daemon=True, name="from-model").start()
-        self.writer = threading.Thread(target=self._write_model, daemon=True, name="to-model")
-        self.writer.start()
+        self.pipe.start()
         while self.running:
             self._complete_flush()
             self._handle(block=len(self.pending) >= MAX_IN_FLIGHT and self.flushing is None)
@@ -129,29 +127,12 @@ class Gateway:
                 elif self.pending:
                     self._handle(block=True, timeout=ANSWER_WAIT)
             self.publisher.check()
+            self.scores.poll(self.scoring.card if self.scoring else None)
             self._report()
         self.outbox.put(None)
         self.consumer.close()
+        self.scores.close()
         self.producer.flush()
-
-    def _read_model(self) -> None:
-        """Drain the pipe continuously, so the model process never blocks on a send."""
-        try:
-            while True:
-                self.inbox.put(self.channel.receive())
-        except EOFError:
-            self.inbox.put(p.Stop())
-        except LearnerError as error:
-            log.error("%s", error)
-            self.inbox.put(p.Stop())
-
-    def _write_model(self) -> None:
-        """Send from a thread (see the module's docstring)."""
-        try:
-            while (message := self.outbox.get()) is not None:
-                self.channel.send(message)
-        except OSError:
-            self.inbox.put(p.Stop())
 
     def _handle(self, block: bool, timeout: float = 0.5) -> None:
         """Act on everything the model process has sent so far (what came after a barrier that is
@@ -184,6 +165,8 @@ class Gateway:
             case p.ArmGuard(armed):
                 if self.scoring is not None:
                     self.scoring.arm(armed)
+            case p.WriteScores(on):
+                self.scores.switch(on)
             case p.Stop():
                 self.running = False
             case _:
@@ -215,6 +198,7 @@ class Gateway:
         assert scoring is not None
         send = publisher.prediction if self.publishing else None
         dead, label, score, learns_unlabelled = publisher.dead, label_of, scoring.labelled, scoring.learns_unlabelled
+        keep, input_topic = self.scores.scored.append if self.scores.collecting else None, self.settings.input_topic
         version, ts, learned, learning = results.version, time.time(), results.learned, results.learning
         joins = iter(results.joins)
         upcoming = next(joins, None)
@@ -233,6 +217,8 @@ class Gateway:
                 if y is not None:
                     if (tripped := score(y, prediction, proba)) is not None:
                         self.outbox.put(p.GuardTripped(tripped))  # once; re-armed when learning resumes
+                    if keep is not None:  # with challengers: keyed by where it was learned
+                        keep((0, message.partition(), message.offset(), y, prediction, proba))
                     learned += learning
                 elif learns_unlabelled:
                     learned += learning
@@ -241,6 +227,9 @@ class Gateway:
                 prediction, proba = outcome if isinstance(outcome, tuple) else (label(outcome), outcome)
                 if (tripped := score(answer, prediction, proba)) is not None:
                     self.outbox.put(p.GuardTripped(tripped))
+                if keep is not None:
+                    at = intake.kept[index][0]
+                    keep((int(at.topic() != input_topic), at.partition(), at.offset(), answer, prediction, proba))
                 if learning and not learns_unlabelled:
                     learned += 1
                 upcoming = next(joins, None)
@@ -248,6 +237,8 @@ class Gateway:
             for lost in results.lost:  # early labels whose event never came
                 publisher.lost_label(lost, self.merged.labels_topic)
         scoring.observe(intake.features)
+        if keep is not None:
+            self.scores.answered(scoring.card)
         self.predicted += predicted
         if intake.kept and len(self.latencies) < 1000 and (latency := latency_of(intake.kept[-1][0], ts)) is not None:
             self.latencies.append(latency)  # one sample per batch: its last event
@@ -295,7 +286,7 @@ class Gateway:
         self.outbox.put(p.Report(self.scoring.card.evaluation.values(), self.consumed, self.predicted,
                                  self.publisher.dead_lettered, self.latencies, lag(self.consumer, self.positions),
                                  len(self.consumer.assigned), self.broker.check(now), self.scoring.take_drifts(),
-                                 self.merged.merge.late if self.merged else 0))
+                                 self.merged.merge.late if self.merged else 0, self.scores.report(self.scoring.card)))
         self.latencies = []
 
     def _on_assign(self, partitions: list[tuple[str, int]]) -> dict[tuple[str, int], int | None]:
@@ -329,6 +320,7 @@ def prepare_topics(gateway: Gateway) -> None:
     settings = gateway.settings
     partitions = gateway.connections.wait_for_kafka(gateway.admin, tuple(gateway.topics))[settings.input_topic]
     outputs = {settings.dead_letter_topic: partitions} if gateway.publisher.writes_dead_letters else {}
+    outputs |= gateway.scores.topics()
     if gateway.publishing:
         outputs[settings.output_topic] = partitions
     for name in gateway.admin.ensure(outputs):
@@ -360,10 +352,11 @@ def gateway_main(settings: Settings, conn: Duplex) -> None:
 
 def _report(conn: Duplex, gateway: Gateway | None, text: str) -> None:
     """Tell the model process; through the writer thread when it runs, so frames never interleave."""
-    if gateway is not None and gateway.writer is not None and gateway.writer.is_alive():
+    if gateway is not None and gateway.pipe.writing:
         gateway.outbox.put(p.Failure(text))
         gateway.outbox.put(None)
-        gateway.writer.join(10)
+        assert gateway.pipe.writer is not None
+        gateway.pipe.writer.join(10)
         return
     try:
         p.gateway_side(conn).send(p.Failure(text))

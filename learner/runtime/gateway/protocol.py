@@ -13,6 +13,7 @@ array, which the model process decodes with one ``orjson.loads``.
     gateway ◄── Seek(epoch, position, scorecard, kind) | Rescore(scorecard, kind) ────────── model
     gateway ◄── Commit(position) ── (what a snapshot made durable, for lag tools) ───────── model
     gateway ◄── ArmGuard(armed | None) ── ;  ── GuardTripped(value) ─────────────────────► model
+    gateway ◄── WriteScores(on) ── (the model has challengers, or no longer) ─────────────── model
     gateway ── Report(...) every second; Failure(reason) once, if it fails ────────────────► model
     gateway ◄── Start(position, scorecard, kind) once; Stop() at the end ─────────────────── model
 
@@ -44,7 +45,7 @@ Decisions = dict[tuple[str, int, int], Key]
 
 __all__ = [
     "ArmGuard", "Batch", "Channel", "Commit", "Failure", "Flush", "Flushed", "GatewayReady",
-    "GuardTripped", "Report", "Rescore", "Results", "Seek", "Start", "Stop", "ToGateway", "ToModel",
+    "GuardTripped", "Report", "Rescore", "Results", "Seek", "Start", "Stop", "ToGateway", "ToModel", "WriteScores",
 ]
 
 
@@ -98,6 +99,8 @@ class Report:
     drifts: list[Detection] = field(default_factory=list)
     #: With a labels topic: messages that came after their partition was taken for idle (out of order).
     late: int = 0
+    #: A challenger's pairs with its champion (see learner.core.live_pairing.LivePairing.report).
+    pairing: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,7 +202,14 @@ class Stop:
     """Finish: flush what is produced and exit."""
 
 
-ToGateway = Start | Results | Flush | Seek | Rescore | Commit | ArmGuard | Stop
+@dataclass(frozen=True, slots=True)
+class WriteScores:
+    """Write what is scored to the scores topic (the model has challengers), or stop (it has none)."""
+
+    on: bool
+
+
+ToGateway = Start | Results | Flush | Seek | Rescore | Commit | ArmGuard | WriteScores | Stop
 
 
 class Channel:

@@ -2,7 +2,8 @@
 
 The Redis thread (:mod:`learner.runtime.model.state_sync`) publishes the status this loop gives it and
 brings back what operators changed; here, at a batch boundary, snapshot requests go to the
-snapshot coordinator, the guard's stop flag to the guard keeper, a moved head to rollback adoption.
+snapshot coordinator, the guard's stop flag to the guard keeper, a moved head to rollback adoption,
+the number of challengers to the scores switch.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from collections.abc import Callable
 from learner.core.status import ServiceStatus
 from learner.runtime.model.guard import GuardKeeper
 from learner.runtime.model.rollback import RollbackAdopter
+from learner.runtime.model.scores_switch import ScoresSwitch
 from learner.runtime.model.snapshot_coordinator import SnapshotCoordinator
 from learner.runtime.model.state_sync import StateSync
 from learner.state.control import POLL_SECONDS
@@ -24,9 +26,9 @@ class ControlLoop:
     """Publishes the status and dispatches what the control plane showed."""
 
     def __init__(self, sync: StateSync, status: Callable[[], ServiceStatus], snapshots: SnapshotCoordinator,
-                 adopter: RollbackAdopter, guard: GuardKeeper) -> None:
+                 adopter: RollbackAdopter, guard: GuardKeeper, scores: ScoresSwitch) -> None:
         self.sync, self.status = sync, status
-        self.snapshots, self.adopter, self.guard = snapshots, adopter, guard
+        self.snapshots, self.adopter, self.guard, self.scores = snapshots, adopter, guard, scores
         self._published = 0.0
 
     def poll_if_due(self) -> None:
@@ -38,5 +40,6 @@ class ControlLoop:
         if view is not None:
             self.snapshots.requested(view.requests)
             self.guard.follow(view.guard_stop)
+            self.scores.follow(view.challengers)
             self.adopter.consider(view)
         self.adopter.adopt_if_loaded()

@@ -7,6 +7,8 @@ snapshots, lease, guard, labels) and folds the gateway's numbers in (README "Mon
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import Counter, Gauge, Histogram
 
 from learner.core.labels import COUNTS as LABEL_OUTCOMES
@@ -47,6 +49,15 @@ class LearnerMetrics(StreamMetrics):
         self.model_seconds = Counter("learner_model_seconds", "Seconds the model process spent in the learning "
                                      "step (River's predict and learn); its rate is the model's utilisation",
                                      ["model"], registry=r)
+        self.challenger_paired = Gauge("learner_challenger_paired_events", "Challenger: events paired with the "
+                                       "champion (both answered them)", ["model", "challenger"], registry=r)
+        self.challenger_metric = Gauge("learner_challenger_metric", "Challenger: an online metric over the paired "
+                                       "events, for the challenger and for the champion (side)",
+                                       ["model", "challenger", "side", "name", "window"], registry=r)
+        self.challenger_difference = Gauge("learner_challenger_difference", "Challenger: mean per-event loss "
+                                           "difference (challenger minus champion; negative: the challenger errs "
+                                           "less) and its confidence interval (bound: value, low, high)",
+                                           ["model", "challenger", "bound"], registry=r)
         self.live_published = Counter("learner_live_published", "Learner: live models published for serve replicas",
                                       ["model"], registry=r)
         for kind in DRIFT_KINDS:
@@ -57,6 +68,27 @@ class LearnerMetrics(StreamMetrics):
             self.labels.labels(m, outcome)
         self.merge_late.labels(m)
         self._model_seconds = 0.0
+
+    def started(self, learning: bool, version: int) -> None:
+        """The learner holds the lease and streams from ``version``."""
+        self.lease_held.labels(self.model).set(1)
+        self.guard_tripped.labels(self.model).set(0 if learning else 1)
+        self.version.labels(self.model).set(version)
+
+    def observe_pairing(self, pairing: dict[str, Any] | None) -> None:
+        """A challenger's standing against its champion (labelled ``model`` and ``challenger``)."""
+        if pairing is None:
+            return
+        model, _, challenger = self.model.partition("/")
+        self.challenger_paired.labels(model, challenger).set(pairing["paired_events"])
+        for side in ("metrics", "champion"):
+            for name, windows in pairing[side].items():
+                for window, value in windows.items():
+                    self.challenger_metric.labels(model, challenger, "challenger" if side == "metrics" else "champion",
+                                                  name, window).set(value)
+        for bound in ("value", "low", "high"):
+            if (difference := pairing.get("difference")) and difference.get(bound) is not None:
+                self.challenger_difference.labels(model, challenger, bound).set(difference[bound])
 
     def observe_stream(self, consumed: int, predicted: int, dead_lettered: int, latencies: list[float],
                        lag: dict[str, int], metrics: dict[str, dict[str, float]], late: int) -> None:

@@ -42,6 +42,7 @@ from learner.runtime.model.live_publisher import LivePublisher
 from learner.runtime.model.metrics import LearnerMetrics
 from learner.runtime.model.restore import restore
 from learner.runtime.model.rollback import RollbackAdopter
+from learner.runtime.model.scores_switch import ScoresSwitch
 from learner.runtime.model.snapshot_coordinator import SnapshotCoordinator
 from learner.runtime.model.standby import wait_for_lease
 from learner.runtime.model.state_sync import StateSync
@@ -128,15 +129,14 @@ class Service:
         self.adopter = RollbackAdopter(self.model, self.store, self.link, self.snapshots, self.sync, self.monitor,
                                        settings, self.late)
         self.guard = GuardKeeper(self.model, self.store, self.control, self.link, self.sync, self.monitor, settings)
-        self.control_loop = ControlLoop(self.sync, self.status, self.snapshots, self.adopter, self.guard)
+        self.control_loop = ControlLoop(self.sync, self.status, self.snapshots, self.adopter, self.guard,
+                                        ScoresSwitch(self.link, settings))
         self.live = LivePublisher(self.model, self.store, self.lease, self.snapshots, self.sync, self.monitor,
                                   settings.live_every)
-        name = settings.lineage
-        self.monitor.lease_held.labels(name).set(1)
-        self.monitor.guard_tripped.labels(name).set(0 if self.model.learning else 1)
-        self.monitor.version.labels(name).set(self.model.version)
+        self.monitor.started(self.model.learning, self.model.version)
         self.link.send(p.Start(dict(self.model.position), self.model.scorecard, self.model.step.kind,
                                dict(self.model.checkpoint.marks), self.late.decided(strict=True)))
+        self.control_loop.scores.follow(self.store.challengers.count())  # before the first answer, not at a poll
         tune_for_streaming()
         self.readiness.phase = "streaming"
         self.sync.publish(self.status())  # /status has the service's numbers from the first request on
@@ -220,6 +220,7 @@ class Service:
         self.monitor.observe_stream(report.consumed, report.predicted, report.dead_lettered, report.latencies,
                                     report.lag, report.metrics, report.late)
         self.monitor.observe_learned(self.model.step.learned, self.model.model_seconds)
+        self.monitor.observe_pairing(report.pairing)
         if (join := self.model.join) is not None:
             delays, join.delays_ms = join.delays_ms, []
             self.monitor.observe_labels(join.counts, join.waiting, delays)
@@ -316,7 +317,7 @@ class Service:
                                                     "late": report.late if report else 0},
             drift=list(self.drifts),
             guard=None if armed is None else GuardView(armed.rule.metric, armed.rule.window, armed.reference,
-                                                       armed.version),
+                                                       armed.version), pairing=report.pairing if report else None,
         )
         lease = {"who": self.lease.who, "epoch": self.lease.epoch} if self.lease.held else None
         self._status = {"name": self.settings.name, "head": model.head, "lease": lease, "service": service.to_json()}

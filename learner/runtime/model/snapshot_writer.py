@@ -60,8 +60,10 @@ class SnapshotRest:
     metrics: dict[str, dict[str, float]]
 
     def completes(self, job: SnapshotJob) -> SnapshotJob:
-        return replace(job, state=replace(job.state, scorecard=self.scorecard),
-                       fields={**job.fields, "metrics": self.metrics})
+        fields = {**job.fields, "metrics": self.metrics}
+        if self.scorecard is not None and self.scorecard.pairing is not None:  # a challenger's standing, as of here
+            fields["extra"] = {**fields.get("extra", {}), "pairing": self.scorecard.pairing.report()}
+        return replace(job, state=replace(job.state, scorecard=self.scorecard), fields=fields)
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
+from dataclasses import replace
 from typing import Any, TypeVar
 
 from learner.core.status import ServiceStatus
@@ -87,7 +88,7 @@ class StateSync:
             if view is None:
                 return None
             requests, self._requests = self._requests, []
-        return ControlView(view.head, view.rollbacks, requests, view.guard_stop, view.taken_at)
+        return replace(view, requests=requests)
 
     def submit(self, operation: str, work: Callable[[], Any]) -> None:
         """Do ``work`` on Redis, in order with the other submitted work; retried while Redis is away."""
