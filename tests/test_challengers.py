@@ -17,6 +17,7 @@ from river import datasets, metrics
 from learner.core.models import build_model
 from learner.state.control import ControlPlane
 from tests.conftest import Stack
+from tests.test_labels import labelled, labels_topic, produce_delayed, river_with_delay  # noqa: F401 (a fixture)
 from tests.test_rollback import learner
 
 pytestmark = pytest.mark.integration
@@ -159,3 +160,44 @@ def test_a_challenger_says_in_one_line_what_it_cannot_do(stack: Stack) -> None:
         assert lines, stack.log()
     assert rows_of(stack) == {}  # nothing registered by a start that failed
     assert learner(stack, "challengers", "remove", "--challenger", "nobody").returncode == 2
+
+
+def test_with_delayed_labels_a_challenger_pairs_what_it_learned_from_the_features_served(
+        labelled: Stack) -> None:  # noqa: F811
+    """Labels 50 events late on their own topic: both sides learn in the merged order, each from the
+    features it was asked about, and every label pairs the two answers to its event."""
+    stack = labelled
+    champion = stack.start("--model", "logreg", "--labels-topic", labels_topic(stack), "--metric", "Accuracy",
+                           "--snapshot-every-events", "0", "--snapshot-every-seconds", "0")
+    stack.wait_for_log("streaming", index=0)
+    taken = learner(stack, "snapshot")  # version 1, at the very start: the challenger begins with the champion
+    assert taken.returncode == 0, taken.stderr
+    rival = challenger(stack, "constant", "--model", "tests.models:constant_true", "--labels-topic",
+                       labels_topic(stack), "--from-version", "1")
+    stack.wait_for_log("writing what is scored to", index=0)
+    data = DATA[:600]
+    delays = [50] * len(data)
+    produce_delayed(stack, data, delays, start=1_000_000)
+    stack.wait_status(lambda s: s["labels"]["joined"] >= len(data))
+    rows: dict[str, dict[str, Any]] = {}
+    deadline = time.monotonic() + 180
+    while rows.get("constant", {}).get("paired_events", 0) < len(data):
+        assert time.monotonic() < deadline and rival.poll() is None, (rows, stack.log(1))
+        time.sleep(0.2)
+        rows = rows_of(stack)
+    for process in (rival, champion):
+        assert stack.stop(process) == 0
+
+    row = rows_of(stack)["constant"]
+    champion_accuracy, _, answered = river_with_delay("logreg", data, delays, metrics.Accuracy())
+    truths = sum(1 for _, y in data if y is True)
+    assert row["paired_events"] == len(data) and row["unpaired"] == 0
+    assert row["champion"]["Accuracy"]["all"] == champion_accuracy
+    assert row["metrics"]["Accuracy"]["all"] == truths / len(data)
+    champion_errors = sum(answer != y for answer, (_, y) in zip(answered, sorted_by_label(data, delays), strict=True))
+    assert row["difference"]["value"] == pytest.approx(((len(data) - truths) - champion_errors) / len(data))
+
+
+def sorted_by_label(data: list[tuple[dict, Any]], delays: list[int]) -> list[tuple[dict, Any]]:
+    """The events in the order their labels came (River's answers come in that order)."""
+    return [data[i] for _, i in sorted((i + d, i) for i, d in enumerate(delays))]
