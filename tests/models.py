@@ -41,3 +41,25 @@ class ConstantTrue(base.Classifier):
 
 def constant_true() -> ConstantTrue:
     return ConstantTrue()
+
+
+class CountingMajority(base.Classifier):
+    """Counts how many times it learned each event (by its ``i`` feature) and predicts the class it
+    learned most often so far: a model whose every answer and whose final state say exactly what it
+    learned, in what order (promotion: nothing lost, nothing learned twice across the switch)."""
+
+    def __init__(self) -> None:
+        self.seen: Counter[Any] = Counter()
+        self.classes: Counter[Any] = Counter()
+
+    def learn_one(self, x: dict[str, Any], y: Any) -> None:
+        self.seen[x["i"]] += 1
+        self.classes[y] += 1
+
+    def predict_proba_one(self, x: dict[str, Any]) -> dict[Any, float]:
+        total = sum(self.classes.values())
+        return {c: n / total for c, n in self.classes.items()} if total else {}
+
+
+def counting_majority() -> CountingMajority:
+    return CountingMajority()

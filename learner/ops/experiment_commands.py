@@ -18,6 +18,20 @@ __all__ = ["add_experiment_commands"]
 def add_experiment_commands(commands: Any) -> None:
     _add_backtest(commands)
     _add_challengers(commands)
+    promote = commands.add_parser("promote", help="make a challenger's model the champion's head; a running "
+                                  "service adopts it")
+    add(promote, *REDIS, "force")
+    promote.add_argument("--challenger", dest="promoted", required=True, metavar="NAME", help="the challenger")
+    promote.add_argument("--reason", default="", help="why (kept in the audit log and the version's metadata)")
+    promote.set_defaults(handler=cmd_promote)
+
+
+def cmd_promote(args: argparse.Namespace) -> int:
+    from learner.connections import Connections
+    from learner.ops.promote import promote_challenger
+
+    settings = settings_from(args)
+    return promote_challenger(Connections(settings).store(), args.promoted, args.reason, settings.force)
 
 
 def _json_flag(parser: argparse.ArgumentParser) -> None:

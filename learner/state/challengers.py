@@ -78,6 +78,11 @@ class Challengers:
         return sorted((Enrolment.from_json(raw) for raw in rows.values()), key=lambda e: e.challenger)
 
     @translated
+    def unregister(self, challenger: str) -> bool:
+        """Delete the registration only (a running challenger sees it and stops); whether it existed."""
+        return bool(self._redis.hdel(self.key, challenger))
+
+    @translated
     def remove(self, challenger: str) -> bool:
         """Delete the registration and every key of the challenger's lineage; whether it existed."""
         prefix = Keys(self.name, challenger).prefix

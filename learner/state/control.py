@@ -40,6 +40,7 @@ class ControlView:
     guard_stop: str | None  # why learning is stopped by the guard, or None
     taken_at: float = 0.0  # time.monotonic() when the poll was sent: what it shows is at least this old
     challengers: int = 0  # how many challengers the model has
+    enrolled: bool | None = None  # a challenger's: whether it is still registered (None: a champion)
 
 
 class ControlPlane:
@@ -64,9 +65,11 @@ class ControlPlane:
             pipe.set(self._keys.last_status, raw, ex=LAST_STATUS_TTL)
         pipe.get(self._keys.guard)
         pipe.hlen(self._keys.challengers)
-        head, rollbacks, requests, *_, guard, challengers = pipe.execute()
+        pipe.hexists(self._keys.challengers, self._keys.challenger or "")
+        head, rollbacks, requests, *_, guard, challengers, enrolled = pipe.execute()
         return ControlView(as_int(head), as_int(rollbacks) or 0, [as_text(r) or "" for r in requests or []],
-                           as_text(guard), sent, int(challengers or 0))
+                           as_text(guard), sent, int(challengers or 0),
+                           None if self._keys.challenger is None else bool(enrolled))
 
     @translated
     def stopped(self, status: ServiceStatus) -> None:

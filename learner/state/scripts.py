@@ -23,7 +23,8 @@ __all__ = [
 # KEYS[5] rollback hash
 # ARGV[1] version, ARGV[2] meta JSON, ARGV[3] signature, ARGV[4] blob,
 # ARGV[5] the writer's lease epoch ('' = no lease), ARGV[6] the head the writer descends from ('' = none),
-# ARGV[7] the rollbacks the writer has adopted ('' = do not check)
+# ARGV[7] the rollbacks the writer has adopted ('' = do not check), ARGV[8] '0' to store the snapshot
+# without making it the head (a promotion, which a rollback then makes the head), else '1'
 # Reply: 1, or an error reply starting with FENCED, HEAD_MOVED or ROLLED_BACK. The last one catches
 # a rollback to the version that is still the head, which leaves the head where it was.
 WRITE_SNAPSHOT = """
@@ -45,7 +46,7 @@ if ARGV[7] ~= '' then
 end
 redis.call('ZADD', KEYS[2], ARGV[1], ARGV[1])
 redis.call('HSET', KEYS[3], 'meta', ARGV[2], 'sig', ARGV[3], 'blob', ARGV[4])
-redis.call('SET', KEYS[1], ARGV[1])
+if ARGV[8] ~= '0' then redis.call('SET', KEYS[1], ARGV[1]) end
 return 1
 """
 

@@ -284,8 +284,11 @@ class SnapshotStore:
 
     @translated
     def write(self, meta: SnapshotMeta, blob: bytes, expected_head: int | None, epoch: int | None = None,
-              rollbacks: int | None = None) -> None:
+              rollbacks: int | None = None, move_head: bool = True) -> None:
         """Store a snapshot and make it the head, atomically; raise a WriteRefused if not allowed.
+
+        ``move_head=False`` stores it beside the head (a promotion: a rollback to it follows, so that a
+        running service adopts it as a rollback, not as a lost write).
 
         ``expected_head`` is the head the writer last saw (usually ``meta.parent``) and ``rollbacks``
         the number of rollbacks it has adopted: if an operator rolled back in between, even to the
@@ -296,7 +299,7 @@ class SnapshotStore:
                 self.keys.rollback]
         args: list[bytes | str | int] = [meta.version, raw_meta, self.signer.sign(raw_meta), blob,
                                          "" if epoch is None else epoch, "" if expected_head is None else expected_head,
-                                         "" if rollbacks is None else rollbacks]
+                                         "" if rollbacks is None else rollbacks, int(move_head)]
         try:
             self._write(keys=keys, args=args)
         except redis.ResponseError as error:
@@ -304,7 +307,8 @@ class SnapshotStore:
             if refusal is None:
                 raise
             raise refusal(f"snapshot {meta.version} of {self.label} refused: {error}") from None
-        announce(self.redis, self.keys, "head")
+        if move_head:
+            announce(self.redis, self.keys, "head")
 
     @translated
     def delete(self, version: int) -> bool:

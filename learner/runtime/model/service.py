@@ -35,6 +35,7 @@ from learner.runtime.gateway import protocol as p
 from learner.runtime.gateway.link import GatewayLink
 from learner.runtime.gateway.loop import gateway_main
 from learner.runtime.model.control import ControlLoop
+from learner.runtime.model.experiment_watch import ExperimentWatch
 from learner.runtime.model.guard import GuardKeeper
 from learner.runtime.model.late_order import LateOrder
 from learner.runtime.model.live_model import LiveModel
@@ -42,7 +43,6 @@ from learner.runtime.model.live_publisher import LivePublisher
 from learner.runtime.model.metrics import LearnerMetrics
 from learner.runtime.model.restore import restore
 from learner.runtime.model.rollback import RollbackAdopter
-from learner.runtime.model.scores_switch import ScoresSwitch
 from learner.runtime.model.snapshot_coordinator import SnapshotCoordinator
 from learner.runtime.model.standby import wait_for_lease
 from learner.runtime.model.state_sync import StateSync
@@ -130,7 +130,7 @@ class Service:
                                        settings, self.late)
         self.guard = GuardKeeper(self.model, self.store, self.control, self.link, self.sync, self.monitor, settings)
         self.control_loop = ControlLoop(self.sync, self.status, self.snapshots, self.adopter, self.guard,
-                                        ScoresSwitch(self.link, settings))
+                                        ExperimentWatch(self.link, settings))
         self.live = LivePublisher(self.model, self.store, self.lease, self.snapshots, self.sync, self.monitor,
                                   settings.live_every)
         self.monitor.started(self.model.learning, self.model.version)
@@ -181,7 +181,7 @@ class Service:
             self._dispatch(message)
         self.sync.check()  # the Redis thread found the lease taken: stop, without writing
         self.snapshots.poll()
-        self.control_loop.poll_if_due()
+        self.stopping |= self.control_loop.poll_if_due()
         self.snapshots.take_if_due()
         self.live.publish_if_due()
         self.readiness.redis_problem = self._redis_problem()

@@ -1,0 +1,85 @@
+"""``learner promote`` on a running champion and challenger, through the real broker and Redis: the
+champion's lineage becomes exactly the challenger's (a model that counts what it learns), its
+predictions after the adoption are the challenger's model learning on, and a rollback undoes it."""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import orjson
+import pytest
+
+from tests.conftest import Stack
+from tests.models import CountingMajority
+from tests.test_challengers import challenger, rows_of, wait_challenger
+from tests.test_rollback import learner
+
+pytestmark = pytest.mark.integration
+
+EVENTS = [{"id": i, "x": {"i": i, "a": (i * 37 % 101) / 50 - 1}, "y": (i * 7) % 10 < 6} for i in range(900)]
+COMMON = ("--lease-ttl", "2", "--snapshot-every-events", "100", "--snapshot-every-seconds", "0",
+          "--batch-size", "50", "--metric", "Accuracy")
+
+
+def produce(stack: Stack, start: int, end: int) -> None:
+    stack.produce([orjson.dumps(event) for event in EVENTS[start:end]])
+
+
+def test_a_promotion_makes_the_challengers_lineage_the_champions(stack: Stack, tmp_path: Path) -> None:
+    produce(stack, 0, 300)
+    champion = stack.start("--model", "logreg", *COMMON)
+    stack.wait_status(lambda s: s["events_done"] >= 300)
+    store = stack.store()
+    first, before = store.versions()[0], store.head()
+    e0 = store.meta(first).position()[(stack.input, 0)]
+    counter = challenger(stack, "counter", "--model", "tests.models:counting_majority", "--from-version", str(first),
+                         "--lease-ttl", "2")
+    stack.wait_for_log("writing what is scored to", index=0)
+    produce(stack, 300, 600)
+    wait_challenger(stack, "counter", 600)
+    stack.wait_status(lambda s: s["events_done"] >= 600)
+
+    promoted = learner(stack, "promote", "--challenger", "counter", "--reason", "counts better")
+    assert promoted.returncode == 0, promoted.stderr
+    assert counter.wait(60) == 0  # retired: it stopped by itself, with a last snapshot
+    head = store.head()
+    assert head is not None and head in store.pinned()
+    meta = store.meta(head)
+    assert meta.model_spec == "tests.models:counting_majority" and meta.reason == "promotion"
+    assert meta.extra["promoted"]["challenger"] == "counter" and meta.extra["promoted"]["previous_spec"] == "logreg"
+    assert meta.extra["promoted"]["why"] == "counts better"
+    stack.wait_for_log(f"adopted version {head}", index=0)
+    produce(stack, 600, 900)
+    stack.wait_status(lambda s: s["events_done"] >= 900 and s["model_version"] >= head)
+    assert stack.stop(champion) == 0
+    assert rows_of(stack) == {}
+
+    # The champion's lineage is the challenger's: every event from the challenger's start learned once.
+    out = tmp_path / "champion.pkl"
+    assert learner(stack, "export", "--out", str(out)).returncode == 0
+    final: CountingMajority = pickle.loads(out.read_bytes())
+    assert final.seen == {i: 1 for i in range(e0, 900)}
+
+    # Every prediction the promoted lineage published is the challenger's model, learning on.
+    offline, expected = CountingMajority(), {}
+    for event in EVENTS[e0:]:
+        expected[event["id"]] = {str(c).lower(): p for c, p in offline.predict_proba_one(event["x"]).items()}
+        offline.learn_one(event["x"], event["y"])
+    published = [orjson.loads(m.value()) for m in stack.read_nowait(stack.output)]
+    after = [p for p in published if p["model_version"] >= head]
+    assert {p["id"] for p in after} >= {e["id"] for e in EVENTS[600:]}
+    assert all(p.get("proba", {}) == expected[p["id"]] for p in after)
+
+    # A rollback undoes the promotion; the audit log has both.
+    undone = learner(stack, "rollback", "--to", str(before), "--reason", "back to logreg")
+    assert undone.returncode == 0, undone.stderr
+    assert store.meta(store.head()).model_spec == "logreg"  # type: ignore[arg-type]
+    actions = [entry.action for entry in store.audit.entries()]
+    assert "promotion" in actions and actions.index("promotion") < len(actions) - 1 - actions[::-1].index("rollback")
+
+
+def test_promoting_what_is_not_there_says_so_in_one_line(stack: Stack) -> None:
+    done = learner(stack, "promote", "--challenger", "nobody")
+    assert done.returncode == 2 and done.stderr.count("\n") == 1 and "no challenger 'nobody'" in done.stderr
+
