@@ -33,6 +33,15 @@ def _learner(settings: Settings, on_progress: OnProgress | None) -> int:
     return 0
 
 
+def _challenger(settings: Settings, on_progress: OnProgress | None) -> int:
+    """A learner at the lowest CPU priority (both its processes): an experiment yields the CPU to the model
+    in production, and never preempts its gateway (which runs at ``--gateway-priority``, idle by default)."""
+    from learner.runtime.shared.process import lower_priority
+
+    lower_priority(settings.gateway_priority)
+    return _learner(settings, on_progress)
+
+
 def _replica(settings: Settings, _on_progress: OnProgress | None) -> int:
     from learner.runtime.replica.loop import Replica
 
@@ -81,7 +90,7 @@ ROLES: dict[RoleName, Role] = {
                   stopped_early="before serving began", run=_replica),
     "challenger": Role("challenger", "learns beside its champion", "the champion or serve replicas", publishes=False,
                        learns=True, dead_letters=False, stopped_early="before streaming began: nothing was learned",
-                       run=_learner),
+                       run=_challenger),
 }
 
 
