@@ -272,3 +272,14 @@ def test_one_learner_and_two_serve_replicas(services: dict[str, Any], monkeypatc
         assert services[name]["healthcheck"] and services[name]["restart"] == "unless-stopped"
         ports.update(str(p).split(":")[0] for p in services[name]["ports"])
     assert len(ports) == 2 and "8000" not in ports
+
+
+def test_the_challenger_learns_beside_the_learner(services: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    challenger, learner = environment(services["challenger"]), environment(services["learner"])
+    assert challenger["LEARNER_ROLE"] == "challenger" and challenger["LEARNER_CHALLENGER"]
+    for key in ("LEARNER_NAME", "LEARNER_INPUT_TOPIC", "LEARNER_REDIS_URL", "LEARNER_SIGNING_KEY"):
+        assert challenger[key] == learner[key], key
+    settings = settings_of(challenger, monkeypatch)
+    assert settings.consumer_group == f"learner.demo.challenger.{settings.challenger}" and settings.live_every == 0
+    # A promoted challenger exits 0: it must stay stopped, not start again as a new one.
+    assert services["challenger"]["restart"] == "on-failure" and services["challenger"]["healthcheck"]

@@ -115,8 +115,9 @@ def test_settings_the_service_owns_are_refused(option: list[str], why: str) -> N
 #: The ACL of a user allowed only the learner's keys and channels, and the commands it runs
 #: (README, "Production"). INCR goes out as INCRBY; a Cluster client also needs CLUSTER SLOTS and COMMAND.
 ACL = ("on >learner-password resetkeys ~learner:* resetchannels &learner:* -@all "
-       "+get +set +incr +incrby +del +exists +expire +pexpire +hget +hset +hmget +hdel +hincrby +zadd +zrange +zrem "
-       "+sadd +srem +smembers +lpop +rpush +blpop +lrem +xadd +xrange +xrevrange +evalsha +eval +script|load +script|exists "
+       "+get +set +incr +incrby +del +exists +expire +pexpire +hget +hset +hmget +hdel +hincrby +hlen +hexists +hsetnx "
+       "+hgetall +scan +zadd +zrange +zrem +sadd +srem +smembers +lpop +rpush +blpop +lrem +xadd +xrange +xrevrange "
+       "+evalsha +eval +script|load +script|exists "
        "+ping +info +publish +subscribe +unsubscribe +psubscribe +punsubscribe")
 
 

@@ -42,7 +42,7 @@ from typing import Any, NamedTuple
 
 from learner.core.models import Task
 
-__all__ = ["CONFIDENCE", "Interval", "Loss", "PairedDifference", "loss_for", "verdict"]
+__all__ = ["CONFIDENCE", "MIN_DISCORDANT", "Interval", "Loss", "PairedDifference", "loss_for", "verdict"]
 
 #: The default confidence level of the interval.
 CONFIDENCE = 0.95
@@ -134,13 +134,30 @@ def verdict(low: float | None, high: float | None) -> str:
     return "no clear difference"
 
 
+#: Events on which the two losses must differ before an interval is given: with fewer, the normal
+#: approximation says nothing true (two models that agree on all but three events are not "better"
+#: at 95% because those three went one way).
+MIN_DISCORDANT = 10
+
+
 class PairedDifference:
-    """Running mean and variance (Welford) of per-event loss differences; pickled with its owner."""
+    """Running mean and variance (Welford) of per-event loss differences; pickled with its owner.
+
+    >>> few = PairedDifference()
+    >>> for ours, theirs in [(0.0, 1.0)] * 3 + [(0.0, 0.0)] * 500:
+    ...     few.add(ours, theirs)
+    >>> few.interval("error rate").to_dict()["low"] is None  # three discordant events: no interval yet
+    True
+    """
+
+    #: Events whose two losses differed (a class default: objects pickled before it existed have none).
+    discordant = 0
 
     def __init__(self) -> None:
         self.n = 0
         self.mean = 0.0
         self._m2 = 0.0
+        self.discordant = 0
 
     def add(self, challenger: float | None, champion: float | None) -> None:
         """One event both scored; an event either could not score is left out of the pair."""
@@ -148,13 +165,17 @@ class PairedDifference:
             return
         difference = challenger - champion
         self.n += 1
+        self.discordant += difference != 0
         delta = difference - self.mean
         self.mean += delta / self.n
         self._m2 += delta * (difference - self.mean)
 
     def interval(self, metric: str, confidence: float = CONFIDENCE) -> Interval:
-        """The interval at ``confidence`` (infinitely wide before two events are paired)."""
-        if self.n < 2:
+        """The interval at ``confidence``: infinitely wide until ``MIN_DISCORDANT`` events had different losses
+        (and exactly 0 when, over two events or more, none had)."""
+        if self.n >= 2 and self.discordant == 0:  # the same loss on every event: no difference, exactly
+            return Interval(metric, 0.0, 0.0, 0.0, confidence, self.n)
+        if self.n < 2 or self.discordant < MIN_DISCORDANT:
             return Interval(metric, self.mean, -math.inf, math.inf, confidence, self.n)
         z = NormalDist().inv_cdf(0.5 + confidence / 2)
         half = z * math.sqrt(self._m2 / (self.n - 1) / self.n)

@@ -199,6 +199,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     if settings.key_bytes() is None and not settings.insecure_no_signing:
         raise UsageError("snapshots must be signed: give --signing-key (or LEARNER_SIGNING_KEY), "
                          "or --insecure-no-signing to accept unsigned pickles")
+    if settings.challenger is not None and settings.role != "challenger":  # it names the keys: never silently
+        raise UsageError(f"--challenger (or LEARNER_CHALLENGER) is given with --role {settings.role}: it is for "
+                         "--role challenger")
     hash_seed.pin(settings)  # may start this command again, in a process with the model's hash seed
     signal.signal(signal.SIGTERM, _terminated_while_starting)
     from learner.runtime.roles import role_of

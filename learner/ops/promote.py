@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 
+from learner.core.positions import Position
 from learner.errors import NoServiceAnswered, StateError, UsageError
 from learner.ops.fleet import gather
 from learner.state.control import ControlPlane
@@ -29,11 +30,12 @@ def promote_challenger(store: SnapshotStore, challenger: str, reason: str, force
     lineage = store.lineage(challenger)
     version = _latest(lineage)
     loaded = lineage.load(version, force=force)
+    _check_champion_not_behind(store, lineage, loaded.meta.position())
     done = promote(store, loaded, challenger, reason)
     comparison = done.comparison or {}
     difference = comparison.get("difference") or {}
     standing = (f"{comparison.get('paired_events', 0):,} events paired, difference {difference['value']:+.4f} "
-                f"({difference['metric']})" if difference else "nothing paired")
+                f"({difference['metric']})" if difference.get("paired") else "nothing paired")
     store.audit.append("promotion", f"challenger {challenger} ({done.spec}, its version {done.challenger_version}) -> "
                        f"version {done.version} (head was {done.previous}, {done.previous_spec}); {standing}; "
                        f"reason: {reason or '-'}")
@@ -42,6 +44,22 @@ def promote_challenger(store: SnapshotStore, challenger: str, reason: str, force
           f"version {done.challenger_version}) is the head, pinned; a running service adopts it within 2 s and "
           f"re-learns from its offsets. `learner rollback --name {store.name} --to {done.previous}` undoes it.")
     return 0
+
+
+def _check_champion_not_behind(store: SnapshotStore, lineage: SnapshotStore, position: Position) -> None:
+    """Refuse when the champion has answered fewer events than the challenger learned: the champion would
+    continue after them, and nothing would ever publish their predictions. A running champion is compared by
+    the input events each side's status says it has done; a stopped one by its head's offsets, partition by
+    partition."""
+    champion, theirs = gather(store), gather(lineage).service
+    if champion.service is not None and theirs is not None:
+        behind = champion.service.events_done < theirs.events_done
+    else:
+        head = champion.last_snapshot.position() if champion.last_snapshot is not None else {}
+        behind = any(offset > head.get(tp, 0) for tp, offset in position.items())
+    if behind:
+        raise UsageError(f"the champion of {store.label} is behind its challenger: a promotion now would publish "
+                         "no prediction for the events between; start the champion (or let it catch up), then promote")
 
 
 def _latest(lineage: SnapshotStore) -> int:
@@ -61,10 +79,15 @@ def _latest(lineage: SnapshotStore) -> int:
 
 
 def _retire(store: SnapshotStore, challenger: str) -> None:
-    """Unregister the challenger, let its process stop (it takes a last snapshot), then delete its keys."""
+    """Unregister the challenger, let its process stop (it takes a last snapshot), then delete its keys (never
+    while a process holds its lease)."""
     lineage = store.lineage(challenger)
-    store.challengers.unregister(challenger)
+    store.challengers.retire(challenger, time.time())
     deadline = time.monotonic() + RETIRE_WAIT
-    while gather(lineage).lease is not None and time.monotonic() < deadline:
+    while (lease := gather(lineage).lease) is not None and time.monotonic() < deadline:
         time.sleep(0.2)
-    store.challengers.remove(challenger)
+    if lease is not None:
+        print(f"{lineage.label} still runs ({lease.who} holds its lease): it stops at its next control poll; its "
+              f"snapshots stay until `learner challengers remove --name {store.name} --challenger {challenger}`")
+        return
+    store.challengers.delete_lineage(challenger)

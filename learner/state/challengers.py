@@ -52,7 +52,7 @@ class Challengers:
 
     def __init__(self, client: redis.Redis, keys: Keys) -> None:
         self._redis = client
-        self.key = keys.challengers
+        self.key, self.retired_key = keys.challengers, keys.retired
         self.name = keys.name
 
     @translated
@@ -78,19 +78,33 @@ class Challengers:
         return sorted((Enrolment.from_json(raw) for raw in rows.values()), key=lambda e: e.challenger)
 
     @translated
-    def unregister(self, challenger: str) -> bool:
-        """Delete the registration only (a running challenger sees it and stops); whether it existed."""
-        return bool(self._redis.hdel(self.key, challenger))
+    def retire(self, challenger: str, at: float) -> None:
+        """Unregister a promoted challenger (its running process sees that and stops) and remember it, so that
+        a process of it started again (a supervisor's restart) says so instead of registering anew."""
+        pipe = self._redis.pipeline(transaction=False)  # both in one round trip; same slot, in this order
+        pipe.hdel(self.key, challenger)
+        pipe.hset(self.retired_key, challenger, f"{at:.3f}")
+        pipe.execute()
+
+    @translated
+    def is_retired(self, challenger: str) -> bool:
+        return bool(self._redis.hexists(self.retired_key, challenger))
 
     @translated
     def remove(self, challenger: str) -> bool:
-        """Delete the registration and every key of the challenger's lineage; whether it existed."""
-        prefix = Keys(self.name, challenger).prefix
-        doomed = [key for key in self._redis.scan_iter(match=f"{_glob_escaped(prefix)}*", count=500)]
+        """Delete the registration (freeing the name) and every key of the challenger's lineage; whether it existed."""
         existed = bool(self._redis.hdel(self.key, challenger))
+        self._redis.hdel(self.retired_key, challenger)
+        return self.delete_lineage(challenger) or existed
+
+    @translated
+    def delete_lineage(self, challenger: str) -> bool:
+        """Delete every key of the challenger's lineage (snapshots, head, lease, ...); whether there were any."""
+        prefix = Keys(self.name, challenger).prefix
+        doomed = list(self._redis.scan_iter(match=f"{_glob_escaped(prefix)}*", count=500))
         for start in range(0, len(doomed), 500):
             self._redis.delete(*doomed[start:start + 500])
-        return existed or bool(doomed)
+        return bool(doomed)
 
 
 def _glob_escaped(text: str) -> str:

@@ -31,6 +31,8 @@ class Keys:
         self.prefix = self.model_prefix if challenger is None else f"{self.model_prefix}challenger:{challenger}:"
         #: Hash of the model's challengers: name -> where and how each started (JSON); the model's, not a lineage's.
         self.challengers = self.model_prefix + "challengers"
+        #: Hash of the challengers promoted: name -> when (a restarted process of one must not register again).
+        self.retired = self.model_prefix + "retired"
         #: The version the model continues from (an integer).
         self.head = self._key("head")
         #: Version numbers handed out so far (INCR): numbers only grow, failed writes leave gaps.

@@ -287,12 +287,10 @@ class SnapshotStore:
               rollbacks: int | None = None, move_head: bool = True) -> None:
         """Store a snapshot and make it the head, atomically; raise a WriteRefused if not allowed.
 
-        ``move_head=False`` stores it beside the head (a promotion: a rollback to it follows, so that a
-        running service adopts it as a rollback, not as a lost write).
-
-        ``expected_head`` is the head the writer last saw (usually ``meta.parent``) and ``rollbacks``
-        the number of rollbacks it has adopted: if an operator rolled back in between, even to the
-        head itself, the write is refused rather than silently undoing it.
+        ``move_head=False`` stores it beside the head (a promotion: a rollback to it follows, which a running
+        service adopts, where a head moved without one would look like a lost write). ``expected_head`` is
+        the head the writer last saw (usually ``meta.parent``) and ``rollbacks`` the number of rollbacks it
+        has adopted: if an operator rolled back in between, even to the head itself, the write is refused.
         """
         raw_meta = meta.to_json()
         keys = [self.keys.head, self.keys.versions, self.keys.snapshot(meta.version), self.keys.lease,

@@ -41,8 +41,15 @@ def begin(store: SnapshotStore, settings: Settings) -> Restored:
     if known is not None and known.spec != settings.model and "model" in settings.model_fields_set:
         log.warning("challenger %r learns %s since its first start; --model %s is ignored", known.challenger,
                     known.spec, settings.model)
+    if known is None and store.challengers.is_retired(store.challenger):
+        raise UsageError(f"challenger {store.challenger!r} of {settings.name!r} was promoted: it runs no more (start "
+                         f"another under a new name, or `learner challengers remove` frees the name)")
     enrolment = known or _asked(champion, store.challenger, settings)
-    loaded = champion.load(enrolment.from_version, force=settings.force)
+    try:
+        loaded = champion.load(enrolment.from_version, force=settings.force)
+    except SnapshotMissing:  # retention deleted it before the challenger's first snapshot
+        raise UsageError(f"{champion.label} no longer has version {enrolment.from_version}, where challenger "
+                         f"{store.challenger!r} begins: remove it and start it again from a newer version") from None
     step, join = _model(enrolment, loaded, settings)
     champion_task = loaded.state.scorecard.task if loaded.state.scorecard is not None else None
     if known is None:

@@ -91,7 +91,7 @@ class Gateway:
         self.publisher = Publisher(self.producer, settings.output_topic, settings.dead_letter_topic, settings.name,
                                    dead_letters=role_of(settings).dead_letters)
         self.reader = Reader(settings.max_event_bytes, self.publisher.dead, settings.labels_topic)
-        self.scores = GatewayScores(settings, connections, self.producer, self.admin)  # README "Experiments"
+        self.scores = GatewayScores(settings, connections, self.producer)  # README "Experiments"
         self.broker = BrokerWatch(self.producer, connections.describe_kafka(), "nothing is lost; outputs wait in the "
                                   "producer's queue and are retried, and the stream resumes when it is back")
         self.topics = [settings.input_topic, *([settings.labels_topic] if settings.labels_topic else [])]

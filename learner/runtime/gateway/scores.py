@@ -18,6 +18,7 @@ import logging
 from typing import Any
 
 import orjson
+from confluent_kafka import KafkaException
 
 from learner.connections import Connections
 from learner.core.live_pairing import MAX_WAITING, LivePairing, Scored
@@ -26,7 +27,8 @@ from learner.core.scorecard import Scorecard
 from learner.errors import ProtocolError
 from learner.settings import Settings
 from learner.topics import TopicNames
-from stream import Admin, AsyncProducer
+from stream import AsyncProducer
+from stream.errors import StreamError
 
 __all__ = ["GatewayScores", "ScoreReader", "ScoreWriter", "decode_scored", "encode_scored"]
 
@@ -36,6 +38,8 @@ log = logging.getLogger(__name__)
 LOOK_BACK = 60.0
 #: Scores messages read per poll, at most.
 READ_BATCH = 50
+#: Scored events per message, at most (well under the broker's message size with class probabilities).
+PER_MESSAGE = 500
 
 
 def _pairs(proba: Any) -> list[list[Any]] | None:
@@ -69,19 +73,26 @@ def decode_scored(raw: bytes) -> list[Scored]:
 
 
 class ScoreWriter:
-    """The champion's side: one message per answered batch, while challengers exist."""
+    """The champion's side: what an answered batch scored, in messages of at most ``PER_MESSAGE`` events,
+    while challengers exist. A scores topic that cannot be written turns the writing off (one line in
+    the log): the champion's own work never fails for an experiment."""
 
     def __init__(self, producer: AsyncProducer, topic: str) -> None:
         self.producer, self.topic = producer, topic
         self.on = False
 
     def write(self, scored: list[Scored]) -> None:
-        if scored:
-            value = encode_scored(scored)
+        for start in range(0, len(scored), PER_MESSAGE):
+            value = encode_scored(scored[start:start + PER_MESSAGE])
             try:
-                self.producer.produce_fast(self.topic, value, None)
-            except BufferError:  # the local queue is full: wait for the broker to drain it
-                self.producer.produce(self.topic, value, None)
+                try:
+                    self.producer.produce_fast(self.topic, value, None)
+                except BufferError:  # the local queue is full: wait for the broker to drain it
+                    self.producer.produce(self.topic, value, None)
+            except (KafkaException, StreamError) as error:
+                log.error("cannot write %s (%s): the challengers' comparison stops here", self.topic, error)
+                self.on = False
+                return
 
 
 class ScoreReader:
@@ -128,9 +139,8 @@ class ScoreReader:
 class GatewayScores:
     """The gateway's part in experiments: a champion's writer, a challenger's reader and its own answers."""
 
-    def __init__(self, settings: Settings, connections: Connections, producer: AsyncProducer, admin: Admin) -> None:
+    def __init__(self, settings: Settings, connections: Connections, producer: AsyncProducer) -> None:
         self.topic = TopicNames(settings.name).scores
-        self.admin = admin
         self.writer = ScoreWriter(producer, self.topic)
         self.reader = ScoreReader(connections, self.topic) if settings.role == "challenger" else None
         #: The events scored in the batch being answered (only while they are wanted).
@@ -142,9 +152,8 @@ class GatewayScores:
         return {self.topic: 1} if self.reader is not None else {}
 
     def switch(self, on: bool) -> None:
-        """The model process says whether the model has challengers (a champion's gateway)."""
-        if on:
-            self.admin.ensure({self.topic: 1})
+        """The model process says whether the model has challengers (a champion's gateway); the topic
+        exists by then: a challenger's gateway creates it before the challenger registers."""
         self.writer.on = on
         self.collecting = on or self.reader is not None
 
