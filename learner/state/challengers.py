@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass
 import orjson
 import redis
 
+from learner.errors import StateError
 from learner.state.failures import translated
 from learner.state.keys import Keys
 from learner.state.replies import as_bytes
@@ -42,9 +43,19 @@ class Enrolment:
 
     @classmethod
     def from_json(cls, raw: bytes) -> Enrolment:
-        fields = orjson.loads(raw)
-        return cls(str(fields["challenger"]), str(fields["spec"]), int(fields["from_version"]), bool(fields["fork"]),
-                   float(fields["created"]))
+        """A registration as stored; a StateError (one line) when it is not one.
+
+        >>> Enrolment.from_json(b'{"spec": "logreg"}')
+        Traceback (most recent call last):
+        ...
+        learner.errors.StateError: a challenger's registration is unreadable ('challenger'): remove it
+        """
+        try:
+            fields = orjson.loads(raw)
+            return cls(str(fields["challenger"]), str(fields["spec"]), int(fields["from_version"]),
+                       bool(fields["fork"]), float(fields["created"]))
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as error:
+            raise StateError(f"a challenger's registration is unreadable ({error}): remove it") from None
 
 
 class Challengers:

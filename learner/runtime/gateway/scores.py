@@ -110,7 +110,7 @@ class ScoreReader:
             return
         if pairing is not self.reading:  # the first poll, or a rollback brought back another scorecard
             self._position(pairing)
-        if pairing.champion_waiting >= MAX_WAITING:
+        if pairing is not self.reading or pairing.champion_waiting >= MAX_WAITING:
             return  # far ahead of this challenger: read on when it has caught up
         for message in self.consumer.consume(READ_BATCH, 0):
             pairing.champion(decode_scored(message.value() or b"[]"))
@@ -120,10 +120,15 @@ class ScoreReader:
         if pairing.scores_offset is None:  # the first start: from a little before the start version was written
             found = self.consumer.offset_for_time(self.topic, 0, int((pairing.since - LOOK_BACK) * 1000))
             pairing.scores_offset = found if found is not None else self.consumer.end_offset(self.topic, 0)
-        self.reading = pairing
         if self.started:
-            self.consumer.seek(self.topic, 0, pairing.scores_offset)
+            try:
+                self.consumer.seek(self.topic, 0, pairing.scores_offset)
+            except KafkaException as error:  # not fetching yet: the next poll tries again
+                log.debug("cannot seek %s yet: %s", self.topic, error)
+                return
+            self.reading = pairing
         else:
+            self.reading = pairing  # the assignment hook reads its offset
             self.consumer.start(join_group=False)
             self.started = True
         log.info("pairing with the champion from offset %d of %s", pairing.scores_offset, self.topic)
