@@ -29,6 +29,9 @@ __all__ = ["DemoChallengers", "parse_challenger"]
 
 #: Seconds the demo's stream waits for its challengers to register.
 REGISTER_WAIT = 60.0
+#: Seconds a challenger must look done (all events, nothing waiting to pair) before it is stopped: more
+#: than its gateway's report interval, so that the figures are not a report older than its last event.
+SETTLE = 3.0
 #: Seconds the challengers may take to finish the dataset after the learner did, then each to stop.
 FINISH_WAIT = 120.0
 STOP_WAIT = 30.0
@@ -96,10 +99,15 @@ class DemoChallengers:
         problems, deadline = [], time.monotonic() + FINISH_WAIT
         for name, process in self.processes.items():
             control = ControlPlane(store.lineage(name))
+            settled: float | None = None  # since when it has looked done
             while events is not None and process.poll() is None and time.monotonic() < deadline:
                 status = control.service_status()
-                if status is not None and status.events_done >= events and status.pairing is not None \
-                        and not any(status.pairing["waiting"].values()):
+                done = status is not None and status.events_done >= events and status.pairing is not None \
+                    and not any(status.pairing["waiting"].values())
+                settled = (settled or time.monotonic()) if done else None
+                # The pairing figures come from the gateway's report (every second), the events done from the
+                # model: done only once a report newer than the last event has said so.
+                if settled is not None and time.monotonic() - settled >= SETTLE:
                     break
                 time.sleep(0.2)
             process.send_signal(signal.SIGTERM)
