@@ -42,7 +42,7 @@ from typing import Any, NamedTuple
 
 from learner.core.models import Task
 
-__all__ = ["CONFIDENCE", "MIN_DISCORDANT", "Interval", "Loss", "PairedDifference", "loss_for", "verdict"]
+__all__ = ["CONFIDENCE", "MIN_DISCORDANT", "Interval", "Loss", "PairedDifference", "loss_for", "shown", "verdict"]
 
 #: The default confidence level of the interval.
 CONFIDENCE = 0.95
@@ -138,6 +138,22 @@ def verdict(low: float | None, high: float | None) -> str:
 #: approximation says nothing true (two models that agree on all but three events are not "better"
 #: at 95% because those three went one way).
 MIN_DISCORDANT = 10
+
+
+def shown(difference: dict[str, Any] | None) -> tuple[str, str, str]:
+    """A difference (as :meth:`Interval.to_dict` gives it) as a table shows it: value, interval, verdict.
+
+    >>> shown({"metric": "error rate", "value": -0.25, "low": -0.3, "high": -0.2})
+    ('-0.2500 (error rate)', '[-0.3000, -0.2000]', 'better')
+    >>> shown({"metric": "error rate", "value": 0.0, "low": None, "high": None}), shown(None)
+    (('+0.0000 (error rate)', '—', 'too few events'), ('—', '—', 'no per-event loss'))
+    """
+    if difference is None:
+        return "—", "—", "no per-event loss"
+    low, high = difference["low"], difference["high"]
+    says = verdict(low, high)
+    return (f"{difference['value']:+.4f} ({difference['metric']})",
+            "—" if says == "too few events" else f"[{low:+.4f}, {high:+.4f}]", says)
 
 
 class PairedDifference:

@@ -22,7 +22,7 @@ from learner.connections import Connections
 from learner.core.contender import Batch, Contender
 from learner.core.evaluation import Evaluation, metrics_for
 from learner.core.models import Task, build_model, comparable, kind_of
-from learner.core.paired import verdict
+from learner.core.paired import shown
 from learner.core.pairing import Pairing
 from learner.core.step import LearningStep
 from learner.errors import SnapshotMissing, UsageError
@@ -252,13 +252,8 @@ def _print_table(report: dict[str, Any]) -> None:
             cells = [model["spec"], f"{model['paired_events']:,}"] if first else ["", ""]
             tail = ["", "", "", ""]
             speed = f"{model['events_per_second']:,}" if model["events_per_second"] else NONE
-            if first and difference is None:
-                tail = [NONE, NONE, "no per-event loss", speed]
-            elif first:
-                says = verdict(difference["low"], difference["high"])
-                tail = [f"{difference['value']:+.4f} ({difference['metric']})",
-                        NONE if says == "too few events" else f"[{difference['low']:+.4f}, {difference['high']:+.4f}]",
-                        says, speed]
+            if first:
+                tail = [*shown(difference), speed]
             paired = model["paired_events"] > 0
             table.add_row(*cells, name, f"{windows['all']:.4f}" if paired else NONE,
                           f"{model['champion'][name]['all']:.4f}" if paired else NONE, *tail)

@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 
-from learner.core.paired import CONFIDENCE, verdict
+from learner.core.paired import CONFIDENCE, shown
 from learner.errors import UsageError
 from learner.ops.fleet import FleetStatus, gather
 from learner.state.challengers import Enrolment
@@ -65,9 +65,9 @@ def list_challengers(store: SnapshotStore, as_json: bool) -> int:
         paired = row["paired_events"] > 0  # before the first pair, no metric exists yet: "—", never 0.0000
         ours = "\n".join(_value(row["metrics"], name) if paired else "—" for name in names)
         theirs = "\n".join(_value(row["champion"], name) if paired else "—" for name in names)
-        low, high, value, verdict_ = _difference(row["difference"])
+        difference = shown(row["difference"]) if paired else ("—", "—", "—")
         table.add_row(row["challenger"], row["spec"], started, f"{row['events_learned']:,}", f"{row['paired_events']:,}",
-                      "\n".join(names), ours, theirs, value, f"[{low}, {high}]" if low != "—" else "—", verdict_, process)
+                      "\n".join(names), ours, theirs, *difference, process)
     Console(width=None if sys.stdout.isatty() else 160).print(table)
     return 0
 
@@ -75,15 +75,6 @@ def list_challengers(store: SnapshotStore, as_json: bool) -> int:
 def _value(metrics: dict[str, dict[str, float]], name: str) -> str:
     value = metrics.get(name, {}).get("all")
     return "—" if value is None else f"{value:.4f}"
-
-
-def _difference(difference: dict[str, Any] | None) -> tuple[str, str, str, str]:
-    """Low, high, value (with the loss it is about) and the verdict, as shown ('—' when there is none)."""
-    if not difference or not difference.get("paired"):
-        return "—", "—", "—", "—"
-    low, high = difference.get("low"), difference.get("high")
-    shown = (f"{low:+.4f}", f"{high:+.4f}") if low is not None and high is not None else ("—", "—")
-    return *shown, f"{difference['value']:+.4f} ({difference['metric']})", verdict(low, high)
 
 
 def remove_challenger(store: SnapshotStore, challenger: str) -> int:

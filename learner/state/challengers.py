@@ -48,13 +48,11 @@ class Enrolment:
         >>> Enrolment.from_json(b'{"spec": "logreg"}')
         Traceback (most recent call last):
         ...
-        learner.errors.StateError: a challenger's registration is unreadable ('challenger'): remove it
+        learner.errors.StateError: a challenger's registration is unreadable (...): remove it
         """
         try:
-            fields = orjson.loads(raw)
-            return cls(str(fields["challenger"]), str(fields["spec"]), int(fields["from_version"]),
-                       bool(fields["fork"]), float(fields["created"]))
-        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as error:
+            return cls(**orjson.loads(raw))
+        except (orjson.JSONDecodeError, TypeError) as error:
             raise StateError(f"a challenger's registration is unreadable ({error}): remove it") from None
 
 
