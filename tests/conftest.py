@@ -143,13 +143,22 @@ class Stack:
         """Start ``learner run`` as users do: a separate process."""
         with open(Path(os.environ.get("TMPDIR", "/tmp")) / f"{self.name}-{len(self.processes)}.log", "wb") as log:
             process = subprocess.Popen(self.run_args(*extra), stdout=log, stderr=subprocess.STDOUT,
-                                       env={**os.environ, "LEARNER_SIGNING_KEY": SIGNING_KEY, **(env or {})})
+                                       env={**os.environ, "LEARNER_SIGNING_KEY": SIGNING_KEY,
+                                            "PYTHONFAULTHANDLER": "1", **(env or {})})
         self.processes.append(process)
         return process
 
     def stop(self, process: subprocess.Popen[bytes], timeout: float = 60.0) -> int:
+        """SIGTERM, and its exit code; a service that does not stop is made to print where each of its threads
+        stands (SIGABRT: the fault handler dumps them into its log) and the test fails with that log."""
         process.send_signal(signal.SIGTERM)
-        return process.wait(timeout)
+        try:
+            return process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.send_signal(signal.SIGABRT)
+            process.wait(30)
+            index = self.processes.index(process)
+            raise AssertionError(f"the service did not stop within {timeout:g}s:\n{self.log(index)}") from None
 
     def wait_learned(self, offset_total: int, timeout: float = 180.0) -> None:
         """Wait until the head snapshot's offsets add up to ``offset_total``."""
