@@ -16,7 +16,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from learner.topics import TopicNames, dead_letter_topic
 
-__all__ = ["CHALLENGERS", "LEARNERS", "REPLICAS", "ROLE_NAMES", "ReadBy", "RoleName", "Settings", "seconds"]
+__all__ = ["CHALLENGERS", "CHAMPIONS", "LEARNERS", "REPLICAS", "ROLE_NAMES", "ReadBy", "RoleName", "Settings", "seconds"]
 
 #: The roles of ``learner run`` (what each runs: :mod:`learner.runtime.roles`).
 RoleName = Literal["all", "learn", "serve", "challenger"]
@@ -37,6 +37,7 @@ class ReadBy:
 LEARNERS = ReadBy(frozenset({"all", "learn", "challenger"}))
 REPLICAS = ReadBy(frozenset({"serve"}))
 CHALLENGERS = ReadBy(frozenset({"challenger"}))
+CHAMPIONS = ReadBy(frozenset({"all", "learn"}))
 NAME = r"^[A-Za-z0-9_.\-]+$"
 
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86_400.0}
@@ -110,6 +111,11 @@ class Settings(BaseSettings):
     challenger: Annotated[str | None, CHALLENGERS] = Field(None, pattern=NAME)
     from_version: Annotated[int | None, CHALLENGERS] = Field(None, ge=1)
     fork: Annotated[bool, CHALLENGERS] = False
+    #: ``--auto-promote``: the champion promotes a challenger that is better by a confidence sequence.
+    auto_promote: Annotated[bool, CHAMPIONS] = False
+    auto_promote_margin: Annotated[float, CHAMPIONS] = Field(0.0, ge=0)
+    auto_promote_confidence: Annotated[float, CHAMPIONS] = Field(0.95, gt=0, lt=1)
+    auto_promote_min_paired: Annotated[int, CHAMPIONS] = Field(1000, ge=2)
     #: How often a learner publishes its live model for serve replicas; default 2 s with
     #: --role learn, off with --role all (0 turns it off).
     live_every_seconds: Annotated[float | None, LEARNERS] = Field(None, ge=0)

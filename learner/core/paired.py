@@ -104,6 +104,10 @@ class Interval:
     high: float
     confidence: float
     paired: int
+    #: The sample variance of the differences, and how many were not 0: what a sequential test
+    #: (:mod:`learner.core.auto_promotion`) needs beside the mean.
+    variance: float = 0.0
+    discordant: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         """For JSON: bounds that do not exist yet (fewer than two events paired) are null.
@@ -112,7 +116,8 @@ class Interval:
         True
         """
         return {"metric": self.metric, "value": self.value, "low": _finite(self.low), "high": _finite(self.high),
-                "confidence": self.confidence, "paired": self.paired}
+                "confidence": self.confidence, "paired": self.paired, "variance": self.variance,
+                "discordant": self.discordant}
 
 
 def _finite(bound: float) -> float | None:
@@ -189,10 +194,10 @@ class PairedDifference:
     def interval(self, metric: str, confidence: float = CONFIDENCE) -> Interval:
         """The interval at ``confidence``: infinitely wide until ``MIN_DISCORDANT`` events had different losses
         (and exactly 0 when, over two events or more, none had)."""
-        if self.n >= 2 and self.discordant == 0:  # the same loss on every event: no difference, exactly
-            return Interval(metric, 0.0, 0.0, 0.0, confidence, self.n)
-        if self.n < 2 or self.discordant < MIN_DISCORDANT:
-            return Interval(metric, self.mean, -math.inf, math.inf, confidence, self.n)
-        z = NormalDist().inv_cdf(0.5 + confidence / 2)
-        half = z * math.sqrt(self._m2 / (self.n - 1) / self.n)
-        return Interval(metric, self.mean, self.mean - half, self.mean + half, confidence, self.n)
+        n, variance = self.n, self._m2 / (self.n - 1) if self.n >= 2 else 0.0
+        if n >= 2 and self.discordant == 0:  # the same loss on every event: no difference, exactly
+            return Interval(metric, 0.0, 0.0, 0.0, confidence, n)
+        if n < 2 or self.discordant < MIN_DISCORDANT:
+            return Interval(metric, self.mean, -math.inf, math.inf, confidence, n, variance, self.discordant)
+        half = NormalDist().inv_cdf(0.5 + confidence / 2) * math.sqrt(variance / n)
+        return Interval(metric, self.mean, self.mean - half, self.mean + half, confidence, n, variance, self.discordant)

@@ -60,7 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
         "stop_after_events", "metrics_port",
         "drift_window", "snapshot_on_drift", "guard_margin", "redis_persistence", "startup_timeout",
         "label_ttl", "label_early_window", "max_pending", "merge_wait", "merge_allowance", "live_every_seconds", "follow_poll",
-        "challenger", "from_version", "fork")
+        "challenger", "from_version", "fork", "auto_promote", "auto_promote_margin", "auto_promote_confidence",
+        "auto_promote_min_paired")
     run.set_defaults(handler=cmd_run)
 
     models = commands.add_parser("models", help="list the model presets")

@@ -28,10 +28,10 @@ def add_experiment_commands(commands: Any) -> None:
 
 def cmd_promote(args: argparse.Namespace) -> int:
     from learner.connections import Connections
-    from learner.ops.promote import promote_challenger
+    from learner.ops.promote import promote_command
 
     settings = settings_from(args)
-    return promote_challenger(Connections(settings).store(), args.promoted, args.reason, settings.force)
+    return promote_command(Connections(settings).store(), args.promoted, args.reason, settings.force)
 
 
 def _json_flag(parser: argparse.ArgumentParser) -> None:

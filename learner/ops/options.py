@@ -60,6 +60,11 @@ HELP: dict[str, str] = {
             "challenger: learn the champion's stream beside it as --challenger NAME, publishing nothing",
     "challenger": "the challenger's name (with --role challenger; elsewhere: act on that challenger's lineage)",
     "from_version": "a new challenger starts from this champion version's offsets (default: the champion's head)",
+    "auto_promote": "promote a challenger by itself once it is better than this champion by a test that stays "
+                    "valid when checked continuously (README \"Automatic promotion\")",
+    "auto_promote_margin": "with --auto-promote: how much lower the challenger's per-event loss must be (loss units)",
+    "auto_promote_confidence": "with --auto-promote: the confidence level of the sequential test",
+    "auto_promote_min_paired": "with --auto-promote: paired events a challenger needs before it can be promoted",
     "fork": "a new challenger starts from that version's own model instead of a fresh one",
     "live_every_seconds": "how often the learner publishes its live model for serve replicas (default: 2 with "
                           "--role learn, 0 = off with --role all)",

@@ -3,7 +3,8 @@
 A champion writes its scores topic while it has challengers, and only then: the control poll counts
 them, and this part turns the gateway's writing on when the first one registers and off when the
 last is removed, so that a model without challengers pays nothing. A challenger stops (with its
-last snapshot) once it is no longer registered: it was promoted or removed.
+last snapshot) once it is no longer registered: it was promoted or removed. A champion with
+``--auto-promote`` starts its :class:`~learner.runtime.model.auto_promoter.AutoPromoter` here.
 """
 
 from __future__ import annotations
@@ -12,8 +13,11 @@ import logging
 
 from learner.runtime.gateway import protocol as p
 from learner.runtime.gateway.link import GatewayLink
+from learner.runtime.model.auto_promoter import AutoPromoter
 from learner.settings import Settings
 from learner.state.control import ControlView
+from learner.state.lease import Lease
+from learner.state.snapshots import SnapshotStore
 from learner.topics import TopicNames
 
 __all__ = ["ExperimentWatch"]
@@ -24,12 +28,14 @@ log = logging.getLogger(__name__)
 class ExperimentWatch:
     """Follows the model's challengers: tells the gateway when scores are to be written; retires a challenger."""
 
-    def __init__(self, link: GatewayLink, settings: Settings) -> None:
+    def __init__(self, link: GatewayLink, settings: Settings, store: SnapshotStore, lease: Lease) -> None:
         self.link = link
         self.champion = settings.role in ("all", "learn")
         self.challenger = settings.challenger if settings.role == "challenger" else None
         self.topic = TopicNames(settings.name).scores
         self.on = False
+        if self.champion and settings.auto_promote:
+            AutoPromoter(store, lease, settings).start()
 
     def follow(self, challengers: int) -> None:
         """The model has ``challengers``: write the scores topic while it has any (a champion)."""

@@ -130,7 +130,7 @@ class Service:
                                        settings, self.late)
         self.guard = GuardKeeper(self.model, self.store, self.control, self.link, self.sync, self.monitor, settings)
         self.control_loop = ControlLoop(self.sync, self.status, self.snapshots, self.adopter, self.guard,
-                                        ExperimentWatch(self.link, settings))
+                                        ExperimentWatch(self.link, settings, self.store, self.lease))
         self.live = LivePublisher(self.model, self.store, self.lease, self.snapshots, self.sync, self.monitor,
                                   settings.live_every)
         self.monitor.started(self.model.learning, self.model.version)
