@@ -49,9 +49,13 @@ class AsyncProducer:
         self.produce_fast = self._producer.produce
 
     def produce(self, topic: str, value: bytes, key: bytes | None = None,
-                headers: list[tuple[str, str | bytes | None]] | None = None, timestamp: int | None = None) -> None:
-        """Queue one message; when the local queue is full, wait for the broker to drain it."""
+                headers: list[tuple[str, str | bytes | None]] | None = None, timestamp: int | None = None,
+                partition: int | None = None) -> None:
+        """Queue one message (to ``partition``, else where the partitioner puts it); when the local queue
+        is full, wait for the broker to drain it."""
         extra: dict[str, Any] = {} if timestamp is None else {"timestamp": timestamp}
+        if partition is not None:
+            extra["partition"] = partition
         while True:
             try:
                 self._producer.produce(topic, value, key, headers=headers, **extra)

@@ -12,7 +12,6 @@ from learner.core.auto_promotion import PromotionRule
 from learner.core.paired import PairedDifference, loss_for
 from tests.conftest import Stack
 from tests.test_challengers import challenger, wait_challenger
-from tests.test_rollback import learner
 
 #: A long stream for the false-promotion check, and the seeds it is run with.
 LONG = 20_000

@@ -5,7 +5,10 @@ lineage scored, and the live model's Redis keys are untouched."""
 from __future__ import annotations
 
 import copy
+import pickle
+import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -14,8 +17,11 @@ import redis
 from river import datasets, evaluate, metrics
 
 from learner.core.models import build_model
+from learner.state.control import ControlPlane
 from stream import Admin
 from tests.conftest import Stack, make_stack
+from tests.models import CountingMajority
+from tests.test_challengers import challenger, rows_of, wait_challenger
 from tests.test_labels import (  # noqa: F401 (a fixture)
     DelayedProducer,
     labelled,
@@ -127,7 +133,8 @@ def test_a_backtest_on_three_partitions_replays_what_the_live_lineage_did(broker
 def test_an_inline_backtest_up_to_the_head_equals_river_offline(stack: Stack) -> None:
     stack.produce([orjson.dumps({"id": i, "x": x, "y": y}) for i, (x, y) in enumerate(DATA)])
     service = stack.start("--model", "logreg", "--metric", "Accuracy", "--snapshot-every-events", "200",
-                          "--snapshot-every-seconds", "0", "--stop-after-events", str(len(DATA)))
+                          "--snapshot-every-seconds", "0", "--stop-after-events", str(len(DATA)),
+                          "--batch-size", "100")  # batches end at every snapshot point: several versions
     assert service.wait(120) == 0, stack.log()
     store = stack.store()
     first, head = store.versions()[0], store.head()
@@ -156,3 +163,50 @@ def test_a_backtest_says_in_one_line_what_it_cannot_do(stack: Stack) -> None:
                        (("--from-version", "1", "--model", "tree", "--fork"), "--fork replays version 1's own model")]:
         done = learner(stack, "backtest", "--bootstrap-servers", stack.bootstrap, "--input-topic", stack.input, *args)
         assert done.returncode in (1, 2) and done.stderr.count("\n") == 1 and says in done.stderr, done.stderr
+
+
+def test_a_backtest_saved_as_a_challenger_runs_on_learning_every_event_once(stack: Stack, tmp_path: Path) -> None:
+    """``--save-as``: the replayed model becomes a challenger's first snapshot at the head's offsets; run on,
+    it learns every later event once (a model that counts what it learns) and pairs with the champion."""
+    rows = [{"id": i, "x": {"i": i, "a": (i * 37 % 101) / 50 - 1}, "y": (i * 7) % 10 < 6} for i in range(600)]
+    stack.produce([orjson.dumps(row) for row in rows[:400]])
+    common = ("--model", "logreg", "--metric", "Accuracy", "--snapshot-every-events", "100",
+              "--snapshot-every-seconds", "0", "--batch-size", "50")
+    assert stack.start(*common, "--stop-after-events", "400").wait(120) == 0, stack.log()
+    store = stack.store()
+    first = store.versions()[0]
+    e0 = store.meta(first).position()[(stack.input, 0)]
+    before = keys_of(stack)
+
+    report = backtest(stack, "--from-version", str(first), "--model", "tests.models:counting_majority",
+                      "--save-as", "counter")
+    assert report["saved"] == {"challenger": "counter", "version": 1} and report["events"] == 400 - e0
+    saved = store.lineage("counter").load(1)
+    assert saved.meta.events_learned == saved.state.learned == 400 - e0, (saved.meta, saved.state)
+    unchanged = {k: v for k, v in keys_of(stack).items() if b"challenger" not in k and not k.endswith(b":audit")}
+    assert unchanged == {k: v for k, v in before.items() if not k.endswith(b":audit")}  # and the audit says so:
+    assert store.audit.entries()[-1].detail.startswith("counter: tests.models:counting_majority saved by a backtest")
+    again = learner(stack, "backtest", "--bootstrap-servers", stack.bootstrap, "--input-topic", stack.input,
+                    "--from-version", str(first), "--model", "logreg", "--save-as", "counter")
+    assert again.returncode == 2 and again.stderr.count("\n") == 1 and "already has a challenger" in again.stderr
+    listed = rows_of(stack)["counter"]
+    assert listed["spec"] == "tests.models:counting_majority" and listed["from_version"] == first
+
+    stack.produce([orjson.dumps(row) for row in rows[400:]])
+    champion = stack.start(*common)
+    runner = challenger(stack, "counter", "--model", "tests.models:counting_majority")
+    wait_challenger(stack, "counter", 600)
+    paired = ControlPlane(store.lineage("counter"))
+    deadline = time.monotonic() + 120
+    # Every later event pairs with the champion's answer (a model that learned nothing yet answers nothing: its first).
+    expected = 200 if e0 < 400 else 199
+    while ((paired.service_status() or Any).pairing or {}).get("paired_events", 0) < expected:
+        assert time.monotonic() < deadline, (paired.service_status(), stack.log(-1))
+        time.sleep(0.05)
+    assert stack.stop(runner) == 0 and stack.stop(champion) == 0
+    assert "restored" in stack.log(-1) and "begins at" not in stack.log(-1)
+    out = tmp_path / "counter.pkl"
+    assert learner(stack, "export", "--challenger", "counter", "--out", str(out)).returncode == 0
+    final: CountingMajority = pickle.loads(out.read_bytes())
+    assert final.seen == {i: 1 for i in range(e0, 600)}
+    assert rows_of(stack)["counter"]["paired_events"] == expected

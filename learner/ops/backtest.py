@@ -27,10 +27,12 @@ from learner.core.pairing import Pairing
 from learner.core.step import LearningStep
 from learner.errors import SnapshotMissing, UsageError
 from learner.ops.retained import Range, RetainedInput
+from learner.ops.save_as import SaveAs, check_free, save_challenger
 from learner.runtime.model.restore import new_join, restored_from
 from learner.runtime.shared.intake import Intake
 from learner.settings import Settings
 from learner.state.snapshots import LoadedSnapshot, SnapshotStore
+from learner.topics import TopicNames
 
 __all__ = ["BacktestRequest", "run_backtest", "start_version"]
 
@@ -50,6 +52,8 @@ class BacktestRequest:
     fork: bool = False
     until: str = "head"
     as_json: bool = False
+    #: Keep the replayed model as this challenger (one spec only).
+    save_as: str | None = None
 
 
 @dataclass
@@ -96,8 +100,12 @@ def run_backtest(settings: Settings, request: BacktestRequest) -> int:
     """Replay, compare, print; 0 when done."""
     if not request.specs and not request.fork:
         raise UsageError("give at least one --model (a preset or package.module:callable), or --fork")
+    if request.save_as is not None and len(request.specs) > 1:
+        raise UsageError("--save-as keeps one model: give one --model (or --fork alone)")
     connections = Connections(settings)
     store = connections.store()
+    if request.save_as is not None:
+        check_free(store, request.save_as)
     version = start_version(store, request.from_version, request.from_time)
     loaded = store.load(version, force=settings.force)
     span = _range(connections, settings, store, loaded, request.until)
@@ -118,10 +126,18 @@ def run_backtest(settings: Settings, request: BacktestRequest) -> int:
         events = _replay(retained, live, entries, total)
     finally:
         consumer.close()
-    report = {"name": settings.name, "from_version": version, "until": request.until, "events": events,
-              "invalid": retained.invalid, "seconds": round(time.monotonic() - started, 3),
-              "live": {"spec": loaded.meta.model_spec, "metrics": live.evaluation.values()},
-              "models": [_model_report(entry, events) for entry in entries]}
+    report: dict[str, Any] = {"name": settings.name, "from_version": version, "until": request.until, "events": events,
+                              "invalid": retained.invalid, "seconds": round(time.monotonic() - started, 3),
+                              "live": {"spec": loaded.meta.model_spec, "metrics": live.evaluation.values()},
+                              "models": [_model_report(entry, events) for entry in entries]}
+    if request.save_as is not None:
+        saving = SaveAs(request.save_as, loaded.meta.model_spec if request.fork else request.specs[0], version,
+                        request.fork)
+        comparison = {"from_version": version, "until": request.until, "events": events, **report["models"][0]}
+        connections.admin().ensure({TopicNames(settings.name).scores: 1})  # as a challenger's gateway does first
+        saved = save_challenger(store, settings, saving, entries[0].contender, span.stop, retained.merge.marks(),
+                                comparison)
+        report["saved"] = {"challenger": saving.challenger, "version": saved}
     if request.as_json:
         sys.stdout.write(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode() + "\n")
     else:
@@ -258,3 +274,6 @@ def _print_table(report: dict[str, Any]) -> None:
             table.add_row(*cells, name, f"{windows['all']:.4f}" if paired else NONE,
                           f"{model['champion'][name]['all']:.4f}" if paired else NONE, *tail)
     console.print(table)
+    if saved := report.get("saved"):
+        console.print(f"saved as challenger {saved['challenger']!r} (its version {saved['version']}): run it on with "
+                      f"`learner run --role challenger --name {report['name']} --challenger {saved['challenger']}`")

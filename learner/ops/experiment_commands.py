@@ -54,6 +54,9 @@ def _add_backtest(commands: Any) -> None:
                           help="replay the start version's own model (a copy; no --model needed)")
     backtest.add_argument("--until", choices=("head", "now"), default="head",
                           help="replay up to the latest snapshot's offsets (head) or the topics' end (now)")
+    backtest.add_argument("--save-as", dest="save_as", metavar="CHALLENGER",
+                          help="keep the replayed model (one --model, or --fork) as this new challenger, ready to run "
+                          "on (`learner run --role challenger`) and to promote")
     _json_flag(backtest)
     backtest.set_defaults(handler=cmd_backtest)
 
@@ -64,7 +67,7 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     from learner.ops.backtest import BacktestRequest, run_backtest
 
     return run_backtest(settings, BacktestRequest(tuple(args.specs), args.start_version, args.start_time,
-                                                  args.replay_fork, args.until, args.json))
+                                                  args.replay_fork, args.until, args.json, args.save_as))
 
 
 def _add_challengers(commands: Any) -> None:

@@ -85,10 +85,10 @@ class ScoreWriter:
         for start in range(0, len(scored), PER_MESSAGE):
             value = encode_scored(scored[start:start + PER_MESSAGE])
             try:
-                try:
-                    self.producer.produce_fast(self.topic, value, None)
+                try:  # partition 0, the one challengers read, even on a topic the broker made with more
+                    self.producer.produce_fast(self.topic, value, None, partition=0)
                 except BufferError:  # the local queue is full: wait for the broker to drain it
-                    self.producer.produce(self.topic, value, None)
+                    self.producer.produce(self.topic, value, None, partition=0)
             except (KafkaException, StreamError) as error:
                 log.error("cannot write %s (%s): the challengers' comparison stops here", self.topic, error)
                 self.on = False
