@@ -63,3 +63,19 @@ class CountingMajority(base.Classifier):
 
 def counting_majority() -> CountingMajority:
     return CountingMajority()
+
+
+class SignOfA(base.Classifier):
+    """Says whether feature ``a`` is positive, learns nothing: its answer to an event does not depend on the
+    order events come in, so its per-event losses can be computed offline whatever the partitions did."""
+
+    def learn_one(self, x: dict[str, Any], y: Any) -> None:
+        pass
+
+    def predict_proba_one(self, x: dict[str, Any]) -> dict[Any, float]:
+        positive = x["a"] > 0
+        return {positive: 1.0, not positive: 0.0}
+
+
+def sign_of_a() -> SignOfA:
+    return SignOfA()
