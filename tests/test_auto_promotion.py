@@ -1,6 +1,7 @@
 """``--auto-promote``: the rule never fires between two identical specs (checked at every event, five
 seeds: a false-promotion check on River's own answers), and a champion running it promotes a clearly
-better challenger beside a poor one, through the real broker and Redis, audited like ``learner promote``."""
+better challenger beside a poor one, through the real broker and Redis, audited like ``learner promote``,
+and not while the guard is tripped."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from river import datasets, ensemble, linear_model, preprocessing
 
 from learner.core.auto_promotion import PromotionRule
 from learner.core.paired import PairedDifference, loss_for
+from learner.state.control import ControlPlane
 from tests.conftest import Stack
 from tests.test_challengers import challenger, wait_challenger
 
@@ -54,8 +56,8 @@ COMMON = ("--lease-ttl", "2", "--snapshot-every-events", "100", "--snapshot-ever
 @pytest.mark.integration
 def test_a_champion_promotes_a_clearly_better_challenger_by_itself(stack: Stack) -> None:
     """A majority-class champion with ``--auto-promote``; challengers from its first version: logistic
-    regression (clearly better) and a constant (poor). The first is promoted, audited, adopted; the poor
-    one stays a challenger."""
+    regression (clearly better) and a constant (poor). Not while the guard is tripped; once it is lifted,
+    the first is promoted, audited, adopted; the poor one stays a challenger."""
     stack.produce([orjson.dumps(e) for e in EVENTS[:200]])
     champion = stack.start("--model", "tests.models:counting_majority", *COMMON, "--auto-promote",
                            "--auto-promote-min-paired", "300")
@@ -68,7 +70,12 @@ def test_a_champion_promotes_a_clearly_better_challenger_by_itself(stack: Stack)
     wait_challenger(stack, "good", 200)
     wait_challenger(stack, "poor", 200)
     stack.wait_for_log("writing what is scored to", index=0)
+    guard = ControlPlane(store)
+    guard.stop_learning("tripped by the test")  # as the guard does: no promotion while it stands
     stack.produce([orjson.dumps(e) for e in EVENTS[200:]])
+    stack.wait_for_log("challenger 'good' qualifies, but the guard is tripped", index=0)
+    assert store.challengers.get("good") is not None and good.poll() is None
+    assert guard.resume_learning()
 
     assert good.wait(180) == 0, stack.log()  # promoted: it stopped by itself
     stack.wait_for_log("auto-promote: challenger 'good'", index=0)

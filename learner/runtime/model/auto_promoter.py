@@ -62,14 +62,18 @@ class AutoPromoter:
             try:
                 self.check()
             except LearnerError as error:  # Redis away, a challenger ahead or not snapshotting: try again later
-                if str(error) != self._said:
-                    log.warning("auto-promote: %s; trying again every %gs", error, CHECK_SECONDS)
-                self._said = str(error)
+                self._say(f"{error}; trying again every {CHECK_SECONDS:g}s")
+
+    def _say(self, problem: str) -> None:
+        """Log a reason not to promote once, not every second."""
+        if problem != self._said:
+            log.warning("auto-promote: %s", problem)
+        self._said = problem
 
     def check(self) -> Choice | None:
         """Promote the challenger the rule chooses now, if any; the choice acted on."""
         ours = self.control.service_status()
-        if ours is None or ours.events_done < self._quiet_until or self.control.guard_stop() is not None:
+        if ours is None or ours.events_done < self._quiet_until:
             return None
         differences = {}
         for enrolment in self.store.challengers.all():
@@ -77,6 +81,10 @@ class AutoPromoter:
             differences[enrolment.challenger] = (theirs.pairing or {}).get("difference") if theirs else None
         choice = self.rule.choose(differences)
         if choice is None:
+            return None
+        if (tripped := self.control.guard_stop()) is not None:
+            self._say(f"challenger {choice.challenger!r} qualifies, but the guard is tripped ({tripped}): no "
+                      "promotion until `learner resume`")
             return None
         log.warning("auto-promote: challenger %r is better: %s; promoting it", choice.challenger, choice.describe())
         done = promote_challenger(self.store, choice.challenger, f"auto-promote: {choice.describe()}",
