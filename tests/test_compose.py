@@ -22,7 +22,7 @@ from tests import system_tools
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE = ROOT / "docker-compose.yml"
 DOCKERFILE = ROOT / "Dockerfile"
-LONG_RUNNING = ("kafka", "redis", "learner")
+LONG_RUNNING = ("kafka", "redis", "learner", "prometheus", "grafana")
 ONE_SHOT = ("kafka-init", "producer")
 REQUIRED_SETTINGS = ("bootstrap_servers", "redis_url", "name", "model", "input_topic", "output_topic", "signing_key")
 

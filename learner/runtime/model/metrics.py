@@ -34,6 +34,9 @@ class LearnerMetrics(StreamMetrics):
         self.snapshot_pause = Histogram("learner_snapshot_pause_seconds", "Time the stream waited for a snapshot",
                                         ["model"], registry=r)
         self.snapshot_bytes = Gauge("learner_snapshot_bytes", "Size of the last snapshot", ["model"], registry=r)
+        self.snapshot_failures = Counter("learner_snapshot_failures", "Snapshots that failed (Redis away or refusing, "
+                                         "a state that did not pickle, fenced); retried with backoff", ["model"],
+                                         registry=r)
         self.lease_held = Gauge("learner_lease_held", "1 while this process holds the model's lease", ["model"], registry=r)
         self.guard_tripped = Gauge("learner_guard_tripped", "1 while learning is stopped by the guard", ["model"], registry=r)
         self.redis_errors = Counter("learner_redis_errors", "Redis operations that failed, by operation",
@@ -67,6 +70,7 @@ class LearnerMetrics(StreamMetrics):
         for outcome in LABEL_OUTCOMES:
             self.labels.labels(m, outcome)
         self.merge_late.labels(m)
+        self.snapshot_failures.labels(m)
         self._model_seconds = 0.0
 
     def started(self, learning: bool, version: int) -> None:

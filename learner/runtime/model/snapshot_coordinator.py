@@ -181,6 +181,7 @@ class SnapshotCoordinator:
                 self._written(outcome, requests)
                 return
             case Fenced():
+                self.monitor.snapshot_failures.labels(self.settings.lineage).inc()
                 self._answer(requests, f"failed: {outcome.error}")
                 self.lease.lost()
                 raise LeaseLost(f"{which} refused: {outcome.error}; another process holds the model")
@@ -188,6 +189,7 @@ class SnapshotCoordinator:
                 log.warning("%s discarded, a rollback came first: %s", which, outcome.error)
             case error:
                 self.monitor.redis_errors.labels(self.settings.lineage, "snapshot").inc()
+                self.monitor.snapshot_failures.labels(self.settings.lineage).inc()
                 log.error("%s failed: %s; trying again in %.0fs", which, error, self._retry_after)
                 self.owed, self._retry_at = True, time.monotonic() + self._retry_after
                 self._retry_after = min(self._retry_after * 2, RETRY_CAP)
