@@ -17,7 +17,7 @@ from typing import Any, NamedTuple
 
 import orjson
 
-__all__ = ["DEFAULT_MAX_BYTES", "Event", "InvalidEvent", "Label", "decode_event", "decode_label", "encode_prediction"]
+__all__ = ["DEFAULT_MAX_BYTES", "KINDS", "Event", "InvalidEvent", "Label", "decode_event", "decode_label", "encode_prediction"]
 
 #: Default byte limit for one input message; larger ones are dead-lettered unread.
 DEFAULT_MAX_BYTES = 1_000_000
@@ -30,7 +30,20 @@ _NONE = type(None)
 
 
 class InvalidEvent(ValueError):
-    """The message is not an event; ``str(error)`` is the reason sent with the dead letter."""
+    """The message is not an event (or a label); ``str(error)`` is the reason sent with the dead letter,
+    ``kind`` one of ``KINDS``: a bounded name for metrics and dashboards.
+
+    >>> InvalidEvent("not valid JSON: ...", "invalid_json").kind
+    'invalid_json'
+    """
+
+    def __init__(self, reason: str, kind: str = "invalid_event") -> None:
+        super().__init__(reason)
+        self.kind = kind
+
+
+#: What can be wrong with a message, as ``InvalidEvent.kind`` names it.
+KINDS = ("empty", "too_large", "invalid_json", "invalid_event", "invalid_label")
 
 
 class Event(NamedTuple):
@@ -62,13 +75,13 @@ def decode_event(raw: bytes | None, max_bytes: int = DEFAULT_MAX_BYTES) -> Event
     stream.codec.InvalidEvent: feature 'a' is an array; features are numbers, strings, booleans or null
     """
     if raw is None:
-        raise InvalidEvent("empty message (no value)")
+        raise InvalidEvent("empty message (no value)", "empty")
     if len(raw) > max_bytes:
-        raise InvalidEvent(f"message is {len(raw)} bytes, over the {max_bytes}-byte limit")
+        raise InvalidEvent(f"message is {len(raw)} bytes, over the {max_bytes}-byte limit", "too_large")
     try:
         doc = orjson.loads(raw)
     except orjson.JSONDecodeError as error:
-        raise InvalidEvent(f"not valid JSON: {error}") from None
+        raise InvalidEvent(f"not valid JSON: {error}", "invalid_json") from None
     if type(doc) is not dict:
         raise InvalidEvent(f"an event is a JSON object, not {_json_kind(doc)}")
     if len(doc) > 3 or not doc.keys() <= _EVENT_FIELDS:
@@ -108,24 +121,26 @@ def decode_label(raw: bytes | None, max_bytes: int = DEFAULT_MAX_BYTES) -> Label
     stream.codec.InvalidEvent: a label needs 'y' (not null)
     """
     if raw is None:
-        raise InvalidEvent("empty message (no value)")
+        raise InvalidEvent("empty message (no value)", "empty")
     if len(raw) > max_bytes:
-        raise InvalidEvent(f"message is {len(raw)} bytes, over the {max_bytes}-byte limit")
+        raise InvalidEvent(f"message is {len(raw)} bytes, over the {max_bytes}-byte limit", "too_large")
     try:
         doc = orjson.loads(raw)
     except orjson.JSONDecodeError as error:
-        raise InvalidEvent(f"not valid JSON: {error}") from None
+        raise InvalidEvent(f"not valid JSON: {error}", "invalid_json") from None
     if type(doc) is not dict:
-        raise InvalidEvent(f"a label is a JSON object, not {_json_kind(doc)}")
+        raise InvalidEvent(f"a label is a JSON object, not {_json_kind(doc)}", "invalid_label")
     if not doc.keys() <= _LABEL_FIELDS:
         extra = sorted(doc.keys() - _LABEL_FIELDS)[0]
-        raise InvalidEvent(f"unknown field {extra!r} (a label has only id and y)")
-    label_id = _check_id(doc.get("id"))
+        raise InvalidEvent(f"unknown field {extra!r} (a label has only id and y)", "invalid_label")
+    try:
+        label_id, y = _check_id(doc.get("id")), _check_label(doc.get("y"))
+    except InvalidEvent as error:
+        raise InvalidEvent(str(error), "invalid_label") from None
     if label_id is None:
-        raise InvalidEvent("a label needs the 'id' of its event")
-    y = _check_label(doc.get("y"))
+        raise InvalidEvent("a label needs the 'id' of its event", "invalid_label")
     if y is None:
-        raise InvalidEvent("a label needs 'y' (not null)")
+        raise InvalidEvent("a label needs 'y' (not null)", "invalid_label")
     return Label(label_id, y)
 
 

@@ -2,35 +2,40 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 import orjson
 import pytest
 
 from learner.core.models import build_model
 from tests.conftest import Stack
+from tests.test_monitor import scrape, wait_until
+from tests.test_monitoring import free_port
 
 pytestmark = pytest.mark.integration
 
-BAD: list[tuple[str, bytes, str]] = [
-    ("not JSON", b"hello", "not valid JSON"),
-    ("truncated JSON", b'{"x": {"a": 1', "not valid JSON"),
-    ("empty message", b"", "not valid JSON"),
-    ("invalid UTF-8", b'{"x": {"\xff": 1}}', "not valid JSON"),
-    ("array", b"[1, 2]", "a JSON object, not an array"),
-    ("bare string", b'"event"', "a JSON object, not a string"),
-    ("missing x", b'{"y": true}', "missing field 'x'"),
-    ("x not an object", b'{"x": [1, 2]}', "'x' must be an object"),
-    ("nested feature", b'{"x": {"a": {"b": 1}}}', "feature 'a' is an object"),
-    ("array feature", b'{"x": {"a": [1]}}', "feature 'a' is an array"),
-    ("NaN", b'{"x": {"a": NaN}, "y": true}', "not valid JSON"),
-    ("Infinity", b'{"x": {"a": -Infinity}, "y": true}', "not valid JSON"),
-    ("overflowing number", b'{"x": {"a": 1e999}, "y": true}', "infinity"),
-    ("unknown field", b'{"x": {"a": 1}, "label": true}', "unknown field 'label'"),
-    ("bad id", b'{"id": [1], "x": {"a": 1}}', "'id' must be a string or an integer"),
-    ("boolean id", b'{"id": true, "x": {"a": 1}}', "'id' must be a string or an integer"),
-    ("object label", b'{"x": {"a": 1}, "y": {"k": 1}}', "'y' must be a number"),
-    ("too deep", b"[" * 1100 + b"]" * 1100, "not valid JSON"),
-    ("too large", b'{"x": {"a": 1, "pad": "' + b"p" * 3000 + b'"}, "y": true}', "over the 2500-byte limit"),
-    ("string to a numeric model", b'{"x": {"a": "high"}, "y": true}', "the model rejected the event"),
+#: What is sent, why it is bad, the reason the dead letter gives, and its kind (``error.kind``, the metric's label).
+BAD: list[tuple[str, bytes, str, str]] = [
+    ("not JSON", b"hello", "not valid JSON", "invalid_json"),
+    ("truncated JSON", b'{"x": {"a": 1', "not valid JSON", "invalid_json"),
+    ("empty message", b"", "not valid JSON", "invalid_json"),
+    ("invalid UTF-8", b'{"x": {"\xff": 1}}', "not valid JSON", "invalid_json"),
+    ("array", b"[1, 2]", "a JSON object, not an array", "invalid_event"),
+    ("bare string", b'"event"', "a JSON object, not a string", "invalid_event"),
+    ("missing x", b'{"y": true}', "missing field 'x'", "invalid_event"),
+    ("x not an object", b'{"x": [1, 2]}', "'x' must be an object", "invalid_event"),
+    ("nested feature", b'{"x": {"a": {"b": 1}}}', "feature 'a' is an object", "invalid_event"),
+    ("array feature", b'{"x": {"a": [1]}}', "feature 'a' is an array", "invalid_event"),
+    ("NaN", b'{"x": {"a": NaN}, "y": true}', "not valid JSON", "invalid_json"),
+    ("Infinity", b'{"x": {"a": -Infinity}, "y": true}', "not valid JSON", "invalid_json"),
+    ("overflowing number", b'{"x": {"a": 1e999}, "y": true}', "infinity", "invalid_json"),
+    ("unknown field", b'{"x": {"a": 1}, "label": true}', "unknown field 'label'", "invalid_event"),
+    ("bad id", b'{"id": [1], "x": {"a": 1}}', "'id' must be a string or an integer", "invalid_event"),
+    ("boolean id", b'{"id": true, "x": {"a": 1}}', "'id' must be a string or an integer", "invalid_event"),
+    ("object label", b'{"x": {"a": 1}, "y": {"k": 1}}', "'y' must be a number", "invalid_event"),
+    ("too deep", b"[" * 1100 + b"]" * 1100, "not valid JSON", "invalid_json"),
+    ("too large", b'{"x": {"a": 1, "pad": "' + b"p" * 3000 + b'"}, "y": true}', "over the 2500-byte limit", "too_large"),
+    ("string to a numeric model", b'{"x": {"a": "high"}, "y": true}', "the model rejected the event", "rejected"),
 ]
 
 
@@ -43,24 +48,28 @@ def test_bad_input_table(stack: Stack) -> None:
     for i in range(300):
         values.append(good(i))
         if i % 15 == 7 and len(expected_bad) < len(BAD):
-            kind, raw, reason = BAD[len(expected_bad)]
-            expected_bad[len(values)] = (kind, raw, reason)
-            values.append(raw)
+            expected_bad[len(values)] = BAD[len(expected_bad)]
+            values.append(BAD[len(expected_bad) - 1][1])
     assert len(expected_bad) == len(BAD) >= 15
     stack.produce(values)
-    service = stack.start("--model", "logreg", "--max-event-bytes", "2500")
+    port = free_port()
+    service = stack.start("--model", "logreg", "--max-event-bytes", "2500", "--metrics-port", str(port))
 
     letters = stack.read(stack.dlq, len(BAD))
     predictions = stack.read(stack.output, 300)
     stack.produce([good(300)])  # still serving after all that
     assert len(stack.read(stack.output, 301)) == 301
+    by_kind = Counter(row[3] for row in BAD)
+    wanted = {(("kind", kind), ("model", stack.name)): float(count) for kind, count in by_kind.items()}
+    assert wait_until(lambda: {labels: value for (name, labels), value in scrape(port).items()
+                               if name == "learner_dead_letters_total" and value} == wanted)
     assert stack.stop(service) == 0
 
     for letter in letters:
         headers = {k: v.decode() for k, v in letter.headers()}
-        kind, raw, reason = expected_bad[int(headers["source.offset"])]
-        assert letter.value() == raw, kind
-        assert reason in headers["error"], (kind, headers["error"])
+        what, raw, reason, kind = expected_bad[int(headers["source.offset"])]
+        assert letter.value() == raw, what
+        assert reason in headers["error"] and headers["error.kind"] == kind, (what, headers)
         assert headers["source.topic"] == stack.input and headers["source.partition"] == "0"
     assert {orjson.loads(p.value())["id"] for p in predictions} == set(range(300))
 

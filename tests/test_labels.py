@@ -13,6 +13,7 @@ from confluent_kafka import Producer
 from river import compose, datasets, evaluate, metrics
 
 from learner.core.models import build_model
+from learner.runtime.shared.monitor import DEAD_LETTER_KINDS
 from stream import Admin
 from tests.conftest import Stack, make_named_store, make_stack
 from tests.test_rollback import learner
@@ -181,6 +182,9 @@ def test_the_cases_real_streams_have(labelled: Stack) -> None:
     assert "no event with this id" in reasons["ghost"]["error"]
     assert "not a number" in reasons[2]["error"] and "expired" in reasons[1]["error"]
     assert "not valid JSON" in reasons["?"]["error"]
+    assert {key: r["error.kind"] for key, r in reasons.items()} == {
+        0: "label_duplicate", "ghost": "label_unknown", 2: "label_rejected", 1: "label_expired", "?": "invalid_json"}
+    assert {r["error.kind"] for r in reasons.values()} <= set(DEAD_LETTER_KINDS)  # each a series of its own
     assert all(r["source.offset"].isdigit() for r in reasons.values())
     state = stack.store().load(stack.store().head()).state
     assert state.learned == 2  # the two joins; nothing else was learned

@@ -139,7 +139,7 @@ class RetainedInput:
             self.consumer.resume(sorted(low & reading))
             self._paused -= low
 
-    def _dead(self, _message: Message, _reason: str) -> None:
+    def _dead(self, _message: Message, _reason: str, _kind: str) -> None:
         self.invalid += 1
 
     def _intake(self, released: list[tuple[Key, Message]]) -> Intake:

@@ -206,9 +206,9 @@ class Gateway:
         for index, ((message, given_id, y), result) in enumerate(zip(intake.kept, results.outcomes, strict=True)):
             if given_id is LABEL:
                 if result is not None:  # lost: (kind, reason)
-                    dead(message, str(result[1]))
+                    dead(message, str(result[1]), f"label_{result[0]}")
             elif isinstance(result, str):
-                dead(message, result)
+                dead(message, result, "rejected")
             else:  # a classifier's probabilities alone (a dict, a Counter): its label is the most probable class
                 prediction, proba = result if isinstance(result, tuple) else (label(result), result)
                 if send is not None:
@@ -286,7 +286,8 @@ class Gateway:
         self.outbox.put(p.Report(self.scoring.card.evaluation.values(), self.consumed, self.predicted,
                                  self.publisher.dead_lettered, self.latencies, lag(self.consumer, self.positions),
                                  len(self.consumer.assigned), self.broker.check(now), self.scoring.take_drifts(),
-                                 self.merged.merge.late if self.merged else 0, self.scores.report(self.scoring.card)))
+                                 self.merged.merge.late if self.merged else 0, self.scores.report(self.scoring.card),
+                                 self.publisher.dead_letter_kinds))
         self.latencies = []
 
     def _on_assign(self, partitions: list[tuple[str, int]]) -> dict[tuple[str, int], int | None]:

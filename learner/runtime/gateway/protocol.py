@@ -101,6 +101,8 @@ class Report:
     late: int = 0
     #: A challenger's pairs with its champion (see learner.core.live_pairing.LivePairing.report).
     pairing: dict[str, Any] | None = None
+    #: Dead letters by kind (totals since the gateway started).
+    dead_letters: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

@@ -95,9 +95,10 @@ class LearnerMetrics(StreamMetrics):
                 self.challenger_difference.labels(model, challenger, bound).set(difference[bound])
 
     def observe_stream(self, consumed: int, predicted: int, dead_lettered: int, latencies: list[float],
-                       lag: dict[str, int], metrics: dict[str, dict[str, float]], late: int) -> None:
+                       lag: dict[str, int], metrics: dict[str, dict[str, float]], late: int,
+                       dead_letters: dict[str, int] | None = None) -> None:
         """Fold in the gateway's once-a-second numbers (totals since it started, samples since the last)."""
-        self.observe_totals(consumed, predicted, dead_lettered)
+        self.observe_totals(consumed, predicted, dead_lettered, dead_letters)
         for seconds in latencies:
             self.latency.labels(self.model).observe(seconds)
         self._grow(self.merge_late.labels(self.model), "late", late)

@@ -218,7 +218,7 @@ class Service:
     def _reported(self, report: p.Report) -> None:
         self.readiness.report = report
         self.monitor.observe_stream(report.consumed, report.predicted, report.dead_lettered, report.latencies,
-                                    report.lag, report.metrics, report.late)
+                                    report.lag, report.metrics, report.late, report.dead_letters)
         self.monitor.observe_learned(self.model.step.learned, self.model.model_seconds)
         self.monitor.observe_pairing(report.pairing)
         if (join := self.model.join) is not None:

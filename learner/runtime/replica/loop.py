@@ -183,7 +183,7 @@ class Replica:
         send, dead = self.publisher.prediction, self.publisher.dead
         for (message, given_id, _), result in zip(kept, outcomes, strict=True):
             if isinstance(result, str):
-                dead(message, result)
+                dead(message, result, "rejected")
                 continue
             prediction, proba = result if isinstance(result, tuple) else (label_of(result), result)
             send(message, given_id, prediction, proba, version, learned, ts)
@@ -229,7 +229,8 @@ class Replica:
 
     def _observe(self, now: float) -> None:
         name, monitor, follower, served = self.settings.name, self.monitor, self.follower, self.served
-        monitor.observe_totals(self.consumed, self.predicted, self.publisher.dead_lettered)
+        monitor.observe_totals(self.consumed, self.predicted, self.publisher.dead_lettered,
+                               self.publisher.dead_letter_kinds)
         monitor.observe_follower(served.target.version if served else None, served.step.learned if served else None,
                                  follower.behind, follower.failures, follower.redis_problem is None)
         assigned = set(self.consumer.assigned)

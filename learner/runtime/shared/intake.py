@@ -62,7 +62,7 @@ class Intake:
 class Reader:
     """Decodes batches of one model's input, sending what is invalid to ``dead`` with the reason."""
 
-    def __init__(self, max_bytes: int, dead: Callable[[Message, str], None], labels_topic: str | None = None) -> None:
+    def __init__(self, max_bytes: int, dead: Callable[[Message, str, str], None], labels_topic: str | None = None) -> None:
         self.max_bytes, self.dead, self.labels_topic = max_bytes, dead, labels_topic
 
     def events(self, messages: list[Message], topic: str) -> Intake:
@@ -76,7 +76,7 @@ class Reader:
             try:
                 event = decode_event(message.value(), max_bytes)
             except InvalidEvent as error:
-                dead(message, str(error))
+                dead(message, str(error), error.kind)
             else:
                 items.append(event.raw)
                 kept.append((message, event.id, event.y))
@@ -103,7 +103,7 @@ class Reader:
                     continue
                 event = decode_event(message.value(), max_bytes)
             except InvalidEvent as error:
-                dead(message, str(error))
+                dead(message, str(error), error.kind)
                 continue
             items.append(event_item(key[0], event.id if event.id is not None else f"{topic}:{partition}:{offset}",
                                     event.raw))

@@ -5,11 +5,18 @@ explicit registry per process; each role declares its own on top (:mod:`learner.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-__all__ = ["LATENCY_BUCKETS", "OUTCOMES", "StreamMetrics"]
+from stream.codec import KINDS
+
+__all__ = ["DEAD_LETTER_KINDS", "LATENCY_BUCKETS", "OUTCOMES", "StreamMetrics"]
 
 OUTCOMES = ("consumed", "predicted", "learned", "dead_lettered")
+#: The kinds of dead letters (README "Input events"): what a message can be wrong with, what the model
+#: refuses, and labels that never joined their event.
+DEAD_LETTER_KINDS = (*KINDS, "rejected", "label_duplicate", "label_expired", "label_unknown", "label_rejected")
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
@@ -28,15 +35,23 @@ class StreamMetrics:
         self.version = Gauge("learner_model_version", "Snapshot version the model descends from", ["model"], registry=r)
         self.redis_up = Gauge("learner_redis_up", "1 while Redis answers this process, 0 during an outage", ["model"],
                               registry=r)
+        self.dead_letters = Counter("learner_dead_letters", "Dead letters by kind (the reason itself is in the "
+                                    "message's error header)", ["model", "kind"], registry=r)
         for outcome in OUTCOMES:
             self.events.labels(model, outcome)
+        for kind in DEAD_LETTER_KINDS:
+            self.dead_letters.labels(model, kind)
         self._totals: dict[str, int] = {}
 
-    def observe_totals(self, consumed: int, predicted: int, dead_lettered: int) -> None:
-        """Totals since the start (counted where the events are read), folded into the counters."""
+    def observe_totals(self, consumed: int, predicted: int, dead_lettered: int,
+                       dead_letters: Mapping[str, int] | None = None) -> None:
+        """Totals since the start (counted where the events are read), folded into the counters; dead
+        letters also by kind."""
         self._count("consumed", consumed)
         self._count("predicted", predicted)
         self._count("dead_lettered", dead_lettered)
+        for kind, total in (dead_letters or {}).items():
+            self._grow(self.dead_letters.labels(self.model, kind), "dead:" + kind, total)
 
     def _count(self, outcome: str, total: int) -> None:
         """Counters only grow: add what the total grew by since the last report."""

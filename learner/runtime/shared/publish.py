@@ -8,6 +8,7 @@ a delivery that failed is raised by :meth:`Publisher.check`, and the snapshot ba
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 import orjson
@@ -33,8 +34,8 @@ class Publisher:
         self.producer, self.topic, self.name = producer, topic, name
         self.dead_letters = DeadLetters(producer, dead_letter_topic)
         self.writes_dead_letters = dead_letters
-        self.counted_only = 0
-        #: Dead-letter a message, with the reason (or only count it, when another process writes them).
+        self.counted_only: Counter[str] = Counter()
+        #: Dead-letter a message, with the reason and its kind (or only count it, when another process writes them).
         self.dead = self.dead_letters.send if dead_letters else self._count
 
     def prediction(self, message: Message, given_id: Any, prediction: Any, proba: Any, version: int, learned: int,
@@ -49,21 +50,27 @@ class Publisher:
         except BufferError:  # the local queue is full: wait for the broker to drain it
             self.producer.produce(self.topic, value, message.key())
 
-    def _count(self, _message: Message, _reason: str) -> None:
-        self.counted_only += 1
+    def _count(self, _message: Message, _reason: str, kind: str) -> None:
+        self.counted_only[kind] += 1
 
     def lost_label(self, lost: Lost, labels_topic: str) -> None:
         """An early label whose event never came: dead-lettered from what the join kept of it."""
+        kind = f"label_{lost.kind}"
         if not self.writes_dead_letters:
-            self.counted_only += 1
+            self.counted_only[kind] += 1
             return
         partition, offset = lost.source or (None, None)
-        self.dead_letters.send_value(orjson.dumps({"id": lost.id, "y": lost.y}), None, lost.reason, labels_topic,
+        self.dead_letters.send_value(orjson.dumps({"id": lost.id, "y": lost.y}), None, lost.reason, kind, labels_topic,
                                      partition, offset)
 
     @property
     def dead_lettered(self) -> int:
-        return self.dead_letters.count + self.counted_only
+        return self.dead_letters.count + self.counted_only.total()
+
+    @property
+    def dead_letter_kinds(self) -> dict[str, int]:
+        """Dead letters by kind since the start (README "Input events")."""
+        return dict(self.dead_letters.kinds + self.counted_only)
 
     def check(self) -> None:
         """Serve the producer's delivery reports; raises if one failed for good."""
