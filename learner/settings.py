@@ -143,6 +143,8 @@ class Settings(BaseSettings):
     guard_margin: Annotated[float | None, LEARNERS] = Field(None, gt=0)
 
     drift_window: Annotated[int, LEARNERS] = Field(5000, ge=0)
+    #: Events the performance detector is not fed at first; None: 1,000 for classifiers, 2,000 for regressors.
+    drift_warmup: Annotated[int | None, LEARNERS] = Field(None, ge=0)
     snapshot_on_drift: Annotated[bool, LEARNERS] = True
 
     metrics_port: int = Field(0, ge=0, le=65535)

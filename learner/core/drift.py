@@ -5,7 +5,8 @@ predictions) and reports what it finds. Both are part of the scorecard, so they 
 and follow a rollback.
 
 Chosen by measurement (``bench/drift.py``; BENCHMARKS.md has the tables): at most one false alarm
-per 50,000 stationary events on every stream tried, with the shortest delay that allows.
+per 20,000 stationary events on every stream tried, and a change at event 5,000 detected within
+1,000 events, with the shortest delay that allows.
 
 **Performance drift** is River's ADWIN (``delta=1e-5``, ``clock=8``) on the loss: a classifier's 0/1
 error; a regressor's absolute error divided by a scale frozen at the end of the warm-up (its mean
@@ -14,8 +15,12 @@ raw errors in the target's own units make it blind (small units) or trigger-happ
 a *running* scale turns every improvement into a later apparent rise, and the cap keeps a few
 outliers from looking like a shift. ADWIN is two-sided: a detection is an alarm only when the
 window it keeps has a higher mean than the one it dropped (the loss rose; a model getting better
-is not an alarm). Nothing is fed for the first ``warmup`` events (10,000): a young model's loss
-moves on its own (a Hoeffding tree's error jumps after its first splits).
+is not an alarm). Nothing is fed for the first ``warmup`` events, which follow what the detector
+needs (``WARMUP``): a classifier's 0/1 error needs no scale, and 1,000 events let a young model's
+error settle; a regressor's scale is its mean error over events 1,001–2,000. A young model's loss
+moves on its own: on a stationary stream a Hoeffding tree's error jumps once after its first splits
+(one alarm, at about event 3,500 on Hyperplane), the price of seeing a change at event 5,000 at all
+(a warm-up of 10,000 events, as before, saw none).
 
 **Input drift** compares tumbling windows of sampled features with a reference window: numbers by
 mean shift (more than ``z`` standard errors *and* more than ``effect`` reference standard
@@ -46,7 +51,7 @@ from scipy.stats import chi2
 
 from learner.core.models import Task
 
-__all__ = ["Detection", "InputDrift", "PerformanceDrift"]
+__all__ = ["WARMUP", "Detection", "InputDrift", "PerformanceDrift"]
 
 #: Categories seen fewer times than this in both windows together are compared as one.
 _RARE = 20
@@ -64,6 +69,10 @@ class Detection:
     at: float = field(default_factory=time.time)
 
 
+#: Events not fed to the performance detector at first, by what its loss needs (see the module's docstring).
+WARMUP = {"classification": 1_000, "regression": 2_000}
+
+
 class PerformanceDrift:
     """Alarms when the model's per-event loss rises (see the module's docstring).
 
@@ -71,22 +80,38 @@ class PerformanceDrift:
     >>> alarms = [i for i in range(4000) if detector.update(True, (i % 10 != 0) if i < 2000 else (i % 2 == 0))]
     >>> 2000 < alarms[0] < 2300 and len(alarms)
     1
+    >>> PerformanceDrift("binary").warmup, PerformanceDrift("regression").warmup, PerformanceDrift("regression").scale_from
+    (1000, 2000, 1000)
     """
 
-    def __init__(self, task: Task, warmup: int = 10_000, delta: float = 1e-5, clock: int = 8,
+    def __init__(self, task: Task, warmup: int | None = None, delta: float = 1e-5, clock: int = 8,
                  scale_events: int = 1_000, cap: float = 5.0) -> None:
         self.task = task
         self.regression = task == "regression"
         adwin: Any = drift.ADWIN
         self.detector: Any = adwin(delta=delta, clock=clock) if task != "anomaly" else None
-        self.warmup, self.cap = warmup, cap
-        self.scale_from = max(0, warmup - scale_events)
+        self.cap, self.scale_events = cap, scale_events
+        self.rewarm(warmup)
         self.scale: float | None = None if self.regression else 1.0
         self._scale_sum, self._scale_n = 0.0, 0
         # The sum and count of ADWIN's window: it only drops values when it detects (and starts
         # afresh then), so these equal its own total and width, without reading them every event.
         self._sum, self._n = 0.0, 0
         self.seen = 0
+
+    def rewarm(self, warmup: int | None) -> None:
+        """Set the warm-up (None: the task's default, ``WARMUP``); a detector past it is not changed.
+
+        >>> detector = PerformanceDrift("regression", warmup=10_000)
+        >>> detector.rewarm(None)
+        >>> detector.warmup, detector.scale_from
+        (2000, 1000)
+        """
+        if getattr(self, "seen", 0) > getattr(self, "warmup", 0):
+            return  # learning from the loss already
+        chosen = WARMUP["regression" if self.regression else "classification"] if warmup is None else warmup
+        self.warmup = chosen
+        self.scale_from = max(0, chosen - min(getattr(self, "scale_events", 1_000), max(chosen // 2, 1)))
 
     def update(self, y: Any, prediction: Any) -> Detection | None:
         if self.detector is None or prediction is None:

@@ -40,14 +40,16 @@ class Scorecard:
     pairing: LivePairing | None = None
 
     @classmethod
-    def new(cls, task: Task, metrics: tuple[str, ...] = (), drift_window: int = 5000) -> Scorecard:
-        return cls(Evaluation(task, metrics), PerformanceDrift(task),
+    def new(cls, task: Task, metrics: tuple[str, ...] = (), drift_window: int = 5000,
+            drift_warmup: int | None = None) -> Scorecard:
+        return cls(Evaluation(task, metrics), PerformanceDrift(task, drift_warmup),
                    InputDrift(drift_window) if drift_window else None)
 
     @classmethod
-    def of(cls, evaluation: Evaluation, drift_window: int) -> Scorecard:
+    def of(cls, evaluation: Evaluation, drift_window: int, drift_warmup: int | None = None) -> Scorecard:
         """A scorecard around an evaluation restored from a snapshot that kept no detectors."""
-        return cls(evaluation, PerformanceDrift(evaluation.task), InputDrift(drift_window) if drift_window else None)
+        return cls(evaluation, PerformanceDrift(evaluation.task, drift_warmup),
+                   InputDrift(drift_window) if drift_window else None)
 
     @property
     def task(self) -> Task:

@@ -86,6 +86,8 @@ HELP: dict[str, str] = {
     "guard_margin": "stop learning and roll back to the newest pinned snapshot when the rolling metric is this much "
                     "worse (off by default)",
     "drift_window": "input events per input-drift window, compared with a reference window (0: off)",
+    "drift_warmup": "labelled events the performance-drift detector is not fed at first (default: 1000 for a "
+                    "classifier, 2000 for a regressor, whose loss is scaled by its mean error over the second 1000)",
     "snapshot_on_drift": "take a snapshot tagged with the reason when drift is detected",
     "metrics_port": "HTTP port for /metrics, /healthz, /readyz, /status (0: off)",
     "metric": "a river.metrics class to evaluate online, e.g. Accuracy (repeatable)",

@@ -59,7 +59,7 @@ def save_challenger(store: SnapshotStore, settings: Settings, saving: SaveAs, co
     check_free(store, saving.challenger)  # again: the replay took a while
     lineage = store.lineage(saving.challenger)
     step, evaluation = contender.step_, contender.evaluation
-    scorecard = Scorecard.of(evaluation, settings.drift_window)
+    scorecard = Scorecard.of(evaluation, settings.drift_window, settings.drift_warmup)
     floor = {(int(topic != settings.input_topic), partition): offset for (topic, partition), offset in end.items()}
     scorecard.pairing = LivePairing(evaluation.task, tuple(t.name for t in evaluation.tracked), floor,
                                     since=time.time())

@@ -58,7 +58,8 @@ def begin(store: SnapshotStore, settings: Settings) -> Restored:
         log.info("challenger %r registered: %s", enrolment.challenger, _described(enrolment))
     names = settings.metric or (tuple(t.name for t in loaded.state.scorecard.evaluation.tracked)
                                 if loaded.state.scorecard is not None else ())
-    scorecard = Scorecard.new(step.task, metrics_for(kind_of(step.model), names), settings.drift_window)
+    scorecard = Scorecard.new(step.task, metrics_for(kind_of(step.model), names), settings.drift_window,
+                              settings.drift_warmup)
     position = loaded.meta.position()
     # Paired with the champion on the events both score from here on, keyed as learn-time places (source, partition).
     floor = {(int(topic != settings.input_topic), partition): offset for (topic, partition), offset in position.items()}

@@ -69,9 +69,11 @@ def new_join(settings: Settings) -> LabelJoin | None:
 
 def _scorecard(state: SnapshotState, settings: Settings, version: int) -> Scorecard:
     if state.scorecard is not None:
+        if "drift_warmup" in settings.model_fields_set:  # given: it applies to a detector still warming up
+            state.scorecard.performance.rewarm(settings.drift_warmup)
         return state.scorecard
     if state.evaluation is not None:  # written before detectors were kept
-        return Scorecard.of(state.evaluation, settings.drift_window)
+        return Scorecard.of(state.evaluation, settings.drift_window, settings.drift_warmup)
     raise CorruptSnapshot(f"snapshot {version} of {settings.name!r} holds no usable model: no evaluation")
 
 
@@ -87,7 +89,8 @@ def restore(store: SnapshotStore, settings: Settings, beginning: Beginning | Non
     if loaded is None:
         model = build_model(settings.model)
         step = LearningStep(model)
-        scorecard = Scorecard.new(step.task, metrics_for(kind_of(model), settings.metric), settings.drift_window)
+        scorecard = Scorecard.new(step.task, metrics_for(kind_of(model), settings.metric), settings.drift_window,
+                                  settings.drift_warmup)
         log.info("no snapshot of %r yet: starting a new %s model", settings.name, settings.model)
         return Restored(step, scorecard, None, settings.model, {}, join=new_join(settings))
     if loaded.fallback:  # the head did not load: make the version we did load the head, openly,
