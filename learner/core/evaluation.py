@@ -23,7 +23,8 @@ from river import utils
 from learner.core.models import ModelKind, Task
 from learner.errors import MetricError
 
-__all__ = ["DEFAULT_METRICS", "DEFAULT_WINDOW", "Evaluation", "MetricError", "RollingValue", "Tracked", "metrics_for"]
+__all__ = ["DEFAULT_METRICS", "DEFAULT_WINDOW", "Evaluation", "MetricError", "RollingValue", "Tracked", "metrics_for",
+           "shown"]
 
 DEFAULT_METRICS: dict[Task, tuple[str, ...]] = {
     "binary": ("Accuracy", "LogLoss"),
@@ -71,6 +72,17 @@ def metrics_for(kind: ModelKind, names: tuple[str, ...] = ()) -> tuple[str, ...]
     return names
 
 
+def shown(values: dict[str, dict[str, float]], names: tuple[str, ...] = ()) -> str:
+    """Metrics as a progress line shows them: "—" until one exists, never a made-up 0.0000.
+
+    >>> shown({"Accuracy": {"all": 0.8125, "1000": 0.75}}), shown({}, ("Accuracy", "LogLoss")), shown({})
+    ('Accuracy 0.8125', 'Accuracy —  LogLoss —', 'metrics —')
+    """
+    if not values:
+        return "  ".join(f"{name} —" for name in names) or "metrics —"
+    return "  ".join(f"{name} {windows['all']:.4f}" for name, windows in values.items())
+
+
 def _wants_proba(task: Task, name: str) -> bool:
     return task in ("binary", "multiclass") and not _build(name).requires_labels
 
@@ -110,7 +122,14 @@ class Evaluation:
             self._keep((y, prediction, proba))
 
     def values(self) -> dict[str, dict[str, float]]:
-        """Current values: ``{metric name: {window: value}}``, windows "all" and the rolling size."""
+        """Current values: ``{metric name: {window: value}}``, windows "all" and the rolling size; nothing
+        before the first scored prediction (River's metrics say 0.0 then, which reads as a real figure).
+
+        >>> Evaluation("binary", ("Accuracy",)).values()
+        {}
+        """
+        if self.window and not any(prediction is not None or proba for _, prediction, proba in self.recent):
+            return {}  # (the first kept prediction is almost always scored: this stops there)
         out: dict[str, dict[str, float]] = {}
         for tracked in self.tracked:
             out[tracked.name] = {"all": float(tracked.metric.get())}

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from learner.connections import Connections
+from learner.core.evaluation import shown
 from learner.local.challengers import DemoChallengers
 from learner.local.servers import Broker, RedisServer
 from learner.ops.challengers import list_challengers
@@ -118,8 +119,8 @@ def _progress(service: Service) -> None:
     if not sys.stdout.isatty() and progress.done == _shown.get("done"):
         return  # in a log, a line only when something moved
     _shown["done"] = progress.done
-    shown = "  ".join(f"{name} {windows['all']:.4f}" for name, windows in progress.metrics.items())
-    line = f"  events {progress.done:>7,}  learned {progress.learned:>7,}  model v{progress.version:<3} {shown}"
+    line = (f"  events {progress.done:>7,}  learned {progress.learned:>7,}  model v{progress.version:<3} "
+            f"{shown(progress.metrics)}")
     if sys.stdout.isatty():
         _say(f"\r{line}   ", end="")
     else:
@@ -133,9 +134,9 @@ def _summary(service: Service, settings: Settings, key: str) -> str:
     progress = service.progress()
     lines = [
         f"learned {progress.learned:,} events; model {settings.name!r} is at version {progress.version}",
-        "online metrics: " + ", ".join(f"{n} {w['all']:.4f} (last {k} {w[k]:.4f})"
-                                       for n, w in service.model.scorecard.evaluation.values().items()
-                                       for k in w if k != "all"),
+        "online metrics: " + (", ".join(f"{n} {w['all']:.4f} (last {k} {w[k]:.4f})"
+                                        for n, w in service.model.scorecard.evaluation.values().items()
+                                        for k in w if k != "all") or "— (no prediction scored yet)"),
         "",
         f"snapshots are signed with LEARNER_SIGNING_KEY={key}",
     ]

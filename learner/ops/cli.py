@@ -58,7 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
         "snapshot_every_events", "snapshot_every_seconds", "snapshot_keep", "snapshot_in_background",
         "force", "lease_ttl", "max_event_bytes", "batch_size", "gateway_priority", "session_timeout_ms", "metric",
         "stop_after_events", "metrics_port",
-        "drift_window", "snapshot_on_drift", "guard_margin", "redis_persistence", "startup_timeout",
+        "drift_window", "drift_warmup", "snapshot_on_drift", "guard_margin", "redis_persistence", "startup_timeout",
         "label_ttl", "label_early_window", "max_pending", "merge_wait", "merge_allowance", "live_every_seconds", "follow_poll",
         "challenger", "from_version", "fork", "auto_promote", "auto_promote_margin", "auto_promote_confidence",
         "auto_promote_min_paired")
@@ -154,7 +154,9 @@ def _add_operator_commands(commands: Any) -> None:
     status = commands.add_parser("status", help="head, last snapshot, events learned, metrics, running service")
     add(status, *REDIS, *KAFKA, "challenger")
     status.add_argument("--json", action="store_true", default=env_flag("json"), help="JSON for scripts [env LEARNER_JSON=1]")
-    status.set_defaults(handler=lambda a: _operate().status(_store(a), a.json, settings_from(a)))
+    status.add_argument("--watch", nargs="?", const=2.0, type=float, metavar="SECONDS",
+                        help="redraw the status in place every SECONDS (2) until Ctrl-C")
+    status.set_defaults(handler=cmd_status)
 
 
 def _store(args: argparse.Namespace) -> SnapshotStore:
@@ -193,6 +195,15 @@ def cmd_local(args: argparse.Namespace) -> int:
     return run_demo(Demo(dataset=args.dataset, limit=int(args.limit), rate=float(args.rate), model=args.model,
                          keep=args.keep, label_delay=args.label_delay,
                          challengers=tuple(parse_challenger(text) for text in args.challengers)))
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    store, settings = _store(args), settings_from(args)
+    if args.watch is None or args.json:
+        return int(_operate().status(store, args.json, settings))
+    from learner.ops.watch import watch
+
+    return watch(lambda: _operate().status(store, False, settings), max(args.watch, 0.2))
 
 
 def cmd_run(args: argparse.Namespace) -> int:

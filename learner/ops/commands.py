@@ -13,6 +13,7 @@ from typing import Any
 
 import orjson
 
+from learner.core.evaluation import shown
 from learner.core.paired import verdict
 from learner.core.status import ServiceStatus
 from learner.errors import LearnerError, SnapshotMissing, StateError
@@ -37,7 +38,7 @@ def _print_json(value: Any) -> None:
 def _first_metric(meta: SnapshotMeta) -> str:
     for name, windows in meta.metrics.items():
         return f"{name}={windows.get('all', float('nan')):.4f}"
-    return "-"
+    return "—"
 
 
 def list_snapshots(store: SnapshotStore, as_json: bool) -> int:
@@ -56,16 +57,26 @@ def list_snapshots(store: SnapshotStore, as_json: bool) -> int:
     if as_json:
         _print_json([{k: v for k, v in r.items() if k != "first_metric"} for r in rows])
         return 0
-    print(f"{'':2}{'version':>7} {'parent':>6}  {'created':19}  {'events':>10}  {'metric':18} {'size':>10}  reason")
+    _snapshot_table(store, rows)
+    return 0
+
+
+def _snapshot_table(store: SnapshotStore, rows: list[dict[str, Any]]) -> None:
+    """The history as a table (rich): a version's marks, its parent, when, events, first metric, size, why."""
+    from rich import box
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("", "version", "parent", "created", "events", "metric", "size", "reason", box=box.SIMPLE_HEAD,
+                  title=f"snapshots of {store.label}", caption="* head, P pinned", title_justify="left")
     for r in rows:
         if "error" in r:
-            print(f"{'':2}{r['version']:>7}  {r['error']}")
+            table.add_row("", str(r["version"]), "", "", "", "", "", f"unreadable: {r['error']}")
             continue
-        mark = ("*" if r["head"] else " ") + ("P" if r["pinned"] else " ")
-        print(f"{mark}{r['version']:>7} {r['parent'] or '-'!s:>6}  {_when(r['created'])}  {r['events_learned']:>10,}  "
-              f"{r['first_metric']:18} {r['size']:>10,}  {r['reason']}")
-    print("(* head, P pinned)")
-    return 0
+        table.add_row(("*" if r["head"] else "") + ("P" if r["pinned"] else ""), str(r["version"]),
+                      str(r["parent"] or "—"), _when(r["created"]), f"{r['events_learned']:,}", r["first_metric"],
+                      f"{r['size']:,}", r["reason"] or "")
+    Console(width=None if sys.stdout.isatty() else 140).print(table)
 
 
 def show_snapshot(store: SnapshotStore, version: int, as_json: bool) -> int:
@@ -75,8 +86,8 @@ def show_snapshot(store: SnapshotStore, version: int, as_json: bool) -> int:
         _print_json(record)
     else:
         for key, value in record.items():
-            shown = orjson.dumps(value).decode() if isinstance(value, dict | list) else value
-            print(f"{key:>16}: {_when(value) if key == 'created' else shown}")
+            text = orjson.dumps(value).decode() if isinstance(value, dict | list) else value
+            print(f"{key:>16}: {_when(value) if key == 'created' else text}")
     return 0
 
 
@@ -161,7 +172,7 @@ def status(store: SnapshotStore, as_json: bool, settings: Settings | None = None
     if service is None:
         print(f"  {_not_running(fleet.last_service)}")
     else:
-        metrics = ", ".join(f"{n} {w.get('all', 0):.4f}" for n, w in service.metrics.items())
+        metrics = shown(service.metrics)
         if service.fallback:
             print(f"  WARNING at start: {service.fallback}")
         print(f"  running service: model version {service.model_version}, {service.events_learned:,} events learned, "

@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING
 
 import orjson
 
+from learner.core.evaluation import shown
+
 if TYPE_CHECKING:
     from learner.runtime.model.service import Service
 
@@ -48,7 +50,7 @@ def status_line(service: Service) -> None:
     last = _last_line.get("at", (now, progress.done))
     rate = (progress.done - last[1]) / max(now - last[0], 1e-9)
     _last_line["at"] = (now, progress.done)
-    metrics = " ".join(f"{n} {w.get('all', 0):.4f}" for n, w in progress.metrics.items())
+    metrics = shown(progress.metrics)
     learning = "" if progress.learning else "  LEARNING STOPPED (guard)"
     sys.stderr.write(f"\r\033[K{rate:>9,.0f} ev/s  lag {progress.lag:>8,}  v{progress.version}  {metrics}  "
                      f"drift {progress.drifts}{learning}")
