@@ -89,5 +89,7 @@ def test_a_champion_promotes_a_clearly_better_challenger_by_itself(stack: Stack)
     entries = [e for e in store.audit.entries() if e.action == "promotion"]
     assert len(entries) == 1 and entries[0].who.startswith("auto-promote") and "challenger good" in entries[0].detail
     assert store.challengers.get("poor") is not None and store.challengers.get("good") is None
+    [noted] = [e for e in store.timeline.entries() if e.kind == "promotion"]
+    assert noted.version == promoted and noted.detail["challenger"] == "good" and noted.who.startswith("auto-promote")
     assert stack.stop(poor) == 0
     assert stack.stop(champion) == 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import time
 from collections.abc import Iterator
 
 import orjson
@@ -96,6 +97,11 @@ def test_service_reports_drift(stack: Stack) -> None:
     assert all(d["event"] > CHANGE for d in inputs)
     samples = scrape(port)
     assert samples[("learner_drift_detected_total", (("kind", "input"), ("model", stack.name)))] >= 1
+    deadline = time.monotonic() + 60  # the timeline is written by the Redis thread
+    while not (noted := [e for e in stack.store().timeline.entries(1000) if e.kind == "drift"]):
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    assert {e.detail["what"] for e in noted if e.detail["kind"] == "input"} >= {"shift"}
     assert stack.stop(service) == 0
     reasons = [stack.store().meta(v).reason for v in stack.store().versions()]
     assert any(r.startswith("drift: ") for r in reasons), reasons

@@ -47,3 +47,7 @@ def test_guard_trips_rolls_back_and_resumes(stack: Stack) -> None:
     assert stack.stop(service) == 0
     log = learner(stack, "snapshots", "log").stdout
     assert "guard" in log and "resume" in log
+    timeline = {entry.kind: entry for entry in stack.store().timeline.entries()}
+    trip = timeline["guard_trip"]
+    assert trip.version == good and "fell to" in trip.why and trip.detail["reference"] > trip.detail["value"]
+    assert timeline["guard_resume"].why == "learner resume"

@@ -26,6 +26,7 @@ from learner.errors import LearnerError, SnapshotMissing, UsageError
 from learner.ops import hash_seed, logs
 from learner.ops.experiment_commands import add_experiment_commands
 from learner.ops.options import KAFKA, REDIS, add, env_flag, from_env, settings_from
+from learner.ops.record_commands import add_record_commands
 from stream.errors import StreamError
 
 if TYPE_CHECKING:
@@ -97,6 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     export.set_defaults(handler=cmd_export)
     _add_operator_commands(commands)
     add_experiment_commands(commands)
+    add_record_commands(commands)
 
     local = commands.add_parser("local", help="the embedded demo: broker, Redis and learner, no Docker, no root")
     local.add_argument("--dataset", default=from_env("dataset", "synth.Agrawal"),

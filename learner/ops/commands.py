@@ -16,10 +16,12 @@ import orjson
 from learner.core.evaluation import shown
 from learner.core.paired import verdict
 from learner.core.status import ServiceStatus
+from learner.core.timeline import TimelineEntry
 from learner.errors import LearnerError, SnapshotMissing, StateError
 from learner.ops.challengers import challenger_rows
 from learner.ops.fleet import gather
 from learner.settings import Settings
+from learner.state.audit import operator
 from learner.state.control import ControlPlane
 from learner.state.snapshots import SnapshotMeta, SnapshotStore
 
@@ -111,6 +113,8 @@ def rollback(store: SnapshotStore, version: int, replay: bool, reason: str, forc
     previous = store.rollback(version, replay)
     mode = "replay from its offsets" if replay else "continue from the stream position"
     store.audit.append("rollback", f"head {previous} -> {version} ({mode}); reason: {reason or '-'}")
+    store.timeline.note(TimelineEntry("rollback", time.time(), version, store.meta(version).events_learned,
+                                      operator(), reason, {"from": previous, "replay": replay}))
     print(f"head of {store.name!r} is now version {version} (was {previous}); a running service adopts it "
           f"within 2 s and will {mode}")
     return 0
@@ -120,6 +124,7 @@ def resume(store: SnapshotStore) -> int:
     if not ControlPlane(store).resume_learning():
         raise LearnerError(f"the guard of {store.name!r} has not tripped: learning is not stopped")
     store.audit.append("resume", "learning resumed after a guard trip")
+    store.timeline.note(TimelineEntry("guard_resume", time.time(), store.head(), who=operator(), why="learner resume"))
     print(f"learning of {store.name!r} resumes (a running service sees it within a second)")
     return 0
 

@@ -58,6 +58,10 @@ class Keys:
         self.guard = self._key("guard")
         #: Stream of the audit log.
         self.audit = self._key("audit")
+        #: Stream of the typed timeline (snapshots, rollbacks, promotions, drift, guard, lease).
+        self.timeline = self._key("timeline")
+        #: Stream of the metric history (a point every few seconds).
+        self.history = self._key("history")
         #: Stream of the keys the merge gave late messages (with a labels topic).
         self.late = self._key("late")
         #: Hash of the learner's latest lightweight publication for serve replicas: meta, sig, blob.

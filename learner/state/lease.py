@@ -19,10 +19,12 @@ import uuid
 
 import redis
 
+from learner.core.timeline import TimelineEntry
 from learner.errors import LeaseLost
 from learner.state import scripts
 from learner.state.audit import operator
 from learner.state.failures import translated
+from learner.state.index import ModelIndex
 from learner.state.replies import as_int, as_text
 from learner.state.snapshots import SnapshotStore
 
@@ -50,7 +52,8 @@ class Lease:
     """The lease of one model name, as held (or awaited) by this process."""
 
     def __init__(self, store: SnapshotStore, ttl: float) -> None:
-        self._redis, self._keys, self._audit = store.redis, store.keys, store.audit
+        self._redis, self._keys, self._audit, self._timeline = store.redis, store.keys, store.audit, store.timeline
+        self._index, self._name = ModelIndex(store.redis), store.name
         self.ttl_ms = int(ttl * 1000)
         self.token = uuid.uuid4().hex
         self.who = operator()
@@ -70,6 +73,8 @@ class Lease:
         if epoch:
             self.epoch, self._renewed = epoch, time.monotonic()
             self._audit.append("lease", f"acquired, epoch {epoch}", self.who)
+            self._note("acquired", epoch)
+            self._index.note(self._name)  # the models of this Redis, listed without SCAN
             log.info("lease acquired (epoch %d)", epoch)
         return bool(epoch)
 
@@ -111,10 +116,15 @@ class Lease:
             self._audit.append("lease", f"lost, epoch {epoch}", self.who)
         except Exception:  # recording it is best effort: the loss stands either way
             log.debug("could not record the lease loss in the audit log")
+        self._note("lost", epoch)
 
     @translated
     def release(self) -> None:
         """Hand the lease back at once, so that a standby takes over without waiting out the expiry."""
         if self.epoch is not None and int(self._release(keys=[self._keys.lease], args=[self.token])):
             self._audit.append("lease", f"released, epoch {self.epoch}", self.who)
+            self._note("released", self.epoch)
         self.epoch = None
+
+    def _note(self, what: str, epoch: int | None) -> None:
+        self._timeline.note(TimelineEntry("lease", time.time(), who=self.who, why=what, detail={"epoch": epoch}))

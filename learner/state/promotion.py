@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from learner.core.snapshot_state import SnapshotState
+from learner.core.timeline import TimelineEntry
 from learner.errors import HeadMoved, NoServiceAnswered, StateError, UsageError
 from learner.state.audit import operator
 from learner.state.control import ControlPlane
@@ -72,6 +73,10 @@ def promote_challenger(store: SnapshotStore, challenger: str, reason: str, who: 
     store.audit.append("promotion", f"challenger {challenger} ({done.spec}, its version {done.challenger_version}) -> "
                        f"version {done.version} (head was {done.previous}, {done.previous_spec}); {done.standing()}; "
                        f"reason: {reason or '-'}", who)
+    store.timeline.note(TimelineEntry("promotion", time.time(), done.version, loaded.meta.events_learned,
+                                      who or operator(), reason, {"challenger": challenger, "spec": done.spec,
+                                                                  "previous": done.previous,
+                                                                  "previous_spec": done.previous_spec}))
     return dataclasses.replace(done, retired=_retire(store, challenger))
 
 

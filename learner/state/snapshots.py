@@ -48,11 +48,13 @@ from learner.state.announce import Announcements, announce
 from learner.state.audit import AuditLog
 from learner.state.challengers import Challengers
 from learner.state.failures import translated
+from learner.state.history import MetricHistory
 from learner.state.keys import Keys
 from learner.state.late_log import LateLog
 from learner.state.pickled import load_state
 from learner.state.replies import as_bytes, as_int
 from learner.state.signing import UNSIGNED, Signer, checksum
+from learner.state.timeline import Timeline
 
 __all__ = ["RIVER_VERSION", "LoadedSnapshot", "RollbackRecord", "SnapshotMeta", "SnapshotStore"]
 
@@ -132,8 +134,8 @@ class SnapshotStore:
         self._write = client.register_script(scripts.WRITE_SNAPSHOT)
         self._delete = client.register_script(scripts.DELETE_SNAPSHOT)
         self._rollback = client.register_script(scripts.ROLLBACK)
-        self.audit = AuditLog(client, self.keys.audit)
-        self.late = LateLog(client, self.keys.late)
+        self.audit, self.late = AuditLog(client, self.keys.audit), LateLog(client, self.keys.late)
+        self.timeline, self.history = Timeline(client, self.keys.timeline), MetricHistory(client, self.keys.history)
         #: The model's challengers (the same registry from every lineage of the model).
         self.challengers = Challengers(client, self.keys)
 

@@ -3,7 +3,8 @@
 The Redis thread (:mod:`learner.runtime.model.state_sync`) publishes the status this loop gives it and
 brings back what operators changed; here, at a batch boundary, snapshot requests go to the
 snapshot coordinator, the guard's stop flag to the guard keeper, a moved head to rollback adoption,
-what it says of challengers to the experiment watch.
+what it says of challengers to the experiment watch; every few seconds the status also becomes a
+point of the metric history.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from collections.abc import Callable
 from learner.core.status import ServiceStatus
 from learner.runtime.model.experiment_watch import ExperimentWatch
 from learner.runtime.model.guard import GuardKeeper
+from learner.runtime.model.history_recorder import HistoryRecorder
 from learner.runtime.model.rollback import RollbackAdopter
 from learner.runtime.model.snapshot_coordinator import SnapshotCoordinator
 from learner.runtime.model.state_sync import StateSync
@@ -29,6 +31,7 @@ class ControlLoop:
                  adopter: RollbackAdopter, guard: GuardKeeper, scores: ExperimentWatch) -> None:
         self.sync, self.status = sync, status
         self.snapshots, self.adopter, self.guard, self.scores = snapshots, adopter, guard, scores
+        self.history = HistoryRecorder(sync)
         self._published = 0.0
 
     def poll_if_due(self) -> bool:
@@ -36,7 +39,9 @@ class ControlLoop:
         now = time.monotonic()
         if now - self._published >= POLL_SECONDS:
             self._published = now
-            self.sync.publish(self.status())
+            status = self.status()
+            self.sync.publish(status)
+            self.history.record_if_due(status)
         view = self.sync.take_view()
         if view is not None:
             self.snapshots.requested(view.requests)

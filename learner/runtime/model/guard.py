@@ -11,9 +11,11 @@ waits for ``learner resume``.
 from __future__ import annotations
 
 import logging
+import time
 from concurrent.futures import Future
 
 from learner.core.guard import ArmedGuard, Guard
+from learner.core.timeline import TimelineEntry
 from learner.errors import StateError
 from learner.runtime.gateway import protocol as p
 from learner.runtime.gateway.link import GatewayLink
@@ -89,6 +91,9 @@ class GuardKeeper:
         self._recording = True
         self.sync.submit("guard", lambda: self.control.stop_learning(reason))
         self.sync.submit("audit", lambda: self.store.audit.append("guard", f"tripped: {reason}; rolled back to {good}"))
+        entry = TimelineEntry("guard_trip", time.time(), good, self.model.step.learned, why=reason,
+                              detail={"metric": rule.metric, "value": current, "reference": armed.reference})
+        self.sync.submit("timeline", lambda: self.store.timeline.note(entry))
         self.sync.submit("guard", lambda: self.store.rollback(good, replay=False))  # adopted at a later look
 
     def follow(self, stop_reason: str | None) -> None:

@@ -8,6 +8,7 @@ an ``evaluation`` only, and get fresh detectors).
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -18,6 +19,7 @@ from learner.core.positions import Position
 from learner.core.scorecard import Scorecard
 from learner.core.snapshot_state import SnapshotState
 from learner.core.step import LearningStep
+from learner.core.timeline import TimelineEntry
 from learner.errors import CorruptSnapshot
 from learner.settings import Settings
 from learner.state.snapshots import LoadedSnapshot, SnapshotStore
@@ -96,6 +98,8 @@ def restore(store: SnapshotStore, settings: Settings, beginning: Beginning | Non
     if loaded.fallback:  # the head did not load: make the version we did load the head, openly,
         store.rollback(loaded.meta.version, replay=True)  # and learn again what the lost head had learned
         store.audit.append("fallback", loaded.fallback)
+        store.timeline.note(TimelineEntry("fallback", time.time(), loaded.meta.version, loaded.meta.events_learned,
+                                          why=loaded.fallback))
     meta = loaded.meta
     if meta.model_spec != settings.model:
         log.warning("snapshot %d holds a %r model; --model %r is ignored", meta.version, meta.model_spec, settings.model)

@@ -26,7 +26,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from learner.connections import Connections
-from learner.core.drift import Detection
 from learner.core.positions import total
 from learner.core.status import GuardView, RedisHealth, ServiceStatus
 from learner.errors import GatewayFailed, ProtocolError, RedisUnavailable, StateError
@@ -35,6 +34,7 @@ from learner.runtime.gateway import protocol as p
 from learner.runtime.gateway.link import GatewayLink
 from learner.runtime.gateway.loop import gateway_main
 from learner.runtime.model.control import ControlLoop
+from learner.runtime.model.drift_log import DriftLog
 from learner.runtime.model.experiment_watch import ExperimentWatch
 from learner.runtime.model.guard import GuardKeeper
 from learner.runtime.model.late_order import LateOrder
@@ -59,8 +59,6 @@ __all__ = ["Progress", "Service"]
 
 log = logging.getLogger(__name__)
 
-#: Drift detections kept for /status and ``learner status``.
-DRIFTS_KEPT = 20
 #: Seconds the last snapshot may wait for Redis at a stop.
 FINAL_SNAPSHOT_WAIT = 30.0
 
@@ -86,7 +84,6 @@ class Service:
         self.stopping = False
         self.started = False
         self.monitor = LearnerMetrics(settings.lineage)
-        self.drifts: list[Detection] = []
         self.fallback: str | None = None
         self._status: dict[str, Any] = {"name": settings.name, "service": None}  # /status, as last built
 
@@ -129,6 +126,7 @@ class Service:
         self.adopter = RollbackAdopter(self.model, self.store, self.link, self.snapshots, self.sync, self.monitor,
                                        settings, self.late)
         self.guard = GuardKeeper(self.model, self.store, self.control, self.link, self.sync, self.monitor, settings)
+        self.drifts = DriftLog(self.model, self.snapshots, self.sync, self.monitor, settings)
         self.control_loop = ControlLoop(self.sync, self.status, self.snapshots, self.adopter, self.guard,
                                         ExperimentWatch(self.link, settings, self.store, self.lease))
         self.live = LivePublisher(self.model, self.store, self.lease, self.snapshots, self.sync, self.monitor,
@@ -225,16 +223,8 @@ class Service:
             delays, join.delays_ms = join.delays_ms, []
             self.monitor.observe_labels(join.counts, join.waiting, delays)
         for detection in report.drifts:
-            self._drifted(detection)
+            self.drifts.add(detection)
         self.guard.rearm()
-
-    def _drifted(self, detection: Detection) -> None:
-        """Log, count and remember a drift; snapshot just after it, so operators can roll back to before."""
-        log.warning("drift detected (%s) after event %d: %s", detection.kind, detection.event, detection.detail)
-        self.monitor.drift.labels(self.settings.lineage, detection.kind).inc()
-        self.drifts = [*self.drifts, detection][-DRIFTS_KEPT:]
-        if self.settings.snapshot_on_drift and self.model.learning:  # stopped: nothing new to keep
-            self.snapshots.early(f"drift: {detection.detail}")
 
     def _install_signals(self) -> None:
         def stop(signum: int, _frame: Any) -> None:
@@ -315,7 +305,7 @@ class Service:
             redis=RedisHealth(self.sync.up, self.sync.problem),
             labels=None if model.join is None else {"waiting": model.join.waiting, **model.join.counts,
                                                     "late": report.late if report else 0},
-            drift=list(self.drifts),
+            drift=list(self.drifts.recent),
             guard=None if armed is None else GuardView(armed.rule.metric, armed.rule.window, armed.reference,
                                                        armed.version), pairing=report.pairing if report else None,
         )
@@ -326,5 +316,5 @@ class Service:
     def progress(self) -> Progress:
         report, model = self.readiness.report, self.model
         return Progress(total(model.position, self.settings.input_topic), model.step.learned, model.version,
-                        report.metrics if report else {}, sum(report.lag.values()) if report else 0, len(self.drifts),
+                        report.metrics if report else {}, sum(report.lag.values()) if report else 0, len(self.drifts.recent),
                         model.learning)

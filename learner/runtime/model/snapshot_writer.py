@@ -28,6 +28,7 @@ from typing import Any
 from learner.core.positions import Position
 from learner.core.scorecard import Scorecard
 from learner.core.snapshot_state import SnapshotState
+from learner.core.timeline import TimelineEntry
 from learner.errors import LearnerError, StateError
 from learner.runtime.shared.forked import Forked
 from learner.state.pickled import dump_state
@@ -173,6 +174,8 @@ def _write(job: SnapshotJob, store: SnapshotStore) -> WriteOutcome:
         blob = dump_state(job.state)
         meta = store.build_meta(blob, version=version, **job.fields)
         store.write(meta, blob, job.expected_head, job.epoch, job.rollbacks)
+        store.timeline.note(TimelineEntry("snapshot", meta.created, version, meta.events_learned, why=meta.reason,
+                                          detail={"parent": meta.parent, "size": meta.size}))
         store.apply_retention(job.keep)
     except LearnerError as error:
         return WriteOutcome(version, job.position, error)
