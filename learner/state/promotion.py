@@ -35,7 +35,7 @@ __all__ = ["Promotion", "promote", "promote_challenger"]
 
 #: Attempts to store the new version beside a head that a running champion keeps moving.
 ATTEMPTS = 5
-#: Seconds to wait for the promoted challenger's process to stop before its keys are deleted anyway.
+#: Seconds to wait for the promoted challenger's process to stop; its keys are deleted only once it has.
 RETIRE_WAIT = 30.0
 
 
