@@ -136,15 +136,12 @@ class PerformanceDrift:
         self.detector.update(loss)
         if not self.detector.drift_detected:
             return None
-        kept, width = float(self.detector.estimation), int(self.detector.width)
-        dropped = self._n - width
-        before = (self._sum - kept * width) / dropped if dropped > 0 else kept
-        self._sum, self._n = kept * width, width  # ADWIN's window from now on: the part it kept
-        if kept <= before:
-            return None  # better: not an alarm
+        rose = self.detector.estimation > self._sum / self._n  # the window kept is worse than the whole
+        self._sum, self._n = 0.0, 0
+        if not rose:
+            return None
         what = "absolute error" if self.regression else "error rate"
-        return Detection("performance", what, f"the {what} rose from {before:.3f} to {kept:.3f}"
-                         + (" (in units of its warm-up mean)" if self.regression else ""), self.seen)
+        return Detection("performance", what, f"the {what} rose", self.seen)
 
 
 @dataclass
