@@ -26,6 +26,7 @@ from learner.errors import LearnerError, SnapshotMissing, UsageError
 from learner.ops import hash_seed, logs
 from learner.ops.experiment_commands import add_experiment_commands
 from learner.ops.options import KAFKA, REDIS, add, env_flag, from_env, settings_from
+from learner.ops.output import json_flag
 from learner.ops.record_commands import add_record_commands
 from stream.errors import StreamError
 
@@ -125,14 +126,14 @@ def _add_operator_commands(commands: Any) -> None:
                          ("log", "the audit log: rollbacks, pins, deletes, lease changes")]:
         sub = actions.add_parser(action, help=text)
         add(sub, *REDIS, "challenger")
-        sub.add_argument("--json", action="store_true", default=env_flag("json"), help="JSON for scripts [env LEARNER_JSON=1]")
+        json_flag(sub)
         sub.set_defaults(handler=cmd_snapshots)
     for action, text in [("show", "everything a snapshot records"), ("pin", "keep forever; the guard's reference"),
                          ("unpin", "let retention delete it again"), ("delete", "delete (never the head or a pinned one)")]:
         sub = actions.add_parser(action, help=text)
         add(sub, *REDIS, "challenger")
         sub.add_argument("snapshot_version", type=int, metavar="VERSION")
-        sub.add_argument("--json", action="store_true", default=env_flag("json"), help="JSON for scripts [env LEARNER_JSON=1]")
+        json_flag(sub)
         sub.set_defaults(handler=cmd_snapshots)
 
     snapshot = commands.add_parser("snapshot", help="ask the running service to snapshot now; prints the version")
@@ -155,7 +156,7 @@ def _add_operator_commands(commands: Any) -> None:
 
     status = commands.add_parser("status", help="head, last snapshot, events learned, metrics, running service")
     add(status, *REDIS, *KAFKA, "challenger")
-    status.add_argument("--json", action="store_true", default=env_flag("json"), help="JSON for scripts [env LEARNER_JSON=1]")
+    json_flag(status)
     status.add_argument("--watch", nargs="?", const=2.0, type=float, metavar="SECONDS",
                         help="redraw the status in place every SECONDS (2) until Ctrl-C")
     status.set_defaults(handler=cmd_status)

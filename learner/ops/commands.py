@@ -20,6 +20,7 @@ from learner.core.timeline import TimelineEntry
 from learner.errors import LearnerError, SnapshotMissing, StateError
 from learner.ops.challengers import challenger_rows
 from learner.ops.fleet import gather
+from learner.ops.output import print_json, when
 from learner.settings import Settings
 from learner.state.audit import operator
 from learner.state.control import ControlPlane
@@ -27,14 +28,6 @@ from learner.state.snapshots import SnapshotMeta, SnapshotStore
 
 __all__ = ["delete", "list_snapshots", "pin", "resume", "rollback", "show_log", "show_snapshot", "snapshot_now",
            "status"]
-
-
-def _when(ts: Any) -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts))
-
-
-def _print_json(value: Any) -> None:
-    sys.stdout.write(orjson.dumps(value, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS).decode() + "\n")
 
 
 def _first_metric(meta: SnapshotMeta) -> str:
@@ -57,7 +50,7 @@ def list_snapshots(store: SnapshotStore, as_json: bool) -> int:
                      "pinned": version in pinned, "head": version == head, "reason": meta.reason,
                      "first_metric": _first_metric(meta)})
     if as_json:
-        _print_json([{k: v for k, v in r.items() if k != "first_metric"} for r in rows])
+        print_json([{k: v for k, v in r.items() if k != "first_metric"} for r in rows])
         return 0
     _snapshot_table(store, rows)
     return 0
@@ -76,7 +69,7 @@ def _snapshot_table(store: SnapshotStore, rows: list[dict[str, Any]]) -> None:
             table.add_row("", str(r["version"]), "", "", "", "", "", f"unreadable: {r['error']}")
             continue
         table.add_row(("*" if r["head"] else "") + ("P" if r["pinned"] else ""), str(r["version"]),
-                      str(r["parent"] or "—"), _when(r["created"]), f"{r['events_learned']:,}", r["first_metric"],
+                      str(r["parent"] or "—"), when(r["created"]), f"{r['events_learned']:,}", r["first_metric"],
                       f"{r['size']:,}", r["reason"] or "")
     Console(width=None if sys.stdout.isatty() else 140).print(table)
 
@@ -85,11 +78,11 @@ def show_snapshot(store: SnapshotStore, version: int, as_json: bool) -> int:
     meta = store.meta(version)
     record = {**asdict(meta), "pinned": version in store.pinned(), "head": version == store.head()}
     if as_json:
-        _print_json(record)
+        print_json(record)
     else:
         for key, value in record.items():
             text = orjson.dumps(value).decode() if isinstance(value, dict | list) else value
-            print(f"{key:>16}: {_when(value) if key == 'created' else text}")
+            print(f"{key:>16}: {when(value) if key == 'created' else text}")
     return 0
 
 
@@ -140,10 +133,10 @@ def snapshot_now(store: SnapshotStore) -> int:
 def show_log(store: SnapshotStore, as_json: bool, count: int = 100) -> int:
     entries = store.audit.entries(count)
     if as_json:
-        _print_json([asdict(e) for e in entries])
+        print_json([asdict(e) for e in entries])
         return 0
     for e in entries:
-        print(f"{_when(e.at)}  {e.action:9} {e.who:24} {e.detail}")
+        print(f"{when(e.at)}  {e.action:9} {e.who:24} {e.detail}")
     return 0
 
 
@@ -153,8 +146,8 @@ def _not_running(last: ServiceStatus | None) -> str:
         return "no running service (none has reported in the last 10 s, nor stopped in the last day)"
     learned = f"model version {last.model_version}, {last.events_learned:,} events learned"
     if last.stopped:
-        return f"no running service: it stopped cleanly at {_when(last.stopped)} ({learned})"
-    return (f"no running service: not heard from since {_when(last.updated)} ({learned} then); it did not stop "
+        return f"no running service: it stopped cleanly at {when(last.stopped)} ({learned})"
+    return (f"no running service: not heard from since {when(last.updated)} ({learned} then); it did not stop "
             "cleanly (killed, crashed, or cut off from Redis)")
 
 
@@ -162,12 +155,12 @@ def status(store: SnapshotStore, as_json: bool, settings: Settings | None = None
     fleet = gather(store, settings)
     challengers = challenger_rows(store) if store.challenger is None else []
     if as_json:
-        _print_json(fleet.to_json() | {"challengers": challengers})
+        print_json(fleet.to_json() | {"challengers": challengers})
         return 0
     head, meta = fleet.head, fleet.last_snapshot
     print(f"model {store.label}: head version {head if head is not None else '(none)'}")
     if meta is not None:
-        print(f"  last snapshot: version {meta.version} at {_when(meta.created)}, {meta.events_learned:,} events learned, "
+        print(f"  last snapshot: version {meta.version} at {when(meta.created)}, {meta.events_learned:,} events learned, "
               f"{_first_metric(meta)}")
     if fleet.guard_tripped:
         print(f"  GUARD TRIPPED: {fleet.guard_tripped}; learning is stopped until `learner resume`")
@@ -187,7 +180,7 @@ def status(store: SnapshotStore, as_json: bool, settings: Settings | None = None
                 f"{labels.get(k, 0):,} {k}" for k in ("received", "joined", "expired", "unknown", "duplicate", "early",
                                                       "rejected", "late")))
         for drift in service.drift[-5:]:
-            print(f"  drift at {_when(drift.at)} after event {drift.event:,}: {drift.detail}")
+            print(f"  drift at {when(drift.at)} after event {drift.event:,}: {drift.detail}")
     if fleet.replicas_problem:
         print(f"  serve replicas: unknown ({fleet.replicas_problem})")
     elif fleet.replicas:

@@ -10,7 +10,8 @@ import argparse
 from typing import Any
 
 from learner.ops import hash_seed
-from learner.ops.options import KAFKA, REDIS, add, env_flag, settings_from
+from learner.ops.options import KAFKA, REDIS, add, settings_from
+from learner.ops.output import json_flag
 
 __all__ = ["add_experiment_commands"]
 
@@ -34,10 +35,6 @@ def cmd_promote(args: argparse.Namespace) -> int:
     return promote_command(Connections(settings).store(), args.promoted, args.reason, settings.force)
 
 
-def _json_flag(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--json", action="store_true", default=env_flag("json"), help="JSON for scripts [env LEARNER_JSON=1]")
-
-
 def _add_backtest(commands: Any) -> None:
     backtest = commands.add_parser("backtest", help="replay the retained input from a version through other specs; "
                                    "compare each with the live model on the same events")
@@ -57,7 +54,7 @@ def _add_backtest(commands: Any) -> None:
     backtest.add_argument("--save-as", dest="save_as", metavar="CHALLENGER",
                           help="keep the replayed model (one --model, or --fork) as this new challenger, ready to run "
                           "on (`learner run --role challenger`) and to promote")
-    _json_flag(backtest)
+    json_flag(backtest)
     backtest.set_defaults(handler=cmd_backtest)
 
 
@@ -75,7 +72,7 @@ def _add_challengers(commands: Any) -> None:
     actions = challengers.add_subparsers(dest="action", required=True, metavar="ACTION")
     listing = actions.add_parser("list", help="each challenger: its spec, where it began, what it has learned")
     add(listing, *REDIS)
-    _json_flag(listing)
+    json_flag(listing)
     listing.set_defaults(handler=cmd_challengers)
     remove = actions.add_parser("remove", help="delete a stopped challenger: its registration and its snapshots")
     add(remove, *REDIS)

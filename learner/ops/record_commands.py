@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from typing import Any
 
 import orjson
 
-from learner.ops.options import REDIS, add, env_flag, settings_from
+from learner.ops.options import REDIS, add, settings_from
+from learner.ops.output import json_flag, print_json, when
 
 __all__ = ["add_record_commands"]
 
@@ -22,26 +22,14 @@ def add_record_commands(commands: Any) -> None:
     for parser in (timeline, history):
         add(parser, *REDIS, "challenger")
         parser.add_argument("--count", type=int, default=50, help="the newest COUNT entries (50)")
-        _json_flag(parser)
+        json_flag(parser)
     timeline.set_defaults(handler=cmd_timeline)
     history.set_defaults(handler=cmd_history)
     index = commands.add_parser("index", help="the models of this Redis (each learner adds its own when it starts)")
     add(index, *REDIS)
     index.add_argument("--remove", metavar="NAME", help="take NAME off the list (its keys stay)")
-    _json_flag(index)
+    json_flag(index)
     index.set_defaults(handler=cmd_index)
-
-
-def _json_flag(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--json", action="store_true", default=env_flag("json"), help="JSON for scripts [env LEARNER_JSON=1]")
-
-
-def _print_json(value: Any) -> None:
-    sys.stdout.write(orjson.dumps(value, option=orjson.OPT_INDENT_2).decode() + "\n")
-
-
-def _when(ts: float) -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts))
 
 
 def _table(title: str, *columns: str) -> Any:
@@ -63,11 +51,11 @@ def cmd_timeline(args: argparse.Namespace) -> int:
     store = Connections(settings_from(args)).store()
     entries = store.timeline.entries(args.count)
     if args.json:
-        _print_json([entry.to_json() for entry in entries])
+        print_json([entry.to_json() for entry in entries])
         return 0
     table = _table(f"timeline of {store.label}", "time", "kind", "version", "events", "who", "why")
     for entry in entries:
-        table.add_row(_when(entry.at), entry.kind, "—" if entry.version is None else str(entry.version),
+        table.add_row(when(entry.at), entry.kind, "—" if entry.version is None else str(entry.version),
                       "—" if entry.events is None else f"{entry.events:,}", entry.who, entry.why)
     _print(table)
     return 0
@@ -79,13 +67,13 @@ def cmd_history(args: argparse.Namespace) -> int:
     store = Connections(settings_from(args)).store()
     points = store.history.points(args.count)
     if args.json:
-        _print_json([orjson.loads(point.to_json()) for point in points])
+        print_json([orjson.loads(point.to_json()) for point in points])
         return 0
     table = _table(f"history of {store.label}", "time", "events", "learned", "version", "events/s", "lag", "metrics")
     for point in points:
         metrics = "  ".join(f"{name} {' / '.join(f'{v:.4f}' for v in windows.values())}"
                             for name, windows in point.metrics.items()) or "—"
-        table.add_row(_when(point.at), f"{point.events_done:,}", f"{point.events_learned:,}", str(point.version),
+        table.add_row(when(point.at), f"{point.events_done:,}", f"{point.events_learned:,}", str(point.version),
                       f"{point.rate:,.0f}", f"{point.lag:,}", metrics)
     _print(table)
     return 0
@@ -103,7 +91,7 @@ def cmd_index(args: argparse.Namespace) -> int:
         return 0
     names = index.names()
     if args.json:
-        _print_json(names)
+        print_json(names)
     else:
         print("\n".join(names) if names else "no model has run on this Redis yet")
     return 0
