@@ -29,6 +29,7 @@ from redis.sentinel import Sentinel
 from learner import kafka_properties
 from learner.errors import RedisUnavailable, UsageError
 from learner.settings import Settings
+from learner.state.catalog import Catalog
 from learner.state.failures import translate
 from learner.state.signing import Signer
 from learner.state.snapshots import SnapshotStore
@@ -246,3 +247,7 @@ class Connections:
         client = self.redis(wait)
         return SnapshotStore(client, self.settings.name, Signer(self.settings.key_bytes()), reconnect=self._connect,
                              challenger=self.settings.challenger)
+
+    def catalog(self) -> Catalog:
+        """The read-only views of this Redis's models, for the dashboard (no signing key; waits for Redis)."""
+        return Catalog(self.redis(wait=True))

@@ -148,6 +148,15 @@ class Settings(BaseSettings):
     snapshot_on_drift: Annotated[bool, LEARNERS] = True
 
     metrics_port: int = Field(0, ge=0, le=65535)
+    #: How often a learner appends a point to its metric history (README "History and timeline").
+    history_every_seconds: Annotated[float, BeforeValidator(seconds), LEARNERS] = Field(5.0, gt=0)
+
+    #: ``learner dashboard`` (README "Dashboard"): where it listens, the token a non-loopback address
+    #: requires, and how many requests it serves at once.
+    dashboard_host: str = "127.0.0.1"
+    dashboard_port: int = Field(8050, ge=0, le=65535)
+    dashboard_token_file: Path | None = None
+    dashboard_max_connections: int = Field(64, ge=1)
     #: From the environment as a comma-separated list: ``LEARNER_METRIC=Accuracy,LogLoss``.
     metric: Annotated[tuple[str, ...], NoDecode, LEARNERS] = ()
 

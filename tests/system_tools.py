@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-__all__ = ["COMPOSE", "PROMETHEUS", "STUNNEL", "SYSTEM_REDIS", "SystemTool", "check", "in_ci", "needs"]
+__all__ = ["CHROMIUM", "COMPOSE", "PROMETHEUS", "STUNNEL", "SYSTEM_REDIS", "SystemTool", "check", "in_ci", "needs"]
 
 
 def in_ci() -> bool:
@@ -42,6 +42,8 @@ SYSTEM_REDIS = SystemTool("redis-server", "TLS, Sentinel and Cluster: the redisl
 STUNNEL = SystemTool("stunnel4", "a TLS terminator in front of Tansu", _on_path("stunnel4", "stunnel"))
 PROMETHEUS = SystemTool("prometheus", "promtool for the alert rules, and a real server scraping a test stack",
                         lambda: bool(shutil.which("prometheus") and shutil.which("promtool")))
+CHROMIUM = SystemTool("chromium", "the dashboard's test in a real browser (Playwright drives this executable)",
+                      lambda: os.path.exists("/usr/bin/chromium"))
 COMPOSE = SystemTool("docker-compose", "validates docker-compose.yml without an engine",
                      _on_path("docker-compose"))
 

@@ -12,7 +12,7 @@ releases wrote (README "Monitoring").
 >>> ServiceStatus.from_json(status.to_json()) == status
 True
 >>> sorted(status.to_json())[:4]
-['dead_lettered', 'drift', 'events_done', 'events_learned']
+['dead_lettered', 'dead_letters', 'drift', 'events_done']
 """
 
 from __future__ import annotations
@@ -71,6 +71,8 @@ class ServiceStatus:
     stopped: float | None = None
     #: A challenger's pairs with its champion: paired_events, champion, metrics, difference, waiting, unpaired.
     pairing: dict[str, Any] | None = None
+    #: Dead letters by kind since the start (README "Input events"); their sum is ``dead_lettered``.
+    dead_letters: dict[str, int] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         out = asdict(self)

@@ -19,9 +19,10 @@ from dataclasses import dataclass
 from learner.connections import Connections
 from learner.core.evaluation import shown
 from learner.local.challengers import DemoChallengers
+from learner.local.dashboard import DEFAULT_PORT, DashboardProcess
 from learner.local.servers import Broker, RedisServer
 from learner.ops.challengers import list_challengers
-from learner.ops.feed import LabelDelay, Record, dataset_events, limited, records, with_delayed_labels
+from learner.ops.feed import CHANGING, LabelDelay, Record, dataset_events, limited, records, with_delayed_labels
 from learner.runtime.model.service import Service
 from learner.settings import Settings
 from stream.errors import StreamError
@@ -34,19 +35,21 @@ __all__ = ["Demo", "run_demo"]
 class Demo:
     """What the demo runs: a dataset, how much of it and how fast, with which model."""
 
-    dataset: str = "synth.Agrawal"
+    dataset: str = CHANGING  # a concept change halfway through ``limit``
     limit: int = 20_000
-    rate: float = 2_000
+    rate: float = 200
     model: str = "tree"
     partitions: int = 1
     keep: bool = False
     label_delay: str | None = None  # labels on their own topic, N (or N:M) events after their event
     challengers: tuple[tuple[str, str], ...] = ()  # (name, spec): challengers of the demo's model
+    dashboard: bool = True
+    dashboard_port: int = DEFAULT_PORT
 
 
 def run_demo(demo: Demo) -> int:
     """Run the embedded stack end to end; returns the exit code."""
-    events = limited(dataset_events(demo.dataset), demo.limit)
+    events = limited(dataset_events(demo.dataset, change_at=max(1, demo.limit // 2)), demo.limit)
     events = itertools.chain([next(events)], events)  # an unknown dataset fails here, before anything starts
     delay = LabelDelay.parse(demo.label_delay) if demo.label_delay else None
     stream = with_delayed_labels(events, "events", "labels", delay) if delay else records(events, "events")
@@ -56,7 +59,8 @@ def run_demo(demo: Demo) -> int:
                             model=demo.model, input_topic="events", output_topic="predictions",
                             signing_key=key, snapshot_every_events=_snapshot_every(demo), snapshot_every_seconds=3,
                             stop_after_events=0 if demo.keep else demo.limit,
-                            labels_topic="labels" if delay else None, redis_persistence="ignore")
+                            labels_topic="labels" if delay else None, redis_persistence="ignore",
+                            history_every_seconds=1.0)
         connections = Connections(settings)
         connections.admin().ensure({"events": demo.partitions, **({"labels": demo.partitions} if delay else {})})
         _say(f"broker {broker.bootstrap_servers} (Tansu), redis {redis_server.url}")
@@ -65,7 +69,12 @@ def run_demo(demo: Demo) -> int:
         service = Service(settings)
         service.start()  # forks the gateway: before any thread of ours
         challengers = DemoChallengers(settings, key, demo.challengers)
+        dashboard = DashboardProcess(settings.redis_url, settings.bootstrap_servers, demo.dashboard_port) \
+            if demo.dashboard else None
         try:
+            if dashboard is not None:
+                address = dashboard.wait_address()
+                _say(f"dashboard: {address}models/{settings.name}" if address else "the dashboard did not start")
             for line in challengers.start():
                 _say(line)
             feed = connections.producer(**{"linger.ms": 10})  # after the fork: librdkafka starts threads
@@ -80,6 +89,8 @@ def run_demo(demo: Demo) -> int:
                 list_challengers(connections.store(), as_json=False)
         finally:
             challengers.stop()
+            if dashboard is not None:
+                dashboard.stop()
     return 0
 
 

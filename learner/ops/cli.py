@@ -24,6 +24,7 @@ from pydantic_settings import SettingsError
 from learner import __version__
 from learner.errors import LearnerError, SnapshotMissing, UsageError
 from learner.ops import hash_seed, logs
+from learner.ops.dashboard_command import add_dashboard_command
 from learner.ops.experiment_commands import add_experiment_commands
 from learner.ops.options import KAFKA, REDIS, add, env_flag, from_env, settings_from
 from learner.ops.output import json_flag
@@ -59,7 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     add(run, *KAFKA, *REDIS, "model", "input_topic", "output_topic", "labels_topic", "dlq_topic", "group_id", "role",
         "snapshot_every_events", "snapshot_every_seconds", "snapshot_keep", "snapshot_in_background",
         "force", "lease_ttl", "max_event_bytes", "batch_size", "gateway_priority", "session_timeout_ms", "metric",
-        "stop_after_events", "metrics_port",
+        "stop_after_events", "metrics_port", "history_every_seconds",
         "drift_window", "drift_warmup", "snapshot_on_drift", "guard_margin", "redis_persistence", "startup_timeout",
         "label_ttl", "label_early_window", "max_pending", "merge_wait", "merge_allowance", "live_every_seconds", "follow_poll",
         "challenger", "from_version", "fork", "auto_promote", "auto_promote_margin", "auto_promote_confidence",
@@ -100,12 +101,15 @@ def build_parser() -> argparse.ArgumentParser:
     _add_operator_commands(commands)
     add_experiment_commands(commands)
     add_record_commands(commands)
+    add_dashboard_command(commands)
 
     local = commands.add_parser("local", help="the embedded demo: broker, Redis and learner, no Docker, no root")
-    local.add_argument("--dataset", default=from_env("dataset", "synth.Agrawal"),
-                       help="River dataset to stream [env LEARNER_DATASET]")
+    local.add_argument("--dataset", default=from_env("dataset", "change.Agrawal"),
+                       help="River dataset to stream; change.Agrawal (the default) is synth.Agrawal whose concept "
+                            "changes halfway [env LEARNER_DATASET]")
     local.add_argument("--limit", type=int, default=from_env("limit", 20000), help="events to stream [env LEARNER_LIMIT]")
-    local.add_argument("--rate", type=float, default=from_env("rate", 2000), help="events per second [env LEARNER_RATE]")
+    local.add_argument("--rate", type=float, default=from_env("rate", 200), help="events per second [env LEARNER_RATE]")
+    local.add_argument("--no-dashboard", dest="dashboard", action="store_false", help="do not start the dashboard")
     local.add_argument("--model", default=from_env("model", "tree"), help="model preset or spec [env LEARNER_MODEL]")
     local.add_argument("--keep", action="store_true", default=env_flag("keep"),
                        help="keep the stack and the learner running until Ctrl-C [env LEARNER_KEEP=1]")
@@ -196,7 +200,7 @@ def cmd_local(args: argparse.Namespace) -> int:
     if int(args.limit) < 1 or float(args.rate) <= 0:
         raise UsageError("--limit and --rate must be positive")
     return run_demo(Demo(dataset=args.dataset, limit=int(args.limit), rate=float(args.rate), model=args.model,
-                         keep=args.keep, label_delay=args.label_delay,
+                         keep=args.keep, label_delay=args.label_delay, dashboard=args.dashboard,
                          challengers=tuple(parse_challenger(text) for text in args.challengers)))
 
 

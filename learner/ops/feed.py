@@ -24,13 +24,28 @@ from river.datasets import synth
 
 from learner.errors import FeedError
 
-__all__ = ["LabelDelay", "Record", "dataset_events", "file_events", "limited", "records", "with_delayed_labels"]
+__all__ = ["CHANGING", "LabelDelay", "Record", "dataset_events", "file_events", "limited", "records", "with_delayed_labels"]
 
 
-def dataset_events(name: str, seed: int = 42) -> Iterator[bytes]:
-    """Encoded events from a bundled River dataset (``Phishing``) or generator (``synth.Agrawal``)."""
-    for i, (x, y) in enumerate(_river_dataset(name, seed)):
+#: The demo's stream (README "The embedded stack"): River's ``synth.Agrawal`` whose concept changes
+#: (classification function 0, then 2) at a chosen event, so a drift alarm and a dip of the curve show.
+CHANGING = "change.Agrawal"
+
+
+def dataset_events(name: str, seed: int = 42, change_at: int = 10_000) -> Iterator[bytes]:
+    """Encoded events from a bundled River dataset (``Phishing``), a generator (``synth.Agrawal``), or
+    :data:`CHANGING`, whose concept changes at event ``change_at``."""
+    source = _changing(seed, change_at) if name == CHANGING else _river_dataset(name, seed)
+    for i, (x, y) in enumerate(source):
         yield orjson.dumps({"id": i, "x": {k: _scalar(v) for k, v in x.items()}, "y": _scalar(y)})
+
+
+def _changing(seed: int, change_at: int) -> Any:
+    # The change is a sigmoid over ``width`` events: narrow, yet wide enough that River's exp() of the
+    # distance to it (4·change_at/width) stays finite.
+    return synth.ConceptDriftStream(synth.Agrawal(classification_function=0, seed=seed),
+                                    synth.Agrawal(classification_function=2, seed=seed + 1), position=change_at,
+                                    width=max(10, change_at // 100), seed=seed)
 
 
 def _river_dataset(name: str, seed: int) -> Any:

@@ -90,12 +90,19 @@ HELP: dict[str, str] = {
                     "classifier, 2000 for a regressor, whose loss is scaled by its mean error over the second 1000)",
     "snapshot_on_drift": "take a snapshot tagged with the reason when drift is detected",
     "metrics_port": "HTTP port for /metrics, /healthz, /readyz, /status (0: off)",
+    "history_every_seconds": "how often the learner appends its figures to its metric history (seconds, or 500ms, 1m)",
+    "dashboard_host": "address the dashboard listens on; anything but loopback needs --token-file",
+    "dashboard_port": "port the dashboard listens on (0: any free one)",
+    "dashboard_token_file": "file whose first line is the token a visitor must present (?token=... once, then a "
+                            "cookie): required to listen beyond loopback",
+    "dashboard_max_connections": "requests served at once; more are answered 503 (bounds memory and CPU however "
+                                 "many tabs are open)",
     "metric": "a river.metrics class to evaluate online, e.g. Accuracy (repeatable)",
 }
 
 
 #: Options that take a duration (seconds, or 90s, 15m, 2h, 7d): read as text, parsed by the settings.
-DURATIONS = frozenset({"label_ttl", "label_early_window", "merge_wait", "merge_allowance"})
+DURATIONS = frozenset({"label_ttl", "label_early_window", "merge_wait", "merge_allowance", "history_every_seconds"})
 
 
 def add(parser: argparse.ArgumentParser, *fields: str) -> None:

@@ -28,10 +28,11 @@ class ControlLoop:
     """Publishes the status and dispatches what the control plane showed."""
 
     def __init__(self, sync: StateSync, status: Callable[[], ServiceStatus], snapshots: SnapshotCoordinator,
-                 adopter: RollbackAdopter, guard: GuardKeeper, scores: ExperimentWatch) -> None:
+                 adopter: RollbackAdopter, guard: GuardKeeper, scores: ExperimentWatch,
+                 history_every: float) -> None:
         self.sync, self.status = sync, status
         self.snapshots, self.adopter, self.guard, self.scores = snapshots, adopter, guard, scores
-        self.history = HistoryRecorder(sync)
+        self.history = HistoryRecorder(sync, history_every)
         self._published = 0.0
 
     def poll_if_due(self) -> bool:

@@ -47,6 +47,8 @@ class LearnerMetrics(StreamMetrics):
                                     registry=r)
         self.label_delay = Histogram("learner_label_delay_seconds", "From an event's prediction to its label "
                                      "(stream time)", ["model"], buckets=LABEL_DELAY_BUCKETS, registry=r)
+        #: The median label delay of the newest joins, in ms (None before the first).
+        self.label_delay_ms: int | None = None
         self.merge_late = Counter("learner_merge_late", "Events and labels that came after their partition was "
                                   "taken for idle (--merge-wait), applied out of the logs' order", ["model"], registry=r)
         self.model_seconds = Counter("learner_model_seconds", "Seconds the model process spent in the learning "
@@ -119,8 +121,14 @@ class LearnerMetrics(StreamMetrics):
         for outcome, total in counts.items():
             self._grow(self.labels.labels(self.model, outcome), "label:" + outcome, total)
         self.labels_waiting.labels(self.model).set(waiting)
+        if delays_ms:  # the median of the joins since the last call: what ``/status`` and the dashboard show
+            self.label_delay_ms = sorted(delays_ms)[len(delays_ms) // 2]
         for delay in delays_ms:
             self.label_delay.labels(self.model).observe(delay / 1000)
+
+    def label_figures(self) -> dict[str, int]:
+        """``{"delay_ms": median}`` of the newest joins, for the status; empty before the first join."""
+        return {} if self.label_delay_ms is None else {"delay_ms": self.label_delay_ms}
 
     def observe_snapshot(self, seconds: float, size: int) -> None:
         self.snapshot_seconds.labels(self.model).observe(seconds)

@@ -128,7 +128,8 @@ class Service:
         self.guard = GuardKeeper(self.model, self.store, self.control, self.link, self.sync, self.monitor, settings)
         self.drifts = DriftLog(self.model, self.snapshots, self.sync, self.monitor, settings)
         self.control_loop = ControlLoop(self.sync, self.status, self.snapshots, self.adopter, self.guard,
-                                        ExperimentWatch(self.link, settings, self.store, self.lease))
+                                        ExperimentWatch(self.link, settings, self.store, self.lease),
+                                        settings.history_every_seconds)
         self.live = LivePublisher(self.model, self.store, self.lease, self.snapshots, self.sync, self.monitor,
                                   settings.live_every)
         self.monitor.started(self.model.learning, self.model.version)
@@ -304,10 +305,12 @@ class Service:
             learning=model.learning, model=model.spec, fallback=self.fallback, rollbacks=self.snapshots.rollbacks,
             redis=RedisHealth(self.sync.up, self.sync.problem),
             labels=None if model.join is None else {"waiting": model.join.waiting, **model.join.counts,
-                                                    "late": report.late if report else 0},
+                                                    "late": report.late if report else 0,
+                                                    **self.monitor.label_figures()},
             drift=list(self.drifts.recent),
             guard=None if armed is None else GuardView(armed.rule.metric, armed.rule.window, armed.reference,
                                                        armed.version), pairing=report.pairing if report else None,
+            dead_letters={kind: n for kind, n in report.dead_letters.items() if n} if report else {},
         )
         lease = {"who": self.lease.who, "epoch": self.lease.epoch} if self.lease.held else None
         self._status = {"name": self.settings.name, "head": model.head, "lease": lease, "service": service.to_json()}
