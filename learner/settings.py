@@ -156,6 +156,7 @@ class Settings(BaseSettings):
     dashboard_host: str = "127.0.0.1"
     dashboard_port: int = Field(8050, ge=0, le=65535)
     dashboard_token_file: Path | None = None
+    dashboard_insecure_no_token: bool = False
     dashboard_max_connections: int = Field(64, ge=1)
     #: From the environment as a comma-separated list: ``LEARNER_METRIC=Accuracy,LogLoss``.
     metric: Annotated[tuple[str, ...], NoDecode, LEARNERS] = ()

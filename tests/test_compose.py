@@ -22,7 +22,7 @@ from tests import system_tools
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE = ROOT / "docker-compose.yml"
 DOCKERFILE = ROOT / "Dockerfile"
-LONG_RUNNING = ("kafka", "redis", "learner", "prometheus", "grafana")
+LONG_RUNNING = ("kafka", "redis", "learner", "prometheus", "grafana", "dashboard")
 ONE_SHOT = ("kafka-init", "producer")
 REQUIRED_SETTINGS = ("bootstrap_servers", "redis_url", "name", "model", "input_topic", "output_topic", "signing_key")
 
@@ -283,3 +283,16 @@ def test_the_challenger_learns_beside_the_learner(services: dict[str, Any], monk
     assert settings.consumer_group == f"learner.demo.challenger.{settings.challenger}" and settings.live_every == 0
     # A promoted challenger exits 0: it must stay stopped, not start again as a new one.
     assert services["challenger"]["restart"] == "on-failure" and services["challenger"]["healthcheck"]
+
+
+def test_the_dashboard_reads_only_and_stays_on_loopback(services: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    dashboard = services["dashboard"]
+    args = build_parser().parse_args(command(dashboard))
+    assert args.handler.__name__ == "cmd_dashboard"
+    assert args.dashboard_insecure_no_token and args.dashboard_port == 8050
+    assert [str(port) for port in dashboard["ports"]] == ["127.0.0.1:8050:8050"]
+    env = environment(dashboard)
+    assert not any("SIGNING" in key or "PASSWORD" in key for key in env)  # no key: it verifies and unpickles nothing
+    settings = settings_of(env, monkeypatch)
+    assert settings.redis_url == environment(services["learner"])["LEARNER_REDIS_URL"]
+    assert "http://localhost:8050/healthz" in " ".join(dashboard["healthcheck"]["test"])

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import http.client
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -183,6 +184,32 @@ def test_beyond_loopback_only_with_a_token(stack: Stack, tmp_path: Path) -> None
         cookie = traded.header("set-cookie")
         assert "HttpOnly" in cookie and "SameSite=Strict" in cookie
         assert board.get("/", headers={"Cookie": cookie.split(";")[0]}).status == 200
+    finally:
+        board.stop()
+
+
+def test_in_a_container_without_a_token_only_loopback_names(stack: Stack) -> None:
+    board = Dashboard(stack, "--host", "0.0.0.0", "--insecure-no-token")
+    try:
+        assert board.get("/api/models", host="attacker.example").status == 400
+        assert board.get("/api/models", host=f"localhost:{board.port}").status == 200
+    finally:
+        board.stop()
+
+
+def test_caps_the_connections_it_serves(stack: Stack) -> None:
+    board = Dashboard(stack, "--max-connections", "1")
+    try:
+        with socket.create_connection(("127.0.0.1", board.port), timeout=30) as held:
+            held.sendall(b"GET /api/models HTTP/1.1\r\nHost: 127.0.0.1\r\n")  # a request that never ends
+            deadline = time.monotonic() + 60
+            while (status := board.get("/api/models").status) != 503:  # once uvicorn has taken the first one
+                assert status == 200 and time.monotonic() < deadline
+                time.sleep(0.1)
+        deadline = time.monotonic() + 60
+        while board.get("/api/models").status != 200:  # the held one closed: served again
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
     finally:
         board.stop()
 

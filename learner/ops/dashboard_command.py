@@ -14,7 +14,8 @@ __all__ = ["add_dashboard_command"]
 #: and unpickles nothing), the replicas' Kafka, and where it listens.
 OPTIONS = (*KAFKA, *(o for o in REDIS if o not in ("name", "signing_key", "insecure_no_signing")), "startup_timeout")
 #: Its own settings, under shorter flags: --host, --port, --token-file, --max-connections.
-OWN = ("dashboard_host", "dashboard_port", "dashboard_token_file", "dashboard_max_connections")
+OWN = ("dashboard_host", "dashboard_port", "dashboard_token_file", "dashboard_max_connections",
+       "dashboard_insecure_no_token")
 
 
 def add_dashboard_command(commands: Any) -> None:
@@ -23,8 +24,13 @@ def add_dashboard_command(commands: Any) -> None:
     add(dashboard, *OPTIONS)
     for field in OWN:
         info = Settings.model_fields[field]
+        flag = "--" + field.removeprefix("dashboard_").replace("_", "-")
+        if info.annotation is bool:
+            dashboard.add_argument(flag, dest=field, action="store_true", default=argparse.SUPPRESS,
+                                   help=f"{HELP[field]} [env LEARNER_{field.upper()}]")
+            continue
         kind = int if info.annotation is int else str
-        dashboard.add_argument("--" + field.removeprefix("dashboard_").replace("_", "-"), dest=field, type=kind,
+        dashboard.add_argument(flag, dest=field, type=kind,
                                default=argparse.SUPPRESS, metavar=field.split("_")[-1].upper(),
                                help=f"{HELP[field]} [env LEARNER_{field.upper()}]"
                                + ("" if info.default is None else f" (default: {info.default})"))

@@ -95,8 +95,10 @@ HELP: dict[str, str] = {
     "dashboard_port": "port the dashboard listens on (0: any free one)",
     "dashboard_token_file": "file whose first line is the token a visitor must present (?token=... once, then a "
                             "cookie): required to listen beyond loopback",
-    "dashboard_max_connections": "requests served at once; more are answered 503 (bounds memory and CPU however "
-                                 "many tabs are open)",
+    "dashboard_insecure_no_token": "listen beyond loopback without a token, still answering only a Host of localhost or "
+                                   "127.0.0.1: for a container published on the host's loopback only",
+    "dashboard_max_connections": "connections served at once; a request on one more is answered 503 (bounds memory "
+                                 "and CPU however many tabs are open)",
     "metric": "a river.metrics class to evaluate online, e.g. Accuracy (repeatable)",
 }
 

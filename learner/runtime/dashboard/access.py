@@ -53,13 +53,14 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def read_token(path: Path | None, host: str) -> str | None:
+def read_token(path: Path | None, host: str, insecure: bool = False) -> str | None:
     """The token from the first line of ``path``; a usage error when one is needed and missing or too short."""
     if path is None:
-        if is_loopback(host):
+        if is_loopback(host) or insecure:
             return None
-        raise UsageError(f"--host {host} is not loopback: give --token-file (a file whose first "
-                         "line is a token of at least 16 characters) so that only those who have it can read the page")
+        raise UsageError(f"--host {host} is not loopback: give --token-file (a file whose first line is a token of at "
+                         "least 16 characters) so that only those who have it can read the page (in a container "
+                         "published on the host's loopback only: --insecure-no-token)")
     try:
         lines = path.read_text().splitlines()
     except OSError as error:

@@ -8,10 +8,10 @@ waiting for the reader's first read of a model does not hold up the event loop.
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 import orjson
-import plotly
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.trustedhost import TrustedHostMiddleware
@@ -27,7 +27,7 @@ __all__ = ["STATIC", "build_app"]
 
 STATIC = Path(__file__).parent / "static"
 #: plotly.js as the plotly wheel ships it: served from this origin, never from a CDN.
-PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
+PLOTLY_JS = Path(importlib.util.find_spec("plotly").origin or "").parent / "package_data" / "plotly.min.js"  # type: ignore[union-attr]
 NO_STORE = {"cache-control": "no-store"}
 
 
@@ -66,7 +66,8 @@ def build_app(reader: SharedReader, allowed_hosts: list[str] | None, token: str 
         Route("/api/models", models),
         Route("/api/models/{name}", overview),
         Route("/api/models/{name}/history", history),
-        Route("/healthz", lambda _: JSONResponse({"ok": reader.problem is None, "problem": reader.problem})),
+        Route("/healthz", lambda _: JSONResponse({"ok": reader.problem is None, "problem": reader.problem},
+                                                 200 if reader.problem is None else 503)),
         Route("/assets/plotly.min.js", lambda _: FileResponse(PLOTLY_JS, media_type="text/javascript")),
         Mount("/assets", StaticFiles(directory=STATIC)),
     ]

@@ -110,17 +110,21 @@ class SharedReader:
     def _run(self) -> None:
         while not self._stop.is_set():
             started = time.monotonic()
-            try:
-                self._round()
-                self.problem = None
-            except LearnerError as error:
-                if self.problem != str(error):
-                    log.warning("cannot read Redis: %s (the page shows the last figures read)", error)
-                self.problem = str(error)
-            with self._lock:
-                self._rounds += 1
-                self._refreshed.notify_all()
+            self.refresh()
             self._stop.wait(max(0.0, self.every - (time.monotonic() - started)))
+
+    def refresh(self) -> None:
+        """One round: read what is wanted, then wake the requests waiting for it (also when Redis failed)."""
+        try:
+            self._round()
+            self.problem = None
+        except LearnerError as error:
+            if self.problem != str(error):
+                log.warning("cannot read Redis: %s (the page shows the last figures read)", error)
+            self.problem = str(error)
+        with self._lock:
+            self._rounds += 1
+            self._refreshed.notify_all()
 
     def _round(self) -> None:
         names = self.catalog.names()

@@ -15,7 +15,7 @@ import uvicorn
 
 from learner.connections import Connections
 from learner.core.status import Heartbeat
-from learner.runtime.dashboard.access import LOOPBACK_NAMES, is_loopback, read_token
+from learner.runtime.dashboard.access import LOOPBACK_NAMES, read_token
 from learner.runtime.dashboard.app import build_app
 from learner.runtime.dashboard.reader import Replicas, SharedReader
 from learner.settings import Settings
@@ -38,10 +38,11 @@ def _replicas(settings: Settings) -> Replicas | None:
 def serve(settings: Settings) -> int:
     """Serve until interrupted; prints the address (with the port the system chose for port 0)."""
     host = settings.dashboard_host
-    token = read_token(settings.dashboard_token_file, host)
+    token = read_token(settings.dashboard_token_file, host, settings.dashboard_insecure_no_token)
     connections = Connections(settings)
     reader = SharedReader(connections.catalog(), _replicas(settings))
-    app = build_app(reader, list(LOOPBACK_NAMES) if is_loopback(host) else None, token)
+    # Without a token only loopback names are served (DNS rebinding); a token guards whatever name is used.
+    app = build_app(reader, list(LOOPBACK_NAMES) if token is None else None, token)
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -52,7 +53,8 @@ def serve(settings: Settings) -> int:
     shown = f"[{host}]" if ":" in host else host
     print(f"dashboard on http://{shown}:{port}/ (the models of {connections.describe_redis()}"
           + (", token required" if token else "") + ")", flush=True)
-    config = uvicorn.Config(app, log_level="warning", limit_concurrency=settings.dashboard_max_connections,
+    # uvicorn answers 503 once the open connections reach its limit, counting the one asking.
+    config = uvicorn.Config(app, log_level="warning", limit_concurrency=settings.dashboard_max_connections + 1,
                             server_header=False, proxy_headers=False, timeout_keep_alive=5)
     try:
         uvicorn.Server(config).run(sockets=[sock])
