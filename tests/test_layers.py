@@ -126,3 +126,13 @@ def test_modules_and_classes_stay_small() -> None:
                          and (node.end_lineno or 0) - node.lineno + 1 > CLASS_LINES]
     assert not long_modules, f"modules over {MODULE_LINES} lines: {long_modules}"
     assert not long_classes, f"classes over {CLASS_LINES} lines: {long_classes}"
+
+
+def test_every_package_is_shipped() -> None:
+    """A package missing from pyproject.toml works in the editable install and is absent from the image."""
+    import tomllib
+
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {".".join(path.parent.relative_to(ROOT).parts) for package in ("stream", "learner")
+             for path in (ROOT / package).rglob("__init__.py")}
+    assert listed == found

@@ -45,7 +45,9 @@ def test_local_demo_runs_to_its_summary() -> None:
     out, err = demo.communicate(timeout=180)
     assert demo.returncode == 0, err
     assert "learned 3,000 events" in out and "online metrics: Accuracy" in out
-    assert_nothing_left(ports_in(out))
+    dashboard = re.search(r"dashboard: http://127\.0\.0\.1:(\d+)/models/demo", out)
+    assert dashboard, out  # started beside the learner, and stopped with it
+    assert_nothing_left([*ports_in(out), int(dashboard.group(1))])
 
 
 def test_local_demo_with_delayed_labels() -> None:
