@@ -156,6 +156,14 @@ def test_the_page_in_a_browser(stack: Stack, dashboard: Dashboard) -> None:
     assert elsewhere == [], elsewhere
 
 
+def board_on_a_taken_port(stack: Stack, port: int) -> bool:
+    """A second dashboard on the first one's port: one line that says so, no traceback."""
+    taken = subprocess.run([sys.executable, "-m", "learner", "dashboard", "--redis-url", stack.redis.url, "--port",
+                            str(port)], capture_output=True, text=True, timeout=60)
+    return (taken.returncode != 0 and f"cannot listen on 127.0.0.1:{port}" in taken.stderr
+            and "Traceback" not in taken.stderr and len(taken.stderr.strip().splitlines()) == 1)
+
+
 def test_refuses_other_hosts_and_sets_its_policy(stack: Stack, dashboard: Dashboard) -> None:
     answer = dashboard.get("/", host="attacker.example")  # DNS rebinding: a name of theirs, our address
     assert answer.status == 400
@@ -164,6 +172,7 @@ def test_refuses_other_hosts_and_sets_its_policy(stack: Stack, dashboard: Dashbo
     policy = answer.header("content-security-policy")
     assert "default-src 'self'" in policy and "script-src 'self';" in policy and "frame-ancestors 'none'" in policy
     assert dashboard.get("/api/models/no-such-model").status == 404
+    assert board_on_a_taken_port(stack, dashboard.port)
     models = orjson.loads(dashboard.get("/api/models").body)
     assert models["problem"] is None
 

@@ -122,6 +122,9 @@ class SharedReader:
             if self.problem != str(error):
                 log.warning("cannot read Redis: %s (the page shows the last figures read)", error)
             self.problem = str(error)
+        except Exception as error:  # a bug must not stop the one reader: the page would freeze, unexplained
+            log.exception("reading the models failed")
+            self.problem = f"reading failed: {type(error).__name__} (see the dashboard's log)"
         with self._lock:
             self._rounds += 1
             self._refreshed.notify_all()

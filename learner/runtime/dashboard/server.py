@@ -15,6 +15,7 @@ import uvicorn
 
 from learner.connections import Connections
 from learner.core.status import Heartbeat
+from learner.errors import UsageError
 from learner.runtime.dashboard.access import LOOPBACK_NAMES, read_token
 from learner.runtime.dashboard.app import build_app
 from learner.runtime.dashboard.reader import Replicas, SharedReader
@@ -46,7 +47,11 @@ def serve(settings: Settings) -> int:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, settings.dashboard_port))
+    try:
+        sock.bind((host, settings.dashboard_port))
+    except OSError as error:
+        sock.close()
+        raise UsageError(f"cannot listen on {host}:{settings.dashboard_port}: {error.strerror} (--host, --port)") from None
     sock.listen(128)  # listening before the address is printed: a client that reads it may connect at once
     port = sock.getsockname()[1]
     reader.start()

@@ -69,6 +69,14 @@ function showProblem(text) {
   node.textContent = text ? `Redis: ${text} (showing the last figures read)` : "";
 }
 
+// What an interval of loss differences (challenger minus champion) says: smaller losses are better.
+function verdict(diff) {
+  if (diff.low === null || diff.high === null || diff.low === undefined) return "too few events";
+  if (diff.high < 0) return "challenger better";
+  if (diff.low > 0) return "challenger worse";
+  return "no clear difference";
+}
+
 function firstMetric(metrics) {
   for (const [name, windows] of Object.entries(metrics || {})) {
     return `${name} ${num(windows.all, 4)}`;
@@ -183,7 +191,8 @@ function renderCharts() {
   Plotly.react("rate-chart", [
     { name: "events/s", type: "scatter", mode: "lines", x, y: model.points.map((p) => p.rate) },
     { name: "lag", type: "scatter", mode: "lines", x, y: model.points.map((p) => p.lag), yaxis: "y2" },
-  ], { ...LAYOUT, yaxis2: { overlaying: "y", side: "right", rangemode: "tozero" }, yaxis: { rangemode: "tozero" } },
+  ], { ...LAYOUT, margin: { ...LAYOUT.margin, r: 60 }, yaxis2: { overlaying: "y", side: "right", rangemode: "tozero" },
+       yaxis: { rangemode: "tozero" } },
   { displaylogo: false, responsive: true });
   const labelled = model.points.filter((p) => p.labels);
   document.getElementById("labels-chart").hidden = !labelled.length;
@@ -204,7 +213,8 @@ function renderTables(overview) {
     const pairing = c.pairing || {};
     const names = Object.keys(pairing.metrics || {});
     const diff = pairing.difference;
-    const interval = diff ? `${num(diff.value, 4)} (${diff.metric}) [${num(diff.low, 4)}, ${num(diff.high, 4)}]` : "—";
+    const interval = diff ? `${num(diff.value, 4)} (${diff.metric}) [${num(diff.low, 4)}, ${num(diff.high, 4)}]: ${verdict(diff)}`
+      : "—";
     const rows = (names.length ? names : ["—"]).map((name, i) => [
       i ? "" : c.challenger, i ? "" : c.spec, i ? "" : `v${c.from_version}${c.fork ? " fork" : ""}`,
       i ? "" : (c.running ? "running" : "stopped"), i ? "" : num(c.events_learned), i ? "" : num(pairing.paired_events || 0),
