@@ -5,8 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from learner.ops.options import HELP, KAFKA, REDIS, add, settings_from
-from learner.settings import Settings
+from learner.ops.options import KAFKA, REDIS, add, settings_from
 
 __all__ = ["add_dashboard_command"]
 
@@ -22,18 +21,7 @@ def add_dashboard_command(commands: Any) -> None:
     dashboard = commands.add_parser("dashboard", help="a live, read-only web page of every model of a Redis: learning "
                                     "curves, timeline, snapshots, challengers, replicas")
     add(dashboard, *OPTIONS)
-    for field in OWN:
-        info = Settings.model_fields[field]
-        flag = "--" + field.removeprefix("dashboard_").replace("_", "-")
-        if info.annotation is bool:
-            dashboard.add_argument(flag, dest=field, action="store_true", default=argparse.SUPPRESS,
-                                   help=f"{HELP[field]} [env LEARNER_{field.upper()}]")
-            continue
-        kind = int if info.annotation is int else str
-        dashboard.add_argument(flag, dest=field, type=kind,
-                               default=argparse.SUPPRESS, metavar=field.split("_")[-1].upper(),
-                               help=f"{HELP[field]} [env LEARNER_{field.upper()}]"
-                               + ("" if info.default is None else f" (default: {info.default})"))
+    add(dashboard, *OWN, drop="dashboard_")
     dashboard.set_defaults(handler=cmd_dashboard)
 
 

@@ -107,11 +107,12 @@ HELP: dict[str, str] = {
 DURATIONS = frozenset({"label_ttl", "label_early_window", "merge_wait", "merge_allowance", "history_every_seconds"})
 
 
-def add(parser: argparse.ArgumentParser, *fields: str) -> None:
-    """Add the options of ``fields`` to a command, typed from the Settings model."""
+def add(parser: argparse.ArgumentParser, *fields: str, drop: str = "") -> None:
+    """Add the options of ``fields`` to a command, typed from the Settings model; ``drop`` is a prefix the
+    flags leave out (``learner dashboard``'s ``--host`` sets ``dashboard_host``)."""
     for field in fields:
         info = Settings.model_fields[field]
-        flag = "--" + field.replace("_", "-")
+        flag = "--" + field.removeprefix(drop).replace("_", "-")
         env = "LEARNER_" + field.upper()
         text = f"{HELP[field]} [env {env}]"
         if info.annotation is bool:

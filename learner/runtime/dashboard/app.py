@@ -16,7 +16,7 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.responses import FileResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
@@ -66,8 +66,8 @@ def build_app(reader: SharedReader, allowed_hosts: list[str] | None, token: str 
         Route("/api/models", models),
         Route("/api/models/{name}", overview),
         Route("/api/models/{name}/history", history),
-        Route("/healthz", lambda _: JSONResponse({"ok": reader.problem is None, "problem": reader.problem},
-                                                 200 if reader.problem is None else 503)),
+        Route("/healthz", lambda _: _json({"ok": reader.problem is None, "problem": reader.problem},
+                                          200 if reader.problem is None else 503)),
         Route("/assets/plotly.min.js", lambda _: FileResponse(PLOTLY_JS, media_type="text/javascript")),
         Mount("/assets", StaticFiles(directory=STATIC)),
     ]
