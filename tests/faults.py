@@ -13,6 +13,7 @@ import select
 import socket
 import threading
 import time
+import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import TracebackType
@@ -122,6 +123,15 @@ class TcpProxy:
 FAULT_SECONDS = 15.0
 
 
+def _status(port: int) -> str:
+    """The service's /status, for a failure's message: what it had learned and what it was waiting for."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/status", timeout=5) as answer:
+            return str(answer.read().decode())
+    except OSError as error:
+        return f"unavailable ({error})"
+
+
 @dataclass
 class Recovery:
     """How long after a fault cleared the service published a new prediction, and wrote a new snapshot."""
@@ -153,7 +163,8 @@ def through_a_fault(stack: Stack, inject: Callable[[], None], clear: Callable[[]
     deadline = time.monotonic() + 120
     while (head := store.head()) is None or store.meta(head).created <= cleared:
         assert service.poll() is None, f"the service exited:\n{stack.log()}"
-        assert time.monotonic() < deadline, f"no snapshot after the fault cleared:\n{stack.log()}"
+        assert time.monotonic() < deadline, (f"no snapshot after the fault cleared ({feeder.sent} events sent; "
+                                             f"the service's status: {_status(port)}):\n{stack.log()}")
         time.sleep(0.05)
     snapshot = store.meta(head).created - cleared
     sent = feeder.finish(at_least=store.meta(head).events_learned + 1000)

@@ -46,6 +46,7 @@ from learner.runtime.shared.intake import LABEL, Intake, Reader
 from learner.runtime.shared.pipes import Duplex
 from learner.runtime.shared.process import die_with_parent, lower_priority, tune_for_streaming
 from learner.runtime.shared.publish import Publisher
+from learner.runtime.shared.stall import Stall
 from learner.settings import Settings
 from stream.errors import StreamError
 from stream.merge import Key
@@ -86,6 +87,7 @@ class Gateway:
         self.scoring: Scoring | None = None
         self.flushing: int | None = None  # the barrier being served: messages after it wait in `held`
         self.held: deque[p.ToGateway] = deque()
+        self.flush_stall = Stall("a snapshot's barrier")  # outputs the broker never acknowledges: say so
         self.admin = connections.admin()
         self.producer = connections.producer()
         self.publisher = Publisher(self.producer, settings.output_topic, settings.dead_letter_topic, settings.name,
@@ -156,6 +158,7 @@ class Gateway:
                 self._publish(message)
             case p.Flush(token):
                 self.flushing = token
+                self.flush_stall.begin()
             case p.Seek(epoch, position, scorecard, kind, marks, decided):
                 self._seek(epoch, position, scorecard, kind, marks, decided)
             case p.Rescore(scorecard, kind):
@@ -252,9 +255,13 @@ class Gateway:
         """
         if self.flushing is None:
             return
-        if self.publisher.outstanding():
+        if outstanding := self.publisher.outstanding():
             self.producer.wait(0.005)
+            if (lasted := self.flush_stall.due()) is not None:
+                log.warning("a snapshot has waited %.0fs for Kafka to acknowledge %d predictions and dead letters "
+                            "published before it (Kafka at %s)", lasted, outstanding, self.broker.where)
             return
+        self.flush_stall.end()
         assert self.scoring is not None
         token, self.flushing = self.flushing, None
         self.outbox.put(p.Flushed(token, self.scoring.copy_card()))

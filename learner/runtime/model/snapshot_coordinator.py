@@ -35,6 +35,7 @@ from learner.runtime.model.live_model import LiveModel
 from learner.runtime.model.metrics import LearnerMetrics
 from learner.runtime.model.snapshot_writer import SnapshotJob, SnapshotRest, SnapshotWriter, WriteOutcome
 from learner.runtime.model.state_sync import StateSync
+from learner.runtime.shared.stall import Stall
 from learner.settings import Settings
 from learner.state.control import ControlPlane
 from learner.state.lease import Lease
@@ -67,6 +68,7 @@ class SnapshotCoordinator:
         self._tokens = itertools.count(1)
         self._barrier: int | None = None  # the flush a background snapshot waits for
         self.written_at = 0.0  # time.monotonic() when this process last moved the head: older views predate it
+        self._stall = Stall("a snapshot")  # one that never completes is said, with what it waits for
 
     @property
     def busy(self) -> bool:
@@ -137,6 +139,7 @@ class SnapshotCoordinator:
             self._barrier = next(self._tokens)
             self.link.send(p.Flush(self._barrier))
             self.writer.start(job, completed_later=True)
+            self._stall.begin()
         pause = time.perf_counter() - started
         self.monitor.snapshot_pause.labels(self.settings.lineage).observe(pause)
         log.debug("snapshot pause %.1f ms", pause * 1000)
@@ -165,6 +168,10 @@ class SnapshotCoordinator:
         """Collect the snapshot in flight if it has finished."""
         if (outcome := self.writer.poll()) is not None:
             self.collect(outcome)
+        elif (lasted := self._stall.due()) is not None:
+            log.warning("the snapshot in flight has waited %.0fs for %s", lasted,
+                        "the gateway's barrier (Kafka to acknowledge the outputs before it)" if self._barrier is not None
+                        else "its writer process (pickling, signing, writing to Redis)")
 
     def wait(self) -> None:
         """Collect the snapshot in flight, waiting for it; one still waiting for its barrier is abandoned."""
@@ -173,6 +180,7 @@ class SnapshotCoordinator:
             self.collect(outcome)
 
     def collect(self, outcome: WriteOutcome) -> None:
+        self._stall.end()
         requests, self._answering = self._answering, []
         self.last_error = outcome.error
         which = "a snapshot" if outcome.version is None else f"snapshot {outcome.version}"
