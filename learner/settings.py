@@ -135,7 +135,7 @@ class Settings(BaseSettings):
 
     max_event_bytes: int = Field(1_000_000, ge=64)
     batch_size: int = Field(2000, ge=1)
-    gateway_priority: Annotated[Literal["idle", "low", "normal"], LEARNERS] = "idle"
+    gateway_priority: Annotated[Literal["idle", "low", "normal"], LEARNERS] = "low"
     session_timeout_ms: int = Field(10_000, ge=1000)
 
     stop_after_events: Annotated[int, LEARNERS] = Field(0, ge=0)

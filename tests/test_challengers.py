@@ -4,6 +4,7 @@ lineage of its own, exactly once across ``kill -9``, publishing nothing; the com
 from __future__ import annotations
 
 import copy
+import os
 import pickle
 import subprocess
 import time
@@ -11,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import psutil
 import pytest
 from river import datasets, metrics
 
@@ -29,6 +31,14 @@ SNAPSHOTS = ("--metric", "Accuracy", "--snapshot-every-events", "100", "--snapsh
 
 def challenger(stack: Stack, name: str, *args: str) -> subprocess.Popen[bytes]:
     return stack.start("--role", "challenger", "--challenger", name, *SNAPSHOTS, *args)
+
+
+def priorities(process: subprocess.Popen[bytes]) -> tuple[tuple[int, int], set[tuple[int, int]]]:
+    """(scheduling policy, nice) of a service's model process, and those of its children (its gateway;
+    a snapshot's child, while one writes, has the model process's)."""
+    model = psutil.Process(process.pid)
+    return (os.sched_getscheduler(model.pid), model.nice()), {(os.sched_getscheduler(c.pid), c.nice())
+                                                              for c in model.children()}
 
 
 def wait_challenger(stack: Stack, name: str, done: int, timeout: float = 180.0) -> dict[str, Any]:
@@ -82,6 +92,12 @@ def test_challengers_learn_and_pair_with_the_champion_exactly_once(stack: Stack,
     stack.produce(ROWS[300:600])
     wait_challenger(stack, "forked", 600)
     stack.wait_status(lambda s: s["events_done"] >= 600)
+    # CPU priorities: the champion's gateway loses a contested CPU to its model but is never starved
+    # (nice 10, README "Configuration"); an experiment only uses CPU time nothing else wants.
+    model, children = priorities(champion)
+    assert model == (os.SCHED_OTHER, 0) and (os.SCHED_OTHER, 10) in children, (model, children)
+    model, children = priorities(forked)
+    assert {model, *children} == {(os.SCHED_IDLE, 0)}, (model, children)
     fresh_lineage = stack.store().lineage("fresh")
     deadline = time.monotonic() + 180
     while (head := fresh_lineage.head()) is None or fresh_lineage.meta(head).offsets[f"{stack.input}:0"] < e0 + 100:

@@ -79,8 +79,8 @@ HELP: dict[str, str] = {
     "lease_ttl": "seconds the single-writer lease lasts without renewal; a standby takes over after it",
     "max_event_bytes": "larger input messages are dead-lettered unread",
     "batch_size": "consume up to this many messages at a time",
-    "gateway_priority": "CPU priority of the gateway process: idle (runs on CPU time the model does not use), "
-                        "low (nice 10), normal",
+    "gateway_priority": "CPU priority of the gateway process: low (nice 10: the model wins a contested CPU), "
+                        "idle (only CPU time nothing else uses: a dedicated host), normal",
     "session_timeout_ms": "Kafka consumer session timeout",
     "stop_after_events": "exit (after a last snapshot) once this many input events are done: backfills, demos (0: never)",
     "guard_margin": "stop learning and roll back to the newest pinned snapshot when the rolling metric is this much "

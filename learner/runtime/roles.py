@@ -34,11 +34,11 @@ def _learner(settings: Settings, on_progress: OnProgress | None) -> int:
 
 
 def _challenger(settings: Settings, on_progress: OnProgress | None) -> int:
-    """A learner at the lowest CPU priority (both its processes): an experiment yields the CPU to the model
-    in production, and never preempts its gateway (which runs at ``--gateway-priority``, idle by default)."""
+    """A learner at the lowest CPU priority (both its processes, :attr:`Role.yields`): an experiment yields
+    the CPU to the model in production and its gateway, and never preempts them."""
     from learner.runtime.shared.process import lower_priority
 
-    lower_priority(settings.gateway_priority)
+    lower_priority("idle")
     return _learner(settings, on_progress)
 
 
@@ -65,6 +65,13 @@ class Role:
     #: What a SIGTERM before it got going leaves behind, for the log.
     stopped_early: str
     run: Callable[[Settings, OnProgress | None], int]
+    #: Both its processes at the lowest CPU priority (``SCHED_IDLE``), whatever ``--gateway-priority``
+    #: says: an experiment runs on CPU time production does not use, and never preempts it.
+    yields: bool = False
+
+    def gateway_priority(self, settings: Settings) -> str:
+        """The CPU priority of this role's gateway process."""
+        return "idle" if self.yields else settings.gateway_priority
 
     def streams(self, settings: Settings) -> str:
         """What a running learner of this role streams, for its log."""
@@ -90,7 +97,7 @@ ROLES: dict[RoleName, Role] = {
                   stopped_early="before serving began", run=_replica),
     "challenger": Role("challenger", "learns beside its champion", "the champion or serve replicas", publishes=False,
                        learns=True, dead_letters=False, stopped_early="before streaming began: nothing was learned",
-                       run=_challenger),
+                       run=_challenger, yields=True),
 }
 
 

@@ -339,7 +339,7 @@ def prepare_topics(gateway: Gateway) -> None:
 def gateway_main(settings: Settings, conn: Duplex) -> None:
     """Entry point of the gateway process: report any failure to the model process as one line."""
     die_with_parent()
-    lower_priority(settings.gateway_priority)
+    lower_priority(role_of(settings).gateway_priority(settings))
     sys.setswitchinterval(0.0005)  # the pipe threads must get the GIL back quickly from the main loop
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the model process decides when to stop
     signal.signal(signal.SIGTERM, signal.SIG_IGN)

@@ -45,13 +45,16 @@ def die_with_parent() -> None:
 def lower_priority(priority: str) -> None:
     """Let the model process win the CPU: it is the bottleneck, and River holds the GIL throughout.
 
-    Threads started afterwards (librdkafka's, the pipe threads) inherit the policy. "idle"
-    (``SCHED_IDLE``) is the strongest: besides never preempting the model, Linux counts a CPU that
-    runs only idle-policy work as free when it places a waking thread, so the broker's and other
+    Threads started afterwards (librdkafka's, the pipe threads) inherit the policy. "low" (nice 10,
+    the default) loses a contested CPU to the model but still gets a share of one that other work
+    keeps busy. "idle" (``SCHED_IDLE``) is stronger: besides never preempting the model, Linux
+    counts a CPU that runs only idle-policy work as free when it places a waking thread, so other
     processes' wake-ups land on the gateway's CPU instead of the model's (measured: the model
-    waited for a CPU 2-7% of the time at nice 10, under 1% with idle). Its cost: on a host whose
-    CPUs are all busy with other work, the gateway (and so the stream) gets only what is left;
-    there, use "low". Inside a container, the policy only ranks the gateway within its own cgroup.
+    waited for a CPU 2-7% of the time at nice 10, under 1% with idle; 2% of throughput, within
+    the machine's noise). Its cost decided the default: where the CPUs are all busy with other
+    work, an idle gateway gets almost nothing (a test under two busy loops stalled the stream for
+    minutes), so "idle" is for dedicated hosts, and for challengers (:attr:`learner.runtime.roles.Role.yields`).
+    Inside a container, the policy only ranks the gateway within its own cgroup.
     """
     if priority == "idle":
         try:
