@@ -38,7 +38,7 @@ def _challenger(settings: Settings, on_progress: OnProgress | None) -> int:
     the CPU to the model in production and its gateway, and never preempts them."""
     from learner.runtime.shared.process import lower_priority
 
-    lower_priority("idle")
+    lower_priority(role_of(settings).gateway_priority(settings))  # its model process as its gateway
     return _learner(settings, on_progress)
 
 

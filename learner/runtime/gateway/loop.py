@@ -87,7 +87,7 @@ class Gateway:
         self.scoring: Scoring | None = None
         self.flushing: int | None = None  # the barrier being served: messages after it wait in `held`
         self.held: deque[p.ToGateway] = deque()
-        self.flush_stall = Stall("a snapshot's barrier")  # outputs the broker never acknowledges: say so
+        self.flush_stall = Stall()  # outputs the broker never acknowledges: say so
         self.admin = connections.admin()
         self.producer = connections.producer()
         self.publisher = Publisher(self.producer, settings.output_topic, settings.dead_letter_topic, settings.name,

@@ -68,7 +68,7 @@ class SnapshotCoordinator:
         self._tokens = itertools.count(1)
         self._barrier: int | None = None  # the flush a background snapshot waits for
         self.written_at = 0.0  # time.monotonic() when this process last moved the head: older views predate it
-        self._stall = Stall("a snapshot")  # one that never completes is said, with what it waits for
+        self._stall = Stall()  # one that never completes is said, with what it waits for
 
     @property
     def busy(self) -> bool:

@@ -5,7 +5,7 @@ snapshot came, and cannot tell a broker that never acknowledged the outputs from
 The warning says what is awaited and for how long, after ``after`` seconds, then every ``every``
 seconds while it lasts; it never interrupts the wait (the guarantees depend on it).
 
->>> stall = Stall("snapshot barrier", after=30.0, every=30.0)
+>>> stall = Stall(after=30.0, every=30.0)
 >>> stall.begin(now=100.0)
 >>> stall.due(now=120.0), stall.due(now=131.0), stall.due(now=140.0), stall.due(now=162.0)
 (None, 31.0, None, 62.0)
@@ -23,8 +23,8 @@ __all__ = ["Stall"]
 class Stall:
     """Times one wait at a time; says when it has lasted long enough to be worth a warning."""
 
-    def __init__(self, what: str, after: float = 30.0, every: float = 30.0) -> None:
-        self.what, self.after, self.every = what, after, every
+    def __init__(self, after: float = 30.0, every: float = 30.0) -> None:
+        self.after, self.every = after, every
         self._began: float | None = None
         self._next = 0.0
 
