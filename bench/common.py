@@ -6,7 +6,7 @@ import gc
 import random
 import resource
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 
 import orjson
@@ -14,6 +14,7 @@ from confluent_kafka import Producer
 
 from learner.core.models import build_model
 from learner.local.servers import Broker, RedisServer
+from learner.ops.feed import LabelDelay, Record, with_delayed_labels
 from learner.runtime.shared.process import tune_for_streaming
 from stream import Admin
 
@@ -73,6 +74,30 @@ def fill_topic(bootstrap: str, topic: str, values: list[bytes], partitions: int)
         if i % 20000 == 0:
             producer.poll(0)
     assert producer.flush(60) == 0
+
+
+def fill_records(bootstrap: str, records: Iterable[Record], topics: dict[str, int]) -> None:
+    """Produce records with their own timestamps (the merge orders by them)."""
+    Admin({"bootstrap.servers": bootstrap}).ensure(topics)
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20, "batch.num.messages": 10000})
+    for i, record in enumerate(records):
+        while True:
+            try:
+                producer.produce(record.topic, record.value, record.key, timestamp=record.timestamp or 0)
+                break
+            except BufferError:  # the broker is behind: let it catch up
+                producer.flush(60)
+        if i % 20000 == 0:
+            producer.poll(0)
+    assert producer.flush(60) == 0
+
+
+def delayed(values: list[bytes], topic: str, delay: int) -> list[Record]:
+    """The events without ``y``, each label ``delay`` events later, stamped a millisecond apart."""
+    start = int(time.time() * 1000)
+    clock = iter(range(start, start + 10 * len(values) + 1)).__next__
+    return list(with_delayed_labels(iter(values), topic, f"{topic}.labels", LabelDelay(delay, delay),
+                                    now=lambda: clock() / 1000))
 
 
 def peak_rss_mb() -> float:

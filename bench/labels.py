@@ -28,7 +28,6 @@ import sys
 import time
 import tracemalloc
 import urllib.request
-from collections.abc import Iterable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -36,42 +35,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import orjson
 import psutil
 import redis
-from confluent_kafka import Producer
 
-from bench.common import bare_river_loop, embedded_stack, fill_topic, make_events
+from bench.common import bare_river_loop, delayed, embedded_stack, fill_records, fill_topic, make_events
 from bench.throughput import run_service
 from learner.core.labels import LabelJoin
 from learner.local.servers import free_port
-from learner.ops.feed import LabelDelay, Record, with_delayed_labels
 from learner.settings import Settings
 from learner.state.control import ControlPlane
 from learner.state.signing import Signer
 from learner.state.snapshots import SnapshotStore
 from stream import Admin
-
-
-def fill_records(bootstrap: str, records: Iterable[Record], topics: dict[str, int]) -> None:
-    """Produce records with their own timestamps (the merge orders by them)."""
-    Admin({"bootstrap.servers": bootstrap}).ensure(topics)
-    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20, "batch.num.messages": 10000})
-    for i, record in enumerate(records):
-        while True:
-            try:
-                producer.produce(record.topic, record.value, record.key, timestamp=record.timestamp or 0)
-                break
-            except BufferError:  # the broker is behind: let it catch up
-                producer.flush(60)
-        if i % 20000 == 0:
-            producer.poll(0)
-    assert producer.flush(60) == 0
-
-
-def delayed(values: list[bytes], topic: str, delay: int) -> list[Record]:
-    """The events without ``y``, each label ``delay`` events later, stamped a millisecond apart."""
-    start = int(time.time() * 1000)
-    clock = iter(range(start, start + 10 * len(values) + 1)).__next__
-    return list(with_delayed_labels(iter(values), topic, f"{topic}.labels", LabelDelay(delay, delay),
-                                    now=lambda: clock() / 1000))
 
 
 def throughput(args: argparse.Namespace) -> None:

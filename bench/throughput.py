@@ -1,10 +1,12 @@
 """Service throughput through the broker vs the bare River loop on the same events, same run.
 
     python bench/throughput.py [--events 200000] [--partitions 3] [--repeat 3] [--model logreg] [--features 10]
+                               [--labels-delay 50]
 
-Delayed labels have their own script (``bench/labels.py throughput``). The cheap model, where the
-service's own work per event costs more than River's: ``--model river.linear_model:LogisticRegression
---features 3``.
+The cheap model, where the service's own work per event costs more than River's: ``--model
+river.linear_model:LogisticRegression --features 3``. ``--labels-delay N``: the events unlabelled and
+each label N events later on a labels topic of as many partitions (``bench/labels.py throughput`` runs
+both label paths side by side); River's work is the same, so the bare loop is too.
 
 Prints events/s of both and their ratio (service / bare River), the per-event cost the service
 adds, and resident memory beyond the model's own pickled size. The bare loop is timed just before
@@ -29,7 +31,7 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import bare_river_loop, embedded_stack, fill_topic, make_events, peak_rss_mb
+from bench.common import bare_river_loop, delayed, embedded_stack, fill_records, fill_topic, make_events, peak_rss_mb
 from learner.runtime.model.service import Service
 from learner.settings import Settings
 
@@ -106,6 +108,8 @@ def main() -> None:
                         help="a preset or package.module:callable; the cheap model of BENCHMARKS.md: "
                              "river.linear_model:LogisticRegression with --features 3")
     parser.add_argument("--features", type=int, default=10)
+    parser.add_argument("--labels-delay", type=int, default=0,
+                        help="each label this many events after its event, on a labels topic (0: in the event)")
     args = parser.parse_args()
 
     values = make_events(args.events, features=args.features)
@@ -113,13 +117,19 @@ def main() -> None:
     with embedded_stack() as (broker, redis_server):
         for run in range(args.repeat):
             topic = f"bench-{run}"
-            fill_topic(broker.bootstrap_servers, topic, values, args.partitions)
+            labels_topic = f"{topic}.labels" if args.labels_delay else None
+            if labels_topic is not None:
+                fill_records(broker.bootstrap_servers, delayed(values, topic, args.labels_delay),
+                             {topic: args.partitions, labels_topic: args.partitions})
+            else:
+                fill_topic(broker.bootstrap_servers, topic, values, args.partitions)
             gc.collect()
             before = bare_river_loop(values, args.model)
             settings = Settings(bootstrap_servers=broker.bootstrap_servers, redis_url=redis_server.url,
                                 name=f"bench{run}", model=args.model, input_topic=topic, output_topic=f"{topic}.out",
                                 signing_key="bench", snapshot_every_events=100_000, snapshot_every_seconds=0,
-                                batch_size=args.batch_size, metric=tuple(args.metric), role=args.role)
+                                batch_size=args.batch_size, metric=tuple(args.metric), role=args.role,
+                                labels_topic=labels_topic)
             measured = run_service(settings, args.events, broker.process.pid)
             service_seconds, cpu = float(measured["seconds"]), measured["cpu"]  # type: ignore[arg-type]
             shares.append(float(measured["river_share"]))  # type: ignore[arg-type]
@@ -143,7 +153,8 @@ def main() -> None:
     added_us = statistics.median((s - b) / args.events * 1e6 for b, s in rows)
     print(f"\nmachine: {platform.machine()}, {platform.python_implementation()} {platform.python_version()}")
     print(f"events: {args.events}, partitions: {args.partitions}, model: {args.model}, "
-          f"{args.features} features, --role {args.role}")
+          f"{args.features} features, --role {args.role}, "
+          + (f"labels {args.labels_delay} events late" if args.labels_delay else "labels inline"))
     print(f"bare River loop : {bare_rate:,.0f} events/s ({1e6 / bare_rate:.2f} us/event)")
     print(f"service         : {service_rate:,.0f} events/s ({1e6 / service_rate:.2f} us/event)")
     print(f"ratio (median)  : {statistics.median(ratios):.3f}  (runs: {', '.join(f'{r:.3f}' for r in ratios)})")
