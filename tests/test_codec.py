@@ -14,9 +14,10 @@ import random
 from collections.abc import Callable
 from typing import Any
 
+import msgspec
 import pytest
 
-from stream.codec import InvalidEvent, _decode_event, _decode_label, decode_event, decode_label
+from stream.codec import InvalidEvent, _decode_event, _decode_label, _fast_event, _fast_label, decode_event, decode_label
 
 EDGES = [
     b'{"x":{"a":1},"x":{"b":2}}', b'{"x":{"a":1,"a":null}}', b'{"x":{"a":18446744073709551616}}',
@@ -72,7 +73,8 @@ def test_edge_cases_decode_as_the_reference_path_does(raw: bytes) -> None:
 def test_random_and_damaged_messages_decode_as_the_reference_path_does() -> None:
     rng = random.Random(20261207)
     messages = [_message(rng) for _ in range(20_000)]
-    assert sum(_outcome(decode_event, m).startswith("Event(") for m in messages) > 2_000  # both paths exercised
+    assert sum(_outcome(decode_event, m).startswith("Event(") for m in messages) > 2_000
+    assert sum(_fast_accepts(_fast_event, m) for m in messages) > 1_000  # the fast path is taken, not only the reference
     for raw in messages:
         assert _outcome(decode_event, raw) == _outcome(_decode_event, raw), raw
 
@@ -89,3 +91,12 @@ def test_labels_decode_as_the_reference_path_does() -> None:
     for raw in EDGES + labels + [_message(rng) for _ in range(5_000)]:
         assert _outcome(decode_label, raw) == _outcome(_decode_label, raw), raw
     assert sum(_outcome(decode_label, m).startswith("Label(") for m in labels) > 1_000
+    assert sum(_fast_accepts(_fast_label, m) for m in labels) > 1_000
+
+
+def _fast_accepts(decode: Callable[[bytes], Any], raw: bytes) -> bool:
+    try:
+        decode(raw)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return False
+    return True
