@@ -9,6 +9,7 @@ from stream.codec import Event, InvalidEvent, Label, decode_event, decode_label,
 from stream.consumer import BatchConsumer
 from stream.deadletter import DeadLetters
 from stream.errors import BrokerUnavailable, DeliveryFailed, StreamError, TopicMissing
+from stream.fetch_watch import FetchWatch
 from stream.producer import AsyncProducer
 
 __all__ = [
@@ -19,6 +20,7 @@ __all__ = [
     "DeadLetters",
     "DeliveryFailed",
     "Event",
+    "FetchWatch",
     "InvalidEvent",
     "Label",
     "StreamError",

@@ -65,6 +65,7 @@ class BatchConsumer:
         self._on_assign = on_assign
         self._on_revoke = on_revoke
         self.assigned: set[tuple[str, int]] = set()
+        self.paused: set[tuple[str, int]] = set()  # by the application, not by librdkafka
         self._topics = topics
 
     def start(self, join_group: bool = True, metadata_timeout: float = 10.0) -> None:
@@ -185,9 +186,20 @@ class BatchConsumer:
 
     def pause(self, partitions: list[tuple[str, int]]) -> None:
         self._consumer.pause([TopicPartition(t, p) for t, p in partitions])
+        self.paused.update(partitions)
 
     def resume(self, partitions: list[tuple[str, int]]) -> None:
         self._consumer.resume([TopicPartition(t, p) for t, p in partitions])
+        self.paused.difference_update(partitions)
+
+    def positions(self) -> dict[tuple[str, int], int]:
+        """The offset of the next message ``consume`` will return, for each assigned partition it has
+        returned messages of (librdkafka's application position; no broker round trip)."""
+        try:
+            found = self._consumer.position([TopicPartition(t, p) for t, p in sorted(self.assigned)])
+        except KafkaException:
+            return {}
+        return {(tp.topic, tp.partition): tp.offset for tp in found if tp.offset >= 0}
 
     def high_watermark(self, topic: str, partition: int) -> int | None:
         """The partition's end as last seen in a fetch response (no broker round trip), if known."""
@@ -220,6 +232,7 @@ class BatchConsumer:
         if self._on_revoke:
             self._on_revoke(keys)
         self.assigned.difference_update(keys)
+        self.paused.difference_update(keys)
         consumer.unassign()
         log.info("revoked %s", _describe(partitions))
 

@@ -49,6 +49,7 @@ from learner.runtime.shared.publish import Publisher
 from learner.runtime.shared.stall import Stall
 from learner.settings import Settings
 from stream.errors import StreamError
+from stream.fetch_watch import FetchWatch
 from stream.merge import Key
 
 __all__ = ["Gateway", "gateway_main"]
@@ -98,6 +99,7 @@ class Gateway:
                                   "producer's queue and are retried, and the stream resumes when it is back")
         self.topics = [settings.input_topic, *([settings.labels_topic] if settings.labels_topic else [])]
         self.consumer = connections.consumer(self.topics, on_assign=self._on_assign)
+        self.fetching = FetchWatch(self.consumer)  # librdkafka can stop fetching after an outage
         self.start_marks: dict[tuple[str, int], int] = {}
         #: With a labels topic: events and labels, merged in timestamp order.
         self.merged = MergedInput(settings, self.consumer) if settings.labels_topic else None
@@ -119,6 +121,7 @@ class Gateway:
                 wait = 0 if self.pending else self.merged.wait(0.05) if self.merged is not None else 0.05
                 messages = self.consumer.consume(self.sizer.size, wait)
                 self.consumed += len(messages)
+                self.fetching.consumed(len(messages), time.monotonic())
                 if self.merged is not None:
                     if released := self.merged.take(messages, self.sizer.size):
                         self._forward(self.reader.merged(released))
@@ -128,6 +131,8 @@ class Gateway:
                     self._forward(self.reader.events(messages, self.settings.input_topic))
                 elif self.pending:
                     self._handle(block=True, timeout=ANSWER_WAIT)
+            else:
+                self.fetching.waiting(time.monotonic())  # not asking: the consumer's silence is not its own
             self.publisher.check()
             self.scores.poll(self.scoring.card if self.scoring else None)
             self._report()
@@ -290,9 +295,10 @@ class Gateway:
         if now - self.reported < METRICS_EVERY or self.scoring is None:
             return
         self.reported = now
+        self.fetching.check(now, broker_answers := self.broker.check(now))
         self.outbox.put(p.Report(self.scoring.card.evaluation.values(), self.consumed, self.predicted,
                                  self.publisher.dead_lettered, self.latencies, lag(self.consumer, self.positions),
-                                 len(self.consumer.assigned), self.broker.check(now), self.scoring.take_drifts(),
+                                 len(self.consumer.assigned), broker_answers, self.scoring.take_drifts(),
                                  self.merged.merge.late if self.merged else 0, self.scores.report(self.scoring.card),
                                  self.publisher.dead_letter_kinds))
         self.latencies = []
