@@ -22,7 +22,7 @@ from learner.local.servers import Broker, RedisServer
 from learner.state.control import ControlPlane
 from learner.state.signing import Signer
 from learner.state.snapshots import SnapshotStore
-from stream import Admin
+from stream import Admin, BatchConsumer
 from tests import system_tools
 
 SIGNING_KEY = "test-signing-key"
@@ -118,6 +118,16 @@ class Stack:
             return out
         finally:
             consumer.close()
+
+    def read_all(self, topic: str, timeout: float = 180.0) -> list[Message]:
+        """Every message ``topic`` holds now: up to each partition's end offset, as a fetch gives it."""
+        probe = BatchConsumer(self.client(**{"group.id": f"ends-{self.name}", "enable.auto.commit": False}), [topic])
+        try:
+            partitions = Admin(self.client()).topic_partitions()[topic]
+            ends = probe.true_ends([(topic, partition) for partition in range(partitions)])
+        finally:
+            probe.close()
+        return self.read(topic, sum(ends.values()), timeout)
 
     def read_nowait(self, topic: str, settle: float = 0.5) -> list[Message]:
         """Whatever ``topic`` holds now (for topics that should stay empty)."""
