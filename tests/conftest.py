@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import psutil
 import pytest
 import redis
 import redis.cluster
@@ -27,6 +28,7 @@ from tests import system_tools
 
 SIGNING_KEY = "test-signing-key"
 _names = itertools.count()
+LOG_TAIL = 60  # lines of a service's log a failure's message ends with
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
@@ -159,16 +161,34 @@ class Stack:
         return process
 
     def stop(self, process: subprocess.Popen[bytes], timeout: float = 60.0) -> int:
-        """SIGTERM, and its exit code; a service that does not stop is made to print where each of its threads
-        stands (SIGABRT: the fault handler dumps them into its log) and the test fails with that log."""
+        """SIGTERM, and its exit code; a service that does not stop fails the test with where each of its
+        threads stood (:meth:`threads`)."""
         process.send_signal(signal.SIGTERM)
         try:
             return process.wait(timeout)
         except subprocess.TimeoutExpired:
-            process.send_signal(signal.SIGABRT)
-            process.wait(30)
-            index = self.processes.index(process)
-            raise AssertionError(f"the service did not stop within {timeout:g}s:\n{self.log(index)}") from None
+            raise AssertionError(f"the service did not stop within {timeout:g}s: {self.threads(process)}") from None
+
+    def threads(self, process: subprocess.Popen[bytes]) -> str:
+        """Make a stuck service and its children (its gateway, a snapshot's writer) print every thread's
+        stack into its log (SIGABRT: their fault handlers dump them), and say it for a failure's message:
+        the stacks first, then the log's end, so that a report that cuts a long message keeps them."""
+        root = psutil.Process(process.pid)
+        try:
+            family = [root, *root.children(recursive=True)]
+        except psutil.Error:
+            family = []
+        for member in family:  # all at once: one's death must not change where the others stand
+            try:
+                member.send_signal(signal.SIGABRT)
+            except psutil.Error:  # gone already
+                pass
+        psutil.wait_procs(family, timeout=10)
+        lines = self.log(self.processes.index(process)).splitlines()
+        first = next((i for i, line in enumerate(lines) if line.startswith("Fatal Python error")), len(lines))
+        stacks = "\n".join(line for line in lines[first:] if not line.startswith("Extension modules"))
+        return (f"its threads:\n{stacks or '(no thread dump in its log)'}\nits log before them (the end):\n"
+                + "\n".join(lines[max(0, first - LOG_TAIL):first]))
 
     def wait_learned(self, offset_total: int, timeout: float = 180.0) -> None:
         """Wait until the head snapshot's offsets add up to ``offset_total``."""
