@@ -45,24 +45,24 @@ def stalled(ends: Mapping[Partition, int], positions: Mapping[Partition, int],
 
 class FetchWatch:
     """Times the consumer's empty-handed stretch; past ``after`` seconds, looks and restarts (once
-    per ``after`` seconds at most, and only while the broker answers: an outage is not a stall)."""
+    per ``after`` seconds at most, and only while the broker answers: an outage is not a stall).
+
+    It is told only in the program's periodic report, never per ``consume``: the count of messages
+    consumed so far, and whether work is in flight. Work in flight can mean the program did not ask
+    for messages, so its silence is not the consumer's; with none, the program was asking.
+    """
 
     def __init__(self, consumer: BatchConsumer, after: float = STALL_AFTER) -> None:
         self.consumer, self.after = consumer, after
         self.since = self.looked = time.monotonic()
+        self.count = 0  # messages consumed, as of the last report that saw the count move
         self.restarts = 0
 
-    def consumed(self, count: int, now: float) -> None:
-        """After each ``consume``: how many messages it returned."""
-        if count:
-            self.since = now
-
-    def waiting(self, now: float) -> None:
-        """The program did not ask for messages (busy elsewhere): not the consumer's silence."""
-        self.since = now
-
-    def check(self, now: float, broker_answers: bool) -> None:
-        """Look, if the consumer has been silent long enough; restart what is stuck."""
+    def check(self, now: float, consumed: int, busy: bool, broker_answers: bool) -> None:
+        """At a report: ``consumed`` messages so far, ``busy`` with work in flight. Look, if the
+        consumer has been silent long enough; restart what is stuck."""
+        if consumed != self.count or busy:
+            self.count, self.since = consumed, now
         if not broker_answers or now - self.since < self.after or now - self.looked < self.after:
             return
         self.looked = now

@@ -60,7 +60,7 @@ def take(consumer: BatchConsumer, count: int) -> list[tuple[int, int]]:
 def looked(consumer: BatchConsumer) -> FetchWatch:
     """A watch that looks now, as after a whole period of empty-handed consumes."""
     watch = FetchWatch(consumer, after=0.0)
-    watch.check(time.monotonic(), broker_answers=True)
+    watch.check(time.monotonic(), consumed=0, busy=False, broker_answers=True)
     return watch
 
 
@@ -97,5 +97,5 @@ def test_an_outage_is_not_a_stall(broker: Broker, topic: str, consumer: BatchCon
     produce(broker, topic, 0, range(5))
     take(consumer, 1)
     watch = FetchWatch(consumer, after=0.0)
-    watch.check(time.monotonic(), broker_answers=False)
+    watch.check(time.monotonic(), consumed=0, busy=False, broker_answers=False)
     assert watch.restarts == 0

@@ -121,7 +121,6 @@ class Gateway:
                 wait = 0 if self.pending else self.merged.wait(0.05) if self.merged is not None else 0.05
                 messages = self.consumer.consume(self.sizer.size, wait)
                 self.consumed += len(messages)
-                self.fetching.consumed(len(messages), time.monotonic())
                 if self.merged is not None:
                     if released := self.merged.take(messages, self.sizer.size):
                         self._forward(self.reader.merged(released))
@@ -131,8 +130,6 @@ class Gateway:
                     self._forward(self.reader.events(messages, self.settings.input_topic))
                 elif self.pending:
                     self._handle(block=True, timeout=ANSWER_WAIT)
-            else:
-                self.fetching.waiting(time.monotonic())  # not asking: the consumer's silence is not its own
             self.publisher.check()
             self.scores.poll(self.scoring.card if self.scoring else None)
             self._report()
@@ -295,7 +292,7 @@ class Gateway:
         if now - self.reported < METRICS_EVERY or self.scoring is None:
             return
         self.reported = now
-        self.fetching.check(now, broker_answers := self.broker.check(now))
+        self.fetching.check(now, self.consumed, bool(self.pending), broker_answers := self.broker.check(now))
         self.outbox.put(p.Report(self.scoring.card.evaluation.values(), self.consumed, self.predicted,
                                  self.publisher.dead_lettered, self.latencies, lag(self.consumer, self.positions),
                                  len(self.consumer.assigned), broker_answers, self.scoring.take_drifts(),
