@@ -173,10 +173,10 @@ class Stack:
         """Make a stuck service and its children (its gateway, a snapshot's writer) print every thread's
         stack into its log (SIGABRT: their fault handlers dump them), and say it for a failure's message:
         the stacks first, then the log's end, so that a report that cuts a long message keeps them."""
-        root = psutil.Process(process.pid)
         try:
+            root = psutil.Process(process.pid)
             family = [root, *root.children(recursive=True)]
-        except psutil.Error:
+        except psutil.Error:  # it exited meanwhile: its log says how
             family = []
         for member in family:  # all at once: one's death must not change where the others stand
             try:
