@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import signal
@@ -178,12 +179,14 @@ class Stack:
             family = [root, *root.children(recursive=True)]
         except psutil.Error:  # it exited meanwhile: its log says how
             family = []
-        for member in family:  # all at once: one's death must not change where the others stand
-            try:
+        for member in family:  # frozen first: one's death must not move the others
+            with contextlib.suppress(psutil.Error):  # gone already
+                member.suspend()
+        for member in reversed(family):  # then one at a time, children first, so that their stacks do not mix
+            with contextlib.suppress(psutil.Error):  # gone already, or it would not stop
                 member.send_signal(signal.SIGABRT)
-            except psutil.Error:  # gone already
-                pass
-        psutil.wait_procs(family, timeout=10)
+                member.resume()
+                member.wait(10)
         lines = self.log(self.processes.index(process)).splitlines()
         first = next((i for i, line in enumerate(lines) if line.startswith("Fatal Python error")), len(lines))
         stacks = "\n".join(line for line in lines[first:] if not line.startswith("Extension modules"))
