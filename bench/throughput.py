@@ -158,8 +158,9 @@ def main() -> None:
     print(f"bare River loop : {bare_rate:,.0f} events/s ({1e6 / bare_rate:.2f} us/event)")
     print(f"service         : {service_rate:,.0f} events/s ({1e6 / service_rate:.2f} us/event)")
     print(f"ratio (median)  : {statistics.median(ratios):.3f}  (runs: {', '.join(f'{r:.3f}' for r in ratios)})")
-    print(f"River's share   : {statistics.median(shares):.3f} of the model process's time in predict_proba_one + "
-          f"learn_one (same process, same moment: the ratio without the machine's drift)")
+    print(f"River's share   : {statistics.median(shares):.3f} of the model process's time in the learning step: "
+          f"predict_proba_one + learn_one{', and the join of delayed labels' if args.labels_delay else ''} (same "
+          f"process, same moment: the ratio without the machine's drift)")
     print(f"latency ratio   : {1 / statistics.median(ratios):.3f}x the bare loop's per-event time (+{added_us:.2f} us/event)")
     print(f"model process   : peak RSS {rss_mb:.0f} MB (model pickle {model_mb:.2f} MB)")
 
