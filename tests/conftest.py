@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import os
 import signal
@@ -10,7 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -180,10 +179,10 @@ class Stack:
         except psutil.Error:  # it exited meanwhile: its log says how
             family = []
         for member in family:  # frozen first: one's death must not move the others
-            with contextlib.suppress(psutil.Error):  # gone already
+            with suppress(psutil.Error):  # gone already
                 member.suspend()
         for member in reversed(family):  # then one at a time, children first, so that their stacks do not mix
-            with contextlib.suppress(psutil.Error):  # gone already, or it would not stop
+            with suppress(psutil.Error):  # gone already, or it would not stop
                 member.send_signal(signal.SIGABRT)
                 member.resume()
                 member.wait(10)
