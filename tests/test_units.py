@@ -55,6 +55,30 @@ def test_prequential_metric_equals_progressive_val_score(spec: str, dataset: typ
     assert evaluation.values()[type(metric).__name__]["all"] == expected.get()
 
 
+@pytest.mark.parametrize(("spec", "dataset", "names"), [
+    ("logreg", datasets.Phishing, ("Accuracy", "LogLoss", "F1", "Precision", "Recall", "BalancedAccuracy", "MCC",
+                                   "ROCAUC", "CohenKappa", "GeometricMean")),
+    ("multiclass", datasets.ImageSegments, ("Accuracy", "MacroF1", "MicroF1", "WeightedF1", "CrossEntropy")),
+    ("regression", datasets.TrumpApproval, ("MAE", "MSE", "RMSE", "R2", "SMAPE")),
+])
+def test_scoring_a_batch_leaves_what_scoring_event_by_event_leaves(spec: str, dataset: type, names: tuple[str, ...]) -> None:
+    """The gateway scores whole batches (counts, one running-mean loop): the same metrics to the last bit."""
+    step, scored = LearningStep(build_model(spec)), []
+    for x, y in dataset():
+        prediction, proba = step.process(x, y)
+        scored.append((y, prediction, dict(proba) if proba is not None else None))
+    one, batched = Evaluation(step.task, names, window=100), Evaluation(step.task, names, window=100)
+    for y, prediction, proba in scored:
+        one.update(y, prediction, proba)
+    start = 0
+    for size in [1, 7, 250, 3, 64] * 100:  # uneven batches, the last one empty
+        batched.update_batch(scored[start:start + size])
+        start += size
+    assert start >= len(scored)
+    assert one.values() == batched.values()
+    assert [pickle.dumps(t.metric) for t in one.tracked] == [pickle.dumps(t.metric) for t in batched.tracked]
+
+
 def test_regressor_refuses_text_labels() -> None:
     step = LearningStep(build_model("regression"))
     with pytest.raises(LabelRejected):

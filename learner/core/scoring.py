@@ -10,8 +10,8 @@ barrier takes a copy of exactly the events answered so far (:meth:`copy_card`).
 >>> from learner.core.scorecard import Scorecard
 >>> kind = kind_of(build_model("logreg"))
 >>> scoring = Scoring(Scorecard.new("binary", ("Accuracy",), drift_window=0), kind)
->>> scoring.labelled(True, True, {True: 0.9, False: 0.1}), scoring.labelled(True, False, {True: 0.2, False: 0.8})
-(None, None)
+>>> scoring.score([(True, True, {True: 0.9, False: 0.1}), (True, False, {True: 0.2, False: 0.8})]) is None
+True
 >>> scoring.card.evaluation.values()["Accuracy"]["all"], scoring.learns(True), scoring.learns(False)
 (0.5, True, False)
 """
@@ -22,7 +22,7 @@ import copy
 from typing import Any
 
 from learner.core.drift import Detection
-from learner.core.evaluation import RollingValue
+from learner.core.evaluation import RollingValue, Scored
 from learner.core.guard import ArmedGuard
 from learner.core.models import ModelKind
 from learner.core.scorecard import Scorecard
@@ -63,7 +63,7 @@ class Scoring:
     def use(self, card: Scorecard, kind: ModelKind) -> None:
         """Score from this scorecard on (a start, or a rollback); the guard is re-armed by its owner."""
         self.card, self.kind, self.guard = card, kind, None
-        self._update, self._drift = card.evaluation.update, card.performance.update
+        self._update, self._drift = card.evaluation.update_batch, card.performance.update
         self.learns_unlabelled = kind.learns_unlabelled
 
     def arm(self, armed: ArmedGuard | None) -> None:
@@ -75,15 +75,20 @@ class Scoring:
         how much the ``learned`` count of the next prediction grows, while learning is on."""
         return labelled or self.learns_unlabelled
 
-    def labelled(self, y: Any, prediction: Any, proba: Any) -> float | None:
-        """Score one prediction against its label; the guarded value when the guard trips on it (once:
-        the guard is disarmed until its owner re-arms it)."""
-        self._update(y, prediction, proba)
-        if drifted := self._drift(y, prediction):
-            self.drifts.append(drifted)
-        if (guard := self.guard) is not None and (current := guard.update(y, prediction, proba)) is not None:
-            self.guard = None
-            return current
+    def score(self, scored: list[Scored]) -> float | None:
+        """Score a batch's predictions against their labels, in order; the guarded value when the guard
+        trips on one (once: the guard is disarmed until its owner re-arms it). Each part keeps its own
+        state, so scoring them part after part is scoring them event after event."""
+        self._update(scored)
+        drift, drifts = self._drift, self.drifts
+        for y, prediction, _ in scored:
+            if drifted := drift(y, prediction):
+                drifts.append(drifted)
+        if (guard := self.guard) is not None:
+            for y, prediction, proba in scored:
+                if (current := guard.update(y, prediction, proba)) is not None:
+                    self.guard = None
+                    return current
         return None
 
     def observe(self, features: list[dict[str, Any]]) -> None:

@@ -25,10 +25,12 @@ import signal
 import sys
 import time
 from collections import deque
+from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, Message
 
 from learner.connections import Connections
+from learner.core.evaluation import Scored
 from learner.core.models import ModelKind
 from learner.core.positions import Position
 from learner.core.predictions import label_of
@@ -202,7 +204,9 @@ class Gateway:
         scoring, publisher = self.scoring, self.publisher
         assert scoring is not None
         send = publisher.prediction if self.publishing else None
-        dead, label, score, learns_unlabelled = publisher.dead, label_of, scoring.labelled, scoring.learns_unlabelled
+        dead, label, learns_unlabelled = publisher.dead, label_of, scoring.learns_unlabelled
+        scored: list[tuple[Any, Any, Any]] = []  # scored as a batch once published: see Scoring.score
+        score = scored.append
         keep, input_topic = self.scores.scored.append if self.scores.collecting else None, self.settings.input_topic
         version, ts, learned, learning = results.version, time.time(), results.learned, results.learning
         joins = iter(results.joins)
@@ -220,8 +224,7 @@ class Gateway:
                     send(message, given_id, prediction, proba, version, learned, ts)
                 predicted += 1
                 if y is not None:
-                    if (tripped := score(y, prediction, proba)) is not None:
-                        self.outbox.put(p.GuardTripped(tripped))  # once; re-armed when learning resumes
+                    score((y, prediction, proba))
                     if keep is not None:  # with challengers: keyed by where it was learned
                         keep((0, message.partition(), message.offset(), y, prediction, proba))
                     learned += learning
@@ -230,8 +233,7 @@ class Gateway:
             while upcoming is not None and upcoming[0] == index:  # labels learned at this item
                 _, outcome, answer, _ = upcoming
                 prediction, proba = outcome if isinstance(outcome, tuple) else (label(outcome), outcome)
-                if (tripped := score(answer, prediction, proba)) is not None:
-                    self.outbox.put(p.GuardTripped(tripped))
+                score((answer, prediction, proba))
                 if keep is not None:
                     at = intake.kept[index][0]
                     keep((int(at.topic() != input_topic), at.partition(), at.offset(), answer, prediction, proba))
@@ -241,12 +243,18 @@ class Gateway:
         if self.merged is not None:
             for lost in results.lost:  # early labels whose event never came
                 publisher.lost_label(lost, self.merged.labels_topic)
-        scoring.observe(intake.features)
-        if keep is not None:
-            self.scores.answered(scoring.card)
+        self._score(scoring, scored, intake, challengers=keep is not None)
         self.predicted += predicted
         if intake.kept and len(self.latencies) < 1000 and (latency := latency_of(intake.kept[-1][0], ts)) is not None:
             self.latencies.append(latency)  # one sample per batch: its last event
+
+    def _score(self, scoring: Scoring, scored: list[Scored], intake: Intake, challengers: bool) -> None:
+        """Score a published batch: its labelled predictions, then its features for input drift."""
+        if (tripped := scoring.score(scored)) is not None:
+            self.outbox.put(p.GuardTripped(tripped))  # once; re-armed when learning resumes
+        scoring.observe(intake.features)
+        if challengers:
+            self.scores.answered(scoring.card)
 
     def _complete_flush(self) -> None:
         """Once every prediction produced before the barrier is acknowledged (however long the broker
