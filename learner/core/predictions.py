@@ -33,10 +33,20 @@ Prediction = tuple[Any, "Mapping[Any, float] | None"]
 
 
 def label_of(proba: Mapping[Any, float] | None) -> Any:
-    """The most probable class, first on ties (River's own ``predict_one``); None when empty."""
-    if not proba:
+    """The most probable class, first on ties (River's own ``predict_one``); None when empty.
+
+    Two classes, the common case, are compared directly: ``max`` with a key costs three times more,
+    once per prediction on the gateway's core. The comparison is the one ``max`` makes.
+
+    >>> label_of({"a": 0.5, "b": 0.5}), label_of({"a": 0.4, "b": 0.6}), label_of({"a": 0.2, "b": 0.4, "c": 0.4})
+    ('a', 'b', 'b')
+    """
+    if proba is None:
         return None
-    return max(proba, key=proba.__getitem__)
+    if len(proba) == 2:
+        first, second = proba
+        return second if proba[second] > proba[first] else first
+    return max(proba, key=proba.__getitem__) if proba else None
 
 
 def plain(value: Any) -> Any:
