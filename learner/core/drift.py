@@ -43,6 +43,7 @@ from __future__ import annotations
 import math
 import time
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -114,29 +115,50 @@ class PerformanceDrift:
         self.scale_from = max(0, chosen - min(getattr(self, "scale_events", 1_000), max(chosen // 2, 1)))
 
     def update(self, y: Any, prediction: Any) -> Detection | None:
-        if self.detector is None or prediction is None:
-            return None
-        self.seen += 1
-        if self.regression:
-            loss = abs(float(prediction) - float(y))
-            if self.scale is None:
-                if self.seen > self.scale_from:
-                    self._scale_sum += loss
-                    self._scale_n += 1
-                if self.seen <= self.warmup:
-                    return None
-                self.scale = self._scale_sum / self._scale_n if self._scale_sum > 0 else 1.0
-            loss = min(loss / self.scale, self.cap)
-        else:
+        """Feed one prediction's loss; an alarm if it raised one."""
+        found = self.update_batch(((y, prediction, None),))
+        return found[0] if found else None
+
+    def update_batch(self, scored: Iterable[tuple[Any, Any, Any]]) -> list[Detection]:
+        """Feed a batch's (label, prediction, ...) in order; the alarms they raised. The one loop the
+        gateway runs per batch, without a call per event."""
+        found: list[Detection] = []
+        detector = self.detector
+        if detector is None:
+            return found
+        feed, regression = detector.update, self.regression
+        for y, prediction, _ in scored:
+            if prediction is None:
+                continue
+            self.seen += 1
+            if regression:
+                if (loss := self._scaled(abs(float(prediction) - float(y)))) is None:
+                    continue
+            elif self.seen <= self.warmup:
+                continue
+            else:
+                loss = 1.0 if prediction != y else 0.0
+            self._sum += loss
+            self._n += 1
+            feed(loss)
+            if detector.drift_detected and (alarm := self._alarm()) is not None:
+                found.append(alarm)
+        return found
+
+    def _scaled(self, loss: float) -> float | None:
+        """A regressor's absolute error in units of its warm-up error, capped; None while warming up."""
+        if self.scale is None:
+            if self.seen > self.scale_from:
+                self._scale_sum += loss
+                self._scale_n += 1
             if self.seen <= self.warmup:
                 return None
-            loss = 1.0 if prediction != y else 0.0
-        self._sum += loss
-        self._n += 1
-        self.detector.update(loss)
-        if not self.detector.drift_detected:
-            return None
-        rose = self.detector.estimation > self._sum / self._n  # the window kept is worse than the whole
+            self.scale = self._scale_sum / self._scale_n if self._scale_sum > 0 else 1.0
+        return min(loss / self.scale, self.cap)
+
+    def _alarm(self) -> Detection | None:
+        """ADWIN dropped part of its window: an alarm when what it kept is worse than the whole."""
+        rose = self.detector.estimation > self._sum / self._n
         self._sum, self._n = 0.0, 0
         if not rose:
             return None

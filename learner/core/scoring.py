@@ -63,7 +63,7 @@ class Scoring:
     def use(self, card: Scorecard, kind: ModelKind) -> None:
         """Score from this scorecard on (a start, or a rollback); the guard is re-armed by its owner."""
         self.card, self.kind, self.guard = card, kind, None
-        self._update, self._drift = card.evaluation.update_batch, card.performance.update
+        self._update, self._drift = card.evaluation.update_batch, card.performance.update_batch
         self.learns_unlabelled = kind.learns_unlabelled
 
     def arm(self, armed: ArmedGuard | None) -> None:
@@ -80,10 +80,7 @@ class Scoring:
         trips on one (once: the guard is disarmed until its owner re-arms it). Each part keeps its own
         state, so scoring them part after part is scoring them event after event."""
         self._update(scored)
-        drift, drifts = self._drift, self.drifts
-        for y, prediction, _ in scored:
-            if drifted := drift(y, prediction):
-                drifts.append(drifted)
+        self.drifts += self._drift(scored)
         if (guard := self.guard) is not None:
             for y, prediction, proba in scored:
                 if (current := guard.update(y, prediction, proba)) is not None:
