@@ -35,8 +35,7 @@ from learner.core.models import ModelKind, Task
 from learner.errors import MetricError
 
 __all__ = ["DEFAULT_METRICS", "DEFAULT_WINDOW", "Evaluation", "MetricError", "RollingValue", "Scored", "Tracked",
-           "metrics_for",
-           "shown"]
+           "metrics_for", "shown"]
 
 DEFAULT_METRICS: dict[Task, tuple[str, ...]] = {
     "binary": ("Accuracy", "LogLoss"),
