@@ -1,17 +1,19 @@
 """The label join against a plain reference (dicts, no packing, no shortcuts), on random streams.
 
 Pure: the join's compact storage and its fast paths (the front timestamp it keeps so that most
-items cost two comparisons, the stale entries it drops lazily) must not change what is joined,
-expired or lost, nor any count.
+items cost two comparisons, the stale entries it drops lazily, the newest entries kept unpacked)
+must not change what is joined, expired or lost, nor any count; nor does pickling it midway.
 """
 
 from __future__ import annotations
 
+import pickle
 import random
 from typing import Any
 
 import pytest
 
+from learner.core import labels
 from learner.core.labels import COUNTS, Joined, LabelJoin, Lost
 
 
@@ -89,14 +91,21 @@ def features(rng: random.Random) -> dict[str, Any]:
     return {"city": rng.choice(["Lyon", "Oslo"]), "v": rng.random()}  # not packable: the fallback
 
 
+@pytest.mark.parametrize("young", [(labels.YOUNG_EVENTS, labels.YOUNG_VALUES), (3, 1_000), (1_000, 9)])
 @pytest.mark.parametrize("seed", range(12))
-def test_same_joins_expiries_and_counts_as_the_reference(seed: int) -> None:
+def test_same_joins_expiries_and_counts_as_the_reference(seed: int, young: tuple[int, int],
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Also with few entries unpacked (by count, then by feature values), and pickled now and then."""
+    monkeypatch.setattr(labels, "YOUNG_EVENTS", young[0])
+    monkeypatch.setattr(labels, "YOUNG_VALUES", young[1])
     rng = random.Random(seed)
     ttl, max_pending, early = rng.choice([(50, 1000, 10), (400, 8, 30), (10_000, 25, 0)])
     join, reference = LabelJoin(ttl, max_pending, early), Reference(ttl, max_pending, early)
     ids = [rng.randrange(60) for _ in range(3000)]
     ts = 0
     for step, key in enumerate(ids):
+        if step % 997 == 996:
+            join = pickle.loads(pickle.dumps(join))
         ts += rng.choice([0, 0, 1, 2, 5, 20])  # the merged timestamps never go back
         assert [lost.kind for lost in join.advance(ts)] == [kind for kind, _ in reference.advance(ts)], step
         if rng.random() < 0.55:
@@ -107,6 +116,8 @@ def test_same_joins_expiries_and_counts_as_the_reference(seed: int) -> None:
             assert seen(join.label(key, y, ts)) == reference.label(key, y, ts), step
         assert join.waiting == len(reference.pending), step
     assert join.counts == reference.counts
+    unpacked = [entry for entry in join._pending.values() if type(entry) is tuple]
+    assert len(unpacked) <= young[0] and join._young_values == sum(len(entry[0]) for entry in unpacked)
 
 
 def test_joined_entries_leave_nothing_behind() -> None:
@@ -118,6 +129,20 @@ def test_joined_entries_leave_nothing_behind() -> None:
         if i >= 50:
             assert isinstance(join.label(i - 50, True, ts=i), Joined)
     assert join.waiting == 50 and len(join._order) <= 51 and not join._stale
+    assert len(join._young) <= labels.YOUNG_EVENTS and join._young_values == 50  # the 50 waiting, unpacked
+
+
+def test_the_newest_wait_unpacked_and_a_label_learns_the_dict_that_was_predicted() -> None:
+    join = LabelJoin(ttl_ms=86_400_000, max_pending=1_000_000, early_ms=1000)
+    first = {"a": 1.5, "n": 2}
+    join.arrive("first", first, {False: 0.5, True: 0.5}, ts=0)
+    for i in range(labels.YOUNG_EVENTS):  # "first" is now the oldest of YOUNG_EVENTS + 1: packed
+        join.arrive(i, {"a": float(i), "n": i}, {False: 0.5, True: 0.5}, ts=i)
+    assert type(join._pending["first"]) is bytes and type(join._pending[0]) is tuple
+    packed, young = join.label("first", True, ts=9), join.label(7, True, ts=9)
+    assert isinstance(packed, Joined) and packed.x == first and packed.x is not first
+    assert isinstance(young, Joined) and young.x == {"a": 7.0, "n": 7} and young.waited_ms == 2
+    assert all(type(blob) is bytes for blob in pickle.loads(pickle.dumps(join))._pending.values())
 
 
 #: A join with three events waiting (one of them came twice, one has text features and a

@@ -20,7 +20,12 @@ The cases real streams have, each counted:
 
 Features are stored compactly (about 150 bytes for 10 numbers, see BENCHMARKS.md): the names once
 per set of feature names and types, the values packed as doubles, integers and booleans; features
-with text, and other predictions, fall back to JSON or pickle.
+with text, and other predictions, fall back to JSON or pickle. Packing and unpacking cost the
+model's core as much as a third of River's own work on a cheap model, and most labels come soon:
+so the newest events wait as they came (the features River was given, the prediction it returned),
+and are packed only once :data:`YOUNG_EVENTS` newer events (or :data:`YOUNG_VALUES` newer
+feature values) have come, or when the join is pickled. A label that comes soon learns the very
+dict that was predicted, which holds the same values as its packed form.
 
 >>> join = LabelJoin(ttl_ms=60_000, max_pending=1000, early_ms=1000)
 >>> join.arrive("a", {"amount": 12.5, "new": True}, {False: 0.8, True: 0.2}, ts=1_000)
@@ -52,6 +57,11 @@ COUNTS = ("received", "joined", "expired", "unknown", "duplicate", "early", "rep
 TOMBSTONES = 200_000
 #: Stale ids (joined, expired, replaced) the arrival order may hold beyond twice the waiting ones.
 SLACK = 1024
+
+#: The newest events waiting unpacked (see the module's docstring): at most this many ...
+YOUNG_EVENTS = 4096
+#: ... holding at most this many feature values together (wide events are packed sooner).
+YOUNG_VALUES = 65_536
 
 _JOINED, _EXPIRED = 1, 2
 _NONE_WAITING = 1 << 62  # the front timestamp when nothing waits: no expiry to look for
@@ -96,7 +106,8 @@ class LabelJoin:
         self.ttl_ms, self.max_pending, self.early_ms = ttl_ms, max_pending, early_ms
         self.counts = dict.fromkeys(COUNTS, 0)
         self.delays_ms: list[int] = []  # of the joins since the last read (for the histogram)
-        self._pending: dict[Any, bytes] = {}  # id -> packed features and prediction, in arrival order
+        # id -> packed features and prediction (or, for the newest, (x, outcome, ts)), in arrival order
+        self._pending: dict[Any, bytes | tuple[dict[str, Any], Any, int]] = {}
         self._order: deque[Any] = deque()  # the same ids in the same order, and stale ones
         self._stale: dict[Any, int] = {}  # id -> how many of its entries in _order are stale (not at the front)
         # No waiting entry is older than this: advance() looks at the front only when it could be expired.
@@ -107,6 +118,8 @@ class LabelJoin:
         self._done_order: deque[Any] = deque()
         self._remembered = 0
         self._packing = Packing()
+        self._young: deque[Any] = deque()  # ids of the unpacked entries, oldest first (and stale ones)
+        self._young_values = 0  # features held by the unpacked entries
 
     @property
     def waiting(self) -> int:
@@ -128,11 +141,19 @@ class LabelJoin:
         pending = self._pending
         if key in pending:
             self.counts["replaced"] += 1
-            del pending[key]  # the newer one waits, at the end of the order
+            self._forget(pending.pop(key))  # the newer one waits, at the end of the order
             self._stale[key] = self._stale.get(key, 0) + 1
         self._front_ts = min(self._front_ts, ts)
-        pending[key] = self._packing.pack(x, outcome, ts)
+        pending[key] = (x, outcome, ts)
         self._order.append(key)
+        young = self._young
+        young.append(key)
+        self._young_values += len(x)
+        while len(young) > YOUNG_EVENTS or self._young_values > YOUNG_VALUES:
+            entry = pending.get(old := young.popleft())
+            if type(entry) is tuple:  # still waiting unpacked: pack it (it keeps its place in the order)
+                pending[old] = self._packing.pack(*entry)
+                self._young_values -= len(entry[0])
         return None
 
     # -- labels ---------------------------------------------------------------------------------
@@ -142,7 +163,11 @@ class LabelJoin:
         self.counts["received"] += 1
         blob = self._pending.pop(key, None)
         if blob is not None:
-            x, outcome, at = self._packing.unpack(blob)
+            if isinstance(blob, tuple):
+                x, outcome, at = blob
+                self._young_values -= len(x)
+            else:
+                x, outcome, at = self._packing.unpack(blob)
             waited = ts - at if ts > at else 0
             self._joined(key, waited)
             order = self._order
@@ -198,12 +223,13 @@ class LabelJoin:
         pending = self._pending
         while self._drop_stale():
             key = self._order[0]
-            at = timestamp_of(pending[key])
+            entry = pending[key]
+            at = entry[2] if isinstance(entry, tuple) else timestamp_of(entry)
             if at >= cutoff and len(pending) <= self.max_pending:
                 self._front_ts = at
                 return
             self._order.popleft()
-            del pending[key]
+            self._forget(pending.pop(key))
             self.counts["expired"] += 1
             self._remember(key, _EXPIRED)
         self._front_ts = _NONE_WAITING
@@ -223,6 +249,11 @@ class LabelJoin:
             order.popleft()
         self._front_ts = _NONE_WAITING
         return False
+
+    def _forget(self, entry: bytes | tuple[dict[str, Any], Any, int]) -> None:
+        """An entry leaves the join unjoined (replaced, expired): its features no longer count as young."""
+        if type(entry) is tuple:
+            self._young_values -= len(entry[0])
 
     def _compact(self) -> None:
         """Rebuild the order from the waiting ids alone (labels out of order left stale ids behind)."""
@@ -248,11 +279,16 @@ class LabelJoin:
                 del self._done[old]
 
     def __getstate__(self) -> dict[str, Any]:
-        return {**self.__dict__, "_layout": _LAYOUT}
+        """Every entry packed (a snapshot holds only blobs: an unpacked entry is packed as it would have been)."""
+        pack = self._packing.pack
+        pending = {key: pack(*entry) if type(entry) is tuple else entry for key, entry in self._pending.items()}
+        return {**self.__dict__, "_pending": pending, "_young": deque(), "_young_values": 0, "_layout": _LAYOUT}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         if state.pop("_layout", 1) < _LAYOUT:
             _upgrade(state)
+        state.setdefault("_young", deque())
+        state.setdefault("_young_values", 0)
         self.__dict__.update(state)
 
 
