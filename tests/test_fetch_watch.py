@@ -32,9 +32,11 @@ def topic(broker: Broker) -> str:
 
 
 @pytest.fixture
-def consumer(broker: Broker, topic: str) -> Iterator[BatchConsumer]:
+def consumer(broker: Broker, topic: str, request: pytest.FixtureRequest) -> Iterator[BatchConsumer]:
+    """Partitions assigned by the program (the gateway), or by the group (a serve replica) when the
+    test asks (joining a group takes the broker about 20 s)."""
     made = BatchConsumer({"bootstrap.servers": broker.bootstrap_servers, "group.id": topic}, [topic])
-    made.start(join_group=False)
+    made.start(join_group=getattr(request, "param", False))
     yield made
     made.close()
 
@@ -64,6 +66,7 @@ def looked(consumer: BatchConsumer) -> FetchWatch:
     return watch
 
 
+@pytest.mark.parametrize("consumer", [False, True], ids=["assigned", "in a group"], indirect=True)
 def test_a_restart_neither_skips_nor_repeats(broker: Broker, topic: str, consumer: BatchConsumer,
                                              caplog: pytest.LogCaptureFixture) -> None:
     for partition in (0, 1):

@@ -41,6 +41,7 @@ from learner.runtime.shared.process import tune_for_streaming
 from learner.runtime.shared.publish import Publisher
 from learner.settings import Settings
 from stream.errors import StreamError
+from stream.fetch_watch import FetchWatch
 
 __all__ = ["Replica"]
 
@@ -75,6 +76,7 @@ class Replica:
         self.reader = Reader(settings.max_event_bytes, self.publisher.dead)
         self.broker = BrokerWatch(self.producer, connections.describe_kafka(), "predictions wait in the producer's queue")
         self.consumer = connections.consumer([settings.input_topic], on_revoke=self._revoked)
+        self.fetching = FetchWatch(self.consumer)  # librdkafka can stop fetching after an outage, in a group too
         self.http = serve(settings.metrics_port, self.monitor.registry, lambda: self.status().to_json(),
                           self.not_ready) if settings.metrics_port else None
         try:
@@ -236,7 +238,7 @@ class Replica:
         assigned = set(self.consumer.assigned)
         for partition, behind in lag(self.consumer, {tp: o for tp, o in self.positions.items() if tp in assigned}).items():
             monitor.lag.labels(name, partition).set(behind)
-        self.broker.check(now)
+        self.fetching.check(now, self.consumed, False, self.broker.check(now))  # it asks for messages in every run_once
 
     def _shutdown(self) -> None:
         self.stopping = True
