@@ -9,6 +9,8 @@ topic (3 partitions each); each run's ratio to the bare River loop timed around 
 is the same for both: River predicts and learns every event once either way. The delayed run is
 timed to its last label learned, so the merge's wait for the quiet topics at the very end of the
 stream (``--merge-wait``, 0.5 s by default) is in it: the last events' latency, not a rate.
+Each run's "River's share" is the learning step's share of the model process's time: inline that
+is River's own loop, with a labels topic it also holds the join (profile to split them).
 
 ``memory``: bytes per waiting event in the join itself (10 numeric features and the prediction,
 traced allocations); then ``learner run`` with ``--labels-topic`` and ``--waiting`` unlabelled
