@@ -23,6 +23,8 @@ import logging
 import time
 from collections.abc import Mapping, Set
 
+from confluent_kafka import KafkaException
+
 from stream.consumer import BatchConsumer
 from stream.errors import StreamError
 
@@ -75,5 +77,9 @@ class FetchWatch:
             log.warning("%s[%d]: nothing fetched for %.0fs though %d messages wait from offset %d: restarting "
                         "its fetch there (librdkafka can stop fetching after a broker outage)", topic, partition,
                         now - self.since, ends[(topic, partition)] - at, at)
-            self.consumer.seek(topic, partition, at)
+            try:
+                self.consumer.seek(topic, partition, at)
+            except KafkaException as error:  # a group took the partition away meanwhile: not ours to restart
+                log.warning("%s[%d]: fetch not restarted: %s", topic, partition, error.args[0].str())
+                continue
             self.restarts += 1

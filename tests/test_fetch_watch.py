@@ -14,7 +14,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from confluent_kafka import Producer
+from confluent_kafka import KafkaError, KafkaException, Producer
 
 from learner.local.servers import Broker
 from stream import Admin, BatchConsumer, FetchWatch
@@ -102,3 +102,27 @@ def test_an_outage_is_not_a_stall(broker: Broker, topic: str, consumer: BatchCon
     watch = FetchWatch(consumer, after=0.0)
     watch.check(time.monotonic(), consumed=0, busy=False, broker_answers=False)
     assert watch.restarts == 0
+
+
+class _Revoked:
+    """A consumer whose group took its partition away between the look and the restart (only the
+    watch's logic is under test: the race cannot be caused on demand on a real broker)."""
+
+    def __init__(self) -> None:
+        self.paused: set[tuple[str, int]] = set()
+
+    def positions(self) -> dict[tuple[str, int], int]:
+        return {("in", 0): 3}
+
+    def end_offset(self, topic: str, partition: int, timeout: float) -> int:
+        return 9
+
+    def seek(self, topic: str, partition: int, offset: int) -> None:
+        raise KafkaException(KafkaError(KafkaError._STATE, "Erroneous state"))
+
+
+def test_a_partition_taken_away_meanwhile_is_said_and_skipped(caplog: pytest.LogCaptureFixture) -> None:
+    watch = FetchWatch(_Revoked(), after=0.0)  # type: ignore[arg-type]
+    with caplog.at_level(logging.WARNING, logger="stream.fetch_watch"):
+        watch.check(time.monotonic(), consumed=0, busy=False, broker_answers=True)
+    assert watch.restarts == 0 and "in[0]: fetch not restarted: Erroneous state" in caplog.text
