@@ -20,13 +20,14 @@ The cases real streams have, each counted:
 
 Features are stored compactly (about 150 bytes for 10 numbers, see BENCHMARKS.md): the names once
 per set of feature names and types, the values packed as doubles, integers and booleans; features
-with text, and other predictions, fall back to JSON or pickle. Packing and unpacking cost the
-model's core about a quarter of River's own work (StandardScaler | LogisticRegression, 10 numeric
-features), and most labels come soon:
-so the newest events wait as they came (the features River was given, the prediction it returned),
-and are packed only once :data:`YOUNG_EVENTS` newer events (or :data:`YOUNG_VALUES` newer
-feature values) have come, or when the join is pickled. A label that comes soon learns the very
-dict that was predicted, which holds the same values as its packed form.
+with text, and other predictions, fall back to JSON or pickle.
+
+Packing and unpacking cost the model's core about a quarter of River's own work (StandardScaler |
+LogisticRegression, 10 numeric features), and most labels come soon: so the newest events wait as
+they came (the features River was given, the prediction it returned), and are packed only once
+:data:`YOUNG_EVENTS` newer events (or :data:`YOUNG_VALUES` newer feature values) have come, or
+when the join is pickled. A label that comes soon learns the very dict that was predicted, which
+holds the same values as its packed form.
 
 >>> join = LabelJoin(ttl_ms=60_000, max_pending=1000, early_ms=1000)
 >>> join.arrive("a", {"amount": 12.5, "new": True}, {False: 0.8, True: 0.2}, ts=1_000)
